@@ -1,0 +1,35 @@
+"""github-sync: keep a PostgreSQL copy of a GitHub organisation fresh with Apache Airflow 3.
+
+The public names are imported lazily so that light entry points (the simulator, the
+relay, ``python -c "import github_sync"``) do not pay for importing Airflow.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_EXPORTS: dict[str, str] = {
+    "GitHubHook": "github_sync.hook",
+    "RateLimit": "github_sync.ratelimit",
+    "normalize_repository": "github_sync.normalizer",
+    "normalize_issue": "github_sync.normalizer",
+    "normalize_pull_request": "github_sync.normalizer",
+    "normalize_commit": "github_sync.normalizer",
+    "priority_score": "github_sync.scoring",
+    "health_score": "github_sync.scoring",
+    "project_metrics": "github_sync.metrics",
+    "apply_migrations": "github_sync.migrations",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _EXPORTS.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'github_sync' has no attribute {name!r}")
+    return getattr(importlib.import_module(module_name), name)

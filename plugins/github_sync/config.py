@@ -1,0 +1,114 @@
+"""Configuration: Airflow connection/pool/Variable names and the environment shortcut.
+
+The product is configured the Airflow way: the GitHub side is the connection
+``github_default`` (GitHub provider type ``github``: token in ``password``, API base URL
+in ``host``), the target database is the Postgres connection ``github_sync_db``. The
+environment variables below are the documented shortcut that ``github-sync setup``
+(and the compose file's airflow-init) turn into those connections.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+GITHUB_CONN_ID = "github_default"
+DATABASE_CONN_ID = "github_sync_db"
+GITHUB_POOL = "github_api"
+DEFAULT_POOL_SLOTS = 8
+DEFAULT_GITHUB_API_URL = "https://api.github.com"
+
+ENV_GITHUB_TOKEN = "GITHUB_TOKEN"
+ENV_GITHUB_OWNER = "GITHUB_OWNER"
+ENV_GITHUB_API_URL = "GITHUB_API_URL"
+ENV_DATABASE_URL = "GITHUB_SYNC_DATABASE_URL"
+ENV_WEBHOOK_SECRET = "GITHUB_WEBHOOK_SECRET"
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing or malformed; the message names it (never its secret value)."""
+
+
+def _validate_http_url(name: str, value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(f"{name} must be an http(s) URL such as {DEFAULT_GITHUB_API_URL}, got {value!r}")
+    return value.rstrip("/")
+
+
+def _validate_database_url(name: str, value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("postgresql", "postgres", "postgresql+psycopg") or not parts.path.strip("/"):
+        # The value may hold a password: name the variable and the rule, never echo it.
+        raise ConfigError(f"{name} must be a postgresql://user@host:port/database URL")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The environment shortcut, validated. Secrets are excluded from ``repr``."""
+
+    github_owner: str | None = None
+    github_api_url: str = DEFAULT_GITHUB_API_URL
+    github_token: str | None = field(default=None, repr=False)
+    database_url: str | None = field(default=None, repr=False)
+    webhook_secret: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read and validate the ``GITHUB_*`` variables.
+
+        Raises:
+            ConfigError: a variable is set but malformed.
+        """
+        env = os.environ if environ is None else environ
+
+        def value(name: str) -> str | None:
+            raw = env.get(name, "").strip()
+            return raw or None
+
+        api_url = value(ENV_GITHUB_API_URL)
+        database_url = value(ENV_DATABASE_URL)
+        owner = value(ENV_GITHUB_OWNER)
+        if owner is not None and ("/" in owner or " " in owner):
+            raise ConfigError(f"{ENV_GITHUB_OWNER} must be a user or organisation login, got {owner!r}")
+        return cls(
+            github_owner=owner,
+            github_api_url=_validate_http_url(ENV_GITHUB_API_URL, api_url)
+            if api_url
+            else DEFAULT_GITHUB_API_URL,
+            github_token=value(ENV_GITHUB_TOKEN),
+            database_url=_validate_database_url(ENV_DATABASE_URL, database_url) if database_url else None,
+            webhook_secret=value(ENV_WEBHOOK_SECRET),
+        )
+
+    def airflow_connections(self) -> dict[str, dict[str, object]]:
+        """The Airflow connections these settings describe, as Airflow's JSON connection form."""
+        connections: dict[str, dict[str, object]] = {
+            GITHUB_CONN_ID: {
+                "conn_type": "github",
+                "host": self.github_api_url,
+                "password": self.github_token or "",
+            }
+        }
+        if self.database_url:
+            parts = urlsplit(self.database_url)
+            connections[DATABASE_CONN_ID] = {
+                "conn_type": "postgres",
+                "host": parts.hostname or "127.0.0.1",
+                "port": parts.port or 5432,
+                "login": parts.username or "",
+                "password": parts.password or "",
+                "schema": parts.path.lstrip("/"),
+            }
+        return connections
+
+    def airflow_connection_env(self) -> dict[str, str]:
+        """``AIRFLOW_CONN_<ID>`` variables for the connections (how the local run passes them)."""
+        return {
+            f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps(conn)
+            for conn_id, conn in self.airflow_connections().items()
+        }

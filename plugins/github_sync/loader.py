@@ -1,0 +1,267 @@
+"""Idempotent, batched upserts into the dashboard tables.
+
+The loader works on a DB-API connection (psycopg 3) that the caller owns, usually
+``PostgresHook("github_sync_db").get_conn()``; it never commits, so the caller decides
+the unit of work (one repository = one transaction). ``PostgresHook.insert_rows`` is
+not used for the data tables because it commits every ``commit_every`` rows and updates
+every column on conflict, which would break both the per-repository transaction and
+the column ownership rules below.
+
+Rules every upsert follows:
+
+* Only sync-owned columns are written: a table's ``columns`` never include the
+  dashboard-owned ones (``projects.complexity``, ``projects.client_appeal``).
+* A row is only rewritten when something in it changed (``IS DISTINCT FROM``), so a
+  re-sync of unchanged data writes nothing and ``synced_at`` means "last changed by
+  the sync".
+* Rows carrying GitHub's ``updated_at`` are never overwritten by an older version of
+  themselves (out-of-order webhook deliveries, overlapping runs).
+* Columns only some sources have (a PR's refs and line counts are in webhooks and the
+  pulls endpoint, not in the issues listing) keep their stored value when the
+  incoming row has none.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from itertools import islice
+from typing import Any
+
+from psycopg import sql
+
+log = logging.getLogger(__name__)
+
+# PostgreSQL accepts at most 65,535 bind parameters per statement.
+MAX_BIND_PARAMETERS = 65_535
+MAX_BATCH_ROWS = 1_000
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """How rows of one table are upserted.
+
+    Attributes:
+        name: the table.
+        key: the conflict target (a unique constraint's columns).
+        columns: the sync-owned columns written from the row dicts (key included).
+        keep_when_null: columns whose stored value wins over an incoming NULL.
+        newer_than: a column the incoming row must be at least as new as to win.
+    """
+
+    name: str
+    key: tuple[str, ...]
+    columns: tuple[str, ...]
+    keep_when_null: tuple[str, ...] = ()
+    newer_than: str | None = None
+    # Tombstone columns that any live upsert clears (the object is visible again).
+    clears: tuple[str, ...] = ()
+
+    @property
+    def batch_rows(self) -> int:
+        return max(1, min(MAX_BATCH_ROWS, MAX_BIND_PARAMETERS // len(self.columns)))
+
+    def upsert_statement(self, rows: int) -> sql.Composed:
+        table = sql.Identifier(self.name)
+        row_placeholder = sql.SQL("({})").format(sql.SQL(", ").join(sql.Placeholder() * len(self.columns)))
+        updated = [c for c in self.columns if c not in self.key]
+        assignments = []
+        for column in updated:
+            ident = sql.Identifier(column)
+            if column in self.keep_when_null:
+                assignments.append(sql.SQL("{c} = COALESCE(EXCLUDED.{c}, {t}.{c})").format(c=ident, t=table))
+            else:
+                assignments.append(sql.SQL("{c} = EXCLUDED.{c}").format(c=ident))
+        for column in self.clears:
+            assignments.append(sql.SQL("{} = NULL").format(sql.Identifier(column)))
+        assignments.append(sql.SQL("synced_at = now()"))
+        current = sql.SQL(", ").join(
+            sql.SQL("{}.{}").format(table, sql.Identifier(c)) for c in (*updated, *self.clears)
+        )
+        incoming = sql.SQL(", ").join(
+            (
+                sql.SQL("COALESCE(EXCLUDED.{c}, {t}.{c})").format(c=sql.Identifier(c), t=table)
+                if c in self.keep_when_null
+                else sql.SQL("EXCLUDED.{}").format(sql.Identifier(c))
+            )
+            for c in updated
+        )
+        incoming_clears = sql.SQL(", ").join(sql.SQL("NULL") for _ in self.clears)
+        if self.clears:
+            incoming = sql.SQL("{}, {}").format(incoming, incoming_clears)
+        condition = sql.SQL("ROW({}) IS DISTINCT FROM ROW({})").format(current, incoming)
+        if self.newer_than:
+            condition = sql.SQL("EXCLUDED.{c} >= {t}.{c} AND {rest}").format(
+                c=sql.Identifier(self.newer_than), t=table, rest=condition
+            )
+        return sql.SQL(
+            "INSERT INTO {table} ({columns}) VALUES {values} "
+            "ON CONFLICT ({key}) DO UPDATE SET {assignments} WHERE {condition}"
+        ).format(
+            table=table,
+            columns=sql.SQL(", ").join(map(sql.Identifier, self.columns)),
+            values=sql.SQL(", ").join([row_placeholder] * rows),
+            key=sql.SQL(", ").join(map(sql.Identifier, self.key)),
+            assignments=sql.SQL(", ").join(assignments),
+            condition=condition,
+        )
+
+
+PROJECTS = TableSpec(
+    name="projects",
+    key=("github_id",),
+    columns=(
+        "github_id", "owner", "name", "full_name", "description", "github_url", "language", "tags",
+        "stars", "forks", "open_issues", "default_branch", "is_fork", "last_commit", "status",
+        "created_at", "updated_at",
+    ),
+    clears=("removed_at", "removed_reason"),
+)  # fmt: skip
+BUGS = TableSpec(
+    name="bugs",
+    key=("github_id",),
+    columns=(
+        "github_id", "project_id", "bug_number", "number", "title", "description", "severity", "status",
+        "sla_hours", "priority_score", "is_blocker", "labels", "assignees", "author", "github_url",
+        "created_at", "updated_at", "resolved_at",
+    ),
+    newer_than="updated_at",
+    clears=("removed_at", "removed_reason"),
+)  # fmt: skip
+PULL_REQUESTS = TableSpec(
+    name="pull_requests",
+    key=("project_id", "number"),
+    columns=(
+        "project_id", "number", "title", "description", "state", "draft", "author", "labels", "base_ref",
+        "head_ref", "additions", "deletions", "changed_files", "github_url", "created_at", "updated_at",
+        "closed_at", "merged_at",
+    ),
+    keep_when_null=("base_ref", "head_ref", "additions", "deletions", "changed_files"),
+    newer_than="updated_at",
+    clears=("removed_at", "removed_reason"),
+)  # fmt: skip
+COMMITS = TableSpec(
+    name="commits",
+    key=("project_id", "sha"),
+    columns=("project_id", "sha", "author_login", "author_name", "message", "committed_at", "github_url"),
+)
+PROJECT_METRICS = TableSpec(
+    name="project_metrics",
+    key=("project_id", "date"),
+    columns=(
+        "project_id", "date", "commits_count", "contributors", "lines_of_code", "tech_stack",
+        "health_score", "open_issues", "has_ci", "has_tests",
+    ),
+)  # fmt: skip
+
+SYNCED_TABLE_SPECS: tuple[TableSpec, ...] = (PROJECTS, BUGS, PULL_REQUESTS, COMMITS, PROJECT_METRICS)
+
+
+def _batched(rows: Iterable[Mapping[str, Any]], size: int) -> Iterator[list[Mapping[str, Any]]]:
+    iterator = iter(rows)
+    while batch := list(islice(iterator, size)):
+        yield batch
+
+
+def upsert_rows(cursor: Any, spec: TableSpec, rows: Iterable[Mapping[str, Any]], **fixed: Any) -> int:
+    """Upsert ``rows`` into ``spec.name`` in batches; return how many rows were written.
+
+    Args:
+        cursor: a DB-API cursor of a psycopg 3 connection; the caller commits.
+        spec: the table's upsert rules.
+        rows: row dicts (extra keys are ignored; missing sync-owned keys are an error).
+        **fixed: values that apply to every row (e.g. ``project_id``).
+
+    Returns:
+        The number of rows inserted or changed (unchanged rows are not counted).
+    """
+    written = 0
+    for batch in _batched(rows, spec.batch_rows):
+        params: list[Any] = []
+        for row in batch:
+            merged = {**row, **fixed}
+            missing = [c for c in spec.columns if c not in merged]
+            if missing:
+                raise KeyError(f"{spec.name} row is missing {missing}")
+            params.extend(merged[c] for c in spec.columns)
+        cursor.execute(spec.upsert_statement(len(batch)), params)
+        written += max(cursor.rowcount, 0)
+    return written
+
+
+def upsert_project(cursor: Any, row: Mapping[str, Any]) -> tuple[int, bool]:
+    """Upsert one repository; return ``(project_id, changed)``.
+
+    A live repository takes its URL over from a removed one that used to have it
+    (deleted, then re-created under the same name).
+    """
+    cursor.execute(
+        "UPDATE projects SET github_url = github_url || '#removed-' || github_id "
+        "WHERE github_url = %s AND github_id <> %s AND removed_at IS NOT NULL",
+        (row["github_url"], row["github_id"]),
+    )
+    changed = upsert_rows(cursor, PROJECTS, [row]) > 0
+    cursor.execute("SELECT id FROM projects WHERE github_id = %s", (row["github_id"],))
+    (project_id,) = cursor.fetchone()
+    return project_id, changed
+
+
+def upsert_metrics(cursor: Any, project_id: int, day: date, row: Mapping[str, Any]) -> int:
+    """Upsert the metrics row of ``project_id`` for ``day`` (the run's date)."""
+    return upsert_rows(cursor, PROJECT_METRICS, [row], project_id=project_id, date=day)
+
+
+def mark_removed(
+    cursor: Any,
+    table: str,
+    *,
+    reason: str,
+    removed_at: datetime,
+    where: Mapping[str, Any],
+) -> int:
+    """Tombstone rows of ``table`` matching ``where`` (column = value); rows are kept."""
+    if table not in {"projects", "bugs", "pull_requests"}:
+        raise ValueError(f"{table} has no tombstone columns")
+    conditions = sql.SQL(" AND ").join(sql.SQL("{} = %s").format(sql.Identifier(column)) for column in where)
+    cursor.execute(
+        sql.SQL(
+            "UPDATE {} SET removed_at = %s, removed_reason = %s, synced_at = now() "
+            "WHERE {} AND removed_at IS NULL"
+        ).format(sql.Identifier(table), conditions),
+        (removed_at, reason, *where.values()),
+    )
+    return max(cursor.rowcount, 0)
+
+
+def set_cursor(
+    cursor: Any,
+    project_id: int,
+    stream: str,
+    value: datetime | None,
+    details: str | None = None,
+) -> None:
+    """Advance the high-water mark of ``(project_id, stream)``; call it in the rows' transaction.
+
+    Args:
+        details: a JSON document (text) of stream-specific state, or None.
+    """
+    cursor.execute(
+        "INSERT INTO sync_cursors (project_id, stream, cursor_value, details) "
+        "VALUES (%s, %s, %s, COALESCE(%s::jsonb, '{}'::jsonb)) "
+        "ON CONFLICT (project_id, stream) DO UPDATE SET cursor_value = EXCLUDED.cursor_value, "
+        "details = EXCLUDED.details, updated_at = now()",
+        (project_id, stream, value, details),
+    )
+
+
+def get_cursors(cursor: Any, project_id: int) -> dict[str, datetime | None]:
+    """Return ``{stream: cursor_value}`` for one project."""
+    cursor.execute("SELECT stream, cursor_value FROM sync_cursors WHERE project_id = %s", (project_id,))
+    return dict(cursor.fetchall())
+
+
+def column_names(spec: TableSpec) -> Sequence[str]:
+    """The sync-owned columns of a table (what a full-vs-incremental comparison looks at)."""
+    return spec.columns

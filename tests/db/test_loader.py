@@ -1,0 +1,178 @@
+"""Upserts: idempotent, column ownership, per-project issue numbers, stale-write guard."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import psycopg
+
+from github_sync import loader
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def project_row(github_id: int = 1, name: str = "alpha", **overrides: object) -> dict[str, object]:
+    row: dict[str, object] = {
+        "github_id": github_id,
+        "owner": "acme",
+        "name": name,
+        "full_name": f"acme/{name}",
+        "description": "a project",
+        "github_url": f"https://github.com/acme/{name}",
+        "language": "Python",
+        "tags": ["airflow", "etl"],
+        "stars": 10,
+        "forks": 2,
+        "open_issues": 3,
+        "default_branch": "main",
+        "is_fork": False,
+        "last_commit": T0,
+        "status": "active",
+        "created_at": T0 - timedelta(days=100),
+        "updated_at": T0,
+    }
+    row.update(overrides)
+    return row
+
+
+def bug_row(github_id: int, number: int, **overrides: object) -> dict[str, object]:
+    row: dict[str, object] = {
+        "github_id": github_id,
+        "bug_number": f"GH-{number}",
+        "number": number,
+        "title": "It breaks",
+        "description": "",
+        "severity": "high",
+        "status": "pending",
+        "sla_hours": 24,
+        "priority_score": 80,
+        "is_blocker": False,
+        "labels": ["bug", "severity: high"],
+        "assignees": [],
+        "author": "octocat",
+        "github_url": f"https://github.com/acme/alpha/issues/{number}",
+        "created_at": T0,
+        "updated_at": T0,
+        "resolved_at": None,
+    }
+    row.update(overrides)
+    return row
+
+
+def test_bug_gh_1_lives_in_two_projects(pg_conn: psycopg.Connection) -> None:
+    with pg_conn.cursor() as cur:
+        alpha, _ = loader.upsert_project(cur, project_row(1, "alpha"))
+        beta, _ = loader.upsert_project(cur, project_row(2, "beta"))
+        loader.upsert_rows(cur, loader.BUGS, [bug_row(101, 1)], project_id=alpha)
+        loader.upsert_rows(cur, loader.BUGS, [bug_row(202, 1)], project_id=beta)
+    pg_conn.commit()
+    rows = pg_conn.execute("SELECT project_id, bug_number FROM bugs ORDER BY project_id").fetchall()
+    assert rows == [(alpha, "GH-1"), (beta, "GH-1")]
+
+
+def test_sync_upsert_leaves_dashboard_owned_columns_untouched(pg_conn: psycopg.Connection) -> None:
+    with pg_conn.cursor() as cur:
+        project_id, _ = loader.upsert_project(cur, project_row(1, "alpha"))
+    pg_conn.execute("UPDATE projects SET complexity = 7, client_appeal = 9 WHERE id = %s", (project_id,))
+    pg_conn.commit()
+    with pg_conn.cursor() as cur:
+        again, changed = loader.upsert_project(cur, project_row(1, "alpha", stars=99, description="new"))
+    pg_conn.commit()
+    assert (again, changed) == (project_id, True)
+    assert pg_conn.execute(
+        "SELECT stars, description, complexity, client_appeal FROM projects WHERE id = %s", (project_id,)
+    ).fetchone() == (99, "new", 7, 9)
+
+
+def test_re_upserting_unchanged_rows_writes_nothing(pg_conn: psycopg.Connection) -> None:
+    rows = [bug_row(100 + n, n) for n in range(1, 2501)]  # more than one batch
+    with pg_conn.cursor() as cur:
+        project_id, _ = loader.upsert_project(cur, project_row())
+        assert loader.upsert_rows(cur, loader.BUGS, rows, project_id=project_id) == 2500
+    pg_conn.commit()
+    before = pg_conn.execute("SELECT count(*), max(synced_at) FROM bugs").fetchone()
+    with pg_conn.cursor() as cur:
+        assert loader.upsert_rows(cur, loader.BUGS, rows, project_id=project_id) == 0
+        assert loader.upsert_project(cur, project_row())[1] is False
+    pg_conn.commit()
+    assert pg_conn.execute("SELECT count(*), max(synced_at) FROM bugs").fetchone() == before
+
+
+def test_an_older_version_never_overwrites_a_newer_one(pg_conn: psycopg.Connection) -> None:
+    newer = bug_row(7, 7, title="newer", updated_at=T0 + timedelta(hours=1))
+    older = bug_row(7, 7, title="older", updated_at=T0)
+    with pg_conn.cursor() as cur:
+        project_id, _ = loader.upsert_project(cur, project_row())
+        loader.upsert_rows(cur, loader.BUGS, [newer], project_id=project_id)
+        assert loader.upsert_rows(cur, loader.BUGS, [older], project_id=project_id) == 0
+    pg_conn.commit()
+    assert pg_conn.execute("SELECT title FROM bugs").fetchone() == ("newer",)
+
+
+def test_pull_request_refs_survive_a_source_without_them(pg_conn: psycopg.Connection) -> None:
+    pr = {
+        "number": 5, "title": "Add x", "description": "", "state": "open", "draft": False, "author": "a",
+        "labels": [], "base_ref": "main", "head_ref": "feature", "additions": 10, "deletions": 2,
+        "changed_files": 1, "github_url": "u", "created_at": T0, "updated_at": T0, "closed_at": None,
+        "merged_at": None,
+    }  # fmt: skip
+    from_listing = {
+        **pr, "base_ref": None, "head_ref": None, "additions": None, "deletions": None,
+        "changed_files": None, "state": "merged", "updated_at": T0 + timedelta(minutes=5),
+        "merged_at": T0 + timedelta(minutes=5),
+    }  # fmt: skip
+    with pg_conn.cursor() as cur:
+        project_id, _ = loader.upsert_project(cur, project_row())
+        loader.upsert_rows(cur, loader.PULL_REQUESTS, [pr], project_id=project_id)
+        loader.upsert_rows(cur, loader.PULL_REQUESTS, [from_listing], project_id=project_id)
+    pg_conn.commit()
+    assert pg_conn.execute("SELECT state, base_ref, head_ref, additions FROM pull_requests").fetchone() == (
+        "merged",
+        "main",
+        "feature",
+        10,
+    )
+
+
+def test_a_failed_unit_of_work_leaves_no_rows(pg_conn: psycopg.Connection) -> None:
+    bad = bug_row(9, 9, severity="catastrophic")  # violates the CHECK constraint
+    try:
+        with pg_conn.cursor() as cur:
+            project_id, _ = loader.upsert_project(cur, project_row())
+            loader.upsert_rows(cur, loader.BUGS, [bug_row(8, 8)], project_id=project_id)
+            loader.upsert_rows(cur, loader.BUGS, [bad], project_id=project_id)
+        pg_conn.commit()
+    except psycopg.errors.CheckViolation:
+        pg_conn.rollback()
+    assert pg_conn.execute("SELECT count(*) FROM projects").fetchone() == (0,)
+    assert pg_conn.execute("SELECT count(*) FROM bugs").fetchone() == (0,)
+
+
+def test_metrics_are_one_row_per_project_and_day(pg_conn: psycopg.Connection) -> None:
+    metrics = {
+        "commits_count": 10, "contributors": 2, "lines_of_code": 1000, "tech_stack": ["Python"],
+        "health_score": 70, "open_issues": 1, "has_ci": True, "has_tests": False,
+    }  # fmt: skip
+    with pg_conn.cursor() as cur:
+        project_id, _ = loader.upsert_project(cur, project_row())
+        loader.upsert_metrics(cur, project_id, date(2026, 1, 1), metrics)
+        loader.upsert_metrics(cur, project_id, date(2026, 1, 1), {**metrics, "health_score": 80})
+        loader.upsert_metrics(cur, project_id, date(2026, 1, 2), metrics)
+    pg_conn.commit()
+    assert pg_conn.execute("SELECT date, health_score FROM project_metrics ORDER BY date").fetchall() == [
+        (date(2026, 1, 1), 80),
+        (date(2026, 1, 2), 70),
+    ]
+
+
+def test_a_removed_repository_gives_its_url_to_the_next_one(pg_conn: psycopg.Connection) -> None:
+    with pg_conn.cursor() as cur:
+        loader.upsert_project(cur, project_row(1, "alpha"))
+        loader.mark_removed(cur, "projects", reason="deleted", removed_at=T0, where={"github_id": 1})
+        new_id, _ = loader.upsert_project(cur, project_row(2, "alpha"))
+    pg_conn.commit()
+    rows = pg_conn.execute("SELECT github_id, github_url, removed_reason FROM projects ORDER BY 1").fetchall()
+    assert rows == [
+        (1, "https://github.com/acme/alpha#removed-1", "deleted"),
+        (2, "https://github.com/acme/alpha", None),
+    ]
