@@ -262,6 +262,15 @@ def get_cursors(cursor: Any, project_id: int) -> dict[str, datetime | None]:
     return dict(cursor.fetchall())
 
 
+def get_cursor_details(cursor: Any, project_id: int, stream: str) -> dict[str, Any]:
+    """Return the stream-specific state stored with a cursor (``{}`` when none)."""
+    cursor.execute(
+        "SELECT details FROM sync_cursors WHERE project_id = %s AND stream = %s", (project_id, stream)
+    )
+    row = cursor.fetchone()
+    return dict(row[0]) if row else {}
+
+
 def column_names(spec: TableSpec) -> Sequence[str]:
     """The sync-owned columns of a table (what a full-vs-incremental comparison looks at)."""
     return spec.columns

@@ -245,6 +245,7 @@ CREATE TABLE sync_repository_runs (
     budget_spent    integer     NOT NULL DEFAULT 0,
     not_modified    integer     NOT NULL DEFAULT 0,
     retries         integer     NOT NULL DEFAULT 0,
+    deferrals       integer     NOT NULL DEFAULT 0,
     rate_limit_remaining integer,
     error           text,
     started_at      timestamptz NOT NULL DEFAULT now(),

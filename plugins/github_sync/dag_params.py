@@ -1,0 +1,72 @@
+"""Params and defaults shared by the sync DAGs (validated by Airflow when a run is triggered)."""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from typing import Any
+
+from airflow.sdk import Param
+
+from github_sync.config import ENV_GITHUB_OWNER
+
+# GitHub logins: alphanumerics and single hyphens, at most 39 characters.
+OWNER_PATTERN = r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$"
+REPOSITORY_PATTERN = r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}$"
+
+DEFAULT_ARGS: dict[str, Any] = {
+    "owner": "github-sync",
+    "retries": 2,
+    "retry_delay": timedelta(seconds=30),
+    "retry_exponential_backoff": 2.0,
+    "max_retry_delay": timedelta(minutes=10),
+}
+
+
+def owner_param() -> Param:
+    # Read at parse time from the environment (no I/O): the scheduled runs' owner.
+    return Param(
+        os.environ.get(ENV_GITHUB_OWNER, "acme"),
+        type="string",
+        pattern=OWNER_PATTERN,
+        title="GitHub owner",
+        description="User or organisation whose repositories are synced.",
+    )
+
+
+def sync_params() -> dict[str, Param]:
+    """Params of the full and incremental syncs."""
+    return {
+        "owner": owner_param(),
+        "repos": Param(
+            [],
+            type="array",
+            items={"type": "string", "pattern": r"^[A-Za-z0-9._/-]+$"},
+            title="Repositories",
+            description="Optional allow-list of repository names; empty means all.",
+        ),
+        "include_archived": Param(False, type="boolean", description="Also sync archived repositories."),
+        "commits_since_days": Param(
+            90, type="integer", minimum=1, maximum=3650, description="Days of commit history to keep."
+        ),
+        "failure_tolerance": Param(
+            0,
+            type="integer",
+            minimum=0,
+            description="How many repositories may fail before the run is marked failed.",
+        ),
+    }
+
+
+def repository_params() -> dict[str, Param]:
+    """Params of the single-repository sync."""
+    return {
+        "repository": Param(
+            "acme/repo",
+            type="string",
+            pattern=REPOSITORY_PATTERN,
+            title="Repository",
+            description="The repository to sync, as owner/name.",
+        ),
+        "commits_since_days": Param(90, type="integer", minimum=1, maximum=3650),
+    }

@@ -1,0 +1,294 @@
+"""Durable storage of webhook deliveries in PostgreSQL (``webhook_deliveries``).
+
+The relay answers GitHub only after the delivery is committed here, so a crash or an
+Airflow outage loses nothing: the forwarder works from this table alone. The delivery id
+(``X-GitHub-Delivery``, the same on a redelivery) is the primary key, so a redelivery is a
+no-op insert.
+
+Forwarding state lives in the same rows: a ``pending`` delivery first gets a
+``dag_run_id`` (committed *before* the trigger request, so a retry after a timeout asks for
+the same run and Airflow answers 409 instead of creating a second one), then becomes
+``forwarded`` once Airflow has the run. The DAG marks it ``processed`` or ``failed``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import queue
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+
+log = logging.getLogger(__name__)
+
+STATUS_PENDING = "pending"
+STATUS_IGNORED = "ignored"
+STATUS_FORWARDED = "forwarded"
+STATUS_FAILED = "failed"
+# Enough for the request threads plus the forwarder; the relay is not a heavy writer.
+DEFAULT_POOL_SIZE = 8
+CONNECT_TIMEOUT_SECONDS = 5
+DAG_RUN_ID_PREFIX = "webhook__"
+# Hex characters of the batch digest in a dag_run_id: 64 bits, collisions are not a concern.
+DAG_RUN_DIGEST_LENGTH = 16
+# Error texts stored in the table are cut to this length (an HTML error page is not useful).
+MAX_ERROR_LENGTH = 2_000
+
+
+@dataclass(frozen=True)
+class IncomingDelivery:
+    """A verified delivery, ready to be stored.
+
+    Attributes:
+        delivery_id: ``X-GitHub-Delivery``.
+        event: ``X-GitHub-Event``.
+        action: The payload's ``action`` (None for ping and push).
+        hook_id: ``X-GitHub-Hook-ID``.
+        repository_id: The payload's ``repository.id``, when it has one.
+        repository: The payload's ``repository.full_name``, when it has one.
+        payload: The payload, already made storable in ``jsonb``.
+        status: ``pending`` (to forward) or ``ignored`` (an event the product does not handle).
+    """
+
+    delivery_id: str
+    event: str
+    action: str | None
+    hook_id: str | None
+    repository_id: int | None
+    repository: str | None
+    payload: Mapping[str, Any]
+    status: str
+
+
+@dataclass(frozen=True)
+class ForwardBatch:
+    """Deliveries that go to Airflow together, as one DAG run."""
+
+    dag_run_id: str
+    delivery_ids: tuple[str, ...]
+
+
+def dag_run_id_for(delivery_ids: tuple[str, ...], first_received_at: datetime) -> str:
+    """The deterministic DAG run id of a batch.
+
+    ``webhook__<first delivery's received_at, UTC, microseconds>__<sha256 of the ids>[:16]``:
+    readable (sorts by time in the Airflow UI), and the same for the same batch, which is what
+    makes a retried trigger idempotent. Matches Airflow's default ``allowed_run_id_pattern``.
+
+    Args:
+        delivery_ids: The batch's delivery ids in order.
+        first_received_at: When the oldest delivery of the batch was received (aware).
+
+    Returns:
+        The run id.
+    """
+    digest = hashlib.sha256("\n".join(delivery_ids).encode("utf-8")).hexdigest()[:DAG_RUN_DIGEST_LENGTH]
+    if first_received_at.tzinfo is None:
+        # timestamptz comes back aware; a naive value can only be UTC here.
+        first_received_at = first_received_at.replace(tzinfo=UTC)
+    stamp = first_received_at.astimezone(UTC).strftime("%Y%m%dT%H%M%S%f")
+    return f"{DAG_RUN_ID_PREFIX}{stamp}Z__{digest}"
+
+
+class ConnectionPool:
+    """A minimal thread-safe pool of psycopg connections (psycopg_pool is not a dependency).
+
+    A connection that comes back broken is closed and replaced lazily.
+    """
+
+    def __init__(self, url: str, *, max_size: int = DEFAULT_POOL_SIZE) -> None:
+        self._url = url
+        self._idle: queue.LifoQueue[psycopg.Connection] = queue.LifoQueue()
+        self._slots = threading.BoundedSemaphore(max_size)
+        self._closed = False
+
+    @contextmanager
+    def connection(self) -> Iterator[psycopg.Connection]:
+        """Lend a connection; its transaction is committed on success, rolled back on error."""
+        self._slots.acquire()
+        conn: psycopg.Connection | None = None
+        try:
+            try:
+                conn = self._idle.get_nowait()
+            except queue.Empty:
+                conn = psycopg.connect(self._url, connect_timeout=CONNECT_TIMEOUT_SECONDS)
+            try:
+                yield conn
+                conn.commit()
+            except BaseException:
+                if not conn.closed:
+                    try:
+                        conn.rollback()
+                    except psycopg.Error:
+                        conn.close()
+                raise
+            finally:
+                if conn.closed or conn.broken or self._closed:
+                    conn.close()
+                else:
+                    self._idle.put(conn)
+        finally:
+            self._slots.release()
+
+    def close(self) -> None:
+        """Close every idle connection; lent ones are closed when returned."""
+        self._closed = True
+        while True:
+            try:
+                self._idle.get_nowait().close()
+            except queue.Empty:
+                return
+
+
+class DeliveryStore:
+    """The relay's view of ``webhook_deliveries``."""
+
+    def __init__(self, database_url: str, *, pool_size: int = DEFAULT_POOL_SIZE) -> None:
+        self._pool = ConnectionPool(database_url, max_size=pool_size)
+
+    def close(self) -> None:
+        """Release the database connections."""
+        self._pool.close()
+
+    def check(self) -> None:
+        """Raise if the database cannot be reached (health check)."""
+        with self._pool.connection() as conn:
+            conn.execute("SELECT 1")
+
+    def insert(self, delivery: IncomingDelivery) -> bool:
+        """Store a delivery; return False when it was already stored (a redelivery).
+
+        Raises:
+            psycopg.Error: The database refused or could not be reached.
+        """
+        with self._pool.connection() as conn:
+            row = conn.execute(
+                "INSERT INTO webhook_deliveries "
+                "(delivery_id, event, action, hook_id, repository_id, repository, payload, status) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb, %s) "
+                "ON CONFLICT (delivery_id) DO NOTHING RETURNING delivery_id",
+                (
+                    delivery.delivery_id,
+                    delivery.event,
+                    delivery.action,
+                    delivery.hook_id,
+                    delivery.repository_id,
+                    delivery.repository,
+                    json.dumps(delivery.payload, ensure_ascii=False),
+                    delivery.status,
+                ),
+            ).fetchone()
+        return row is not None
+
+    def unforwarded_batches(self) -> list[ForwardBatch]:
+        """Batches that have a dag_run_id but were not confirmed by Airflow (oldest first).
+
+        These are retried with their original run id and ids, so Airflow sees the same request.
+        """
+        with self._pool.connection() as conn:
+            rows = conn.execute(
+                "SELECT dag_run_id, array_agg(delivery_id ORDER BY received_at, delivery_id) "
+                "FROM webhook_deliveries WHERE dag_run_id IN ("
+                "  SELECT DISTINCT dag_run_id FROM webhook_deliveries "
+                "  WHERE status = %s AND dag_run_id IS NOT NULL) "
+                "GROUP BY dag_run_id ORDER BY min(received_at), dag_run_id",
+                (STATUS_PENDING,),
+            ).fetchall()
+        return [ForwardBatch(dag_run_id=run_id, delivery_ids=tuple(ids)) for run_id, ids in rows]
+
+    def database_time(self) -> datetime:
+        """The database's clock (``received_at`` is set by it, so cut-offs must use it too)."""
+        with self._pool.connection() as conn:
+            row = conn.execute("SELECT clock_timestamp()").fetchone()
+        assert row is not None
+        return row[0]
+
+    def assign_batch(self, max_ids: int, received_until: datetime | None = None) -> ForwardBatch | None:
+        """Give the oldest unassigned pending deliveries (at most ``max_ids``) a dag_run_id.
+
+        The assignment is committed before it is returned, i.e. before the trigger request.
+        ``SKIP LOCKED`` lets two relays share the table without assigning a delivery twice.
+
+        Args:
+            max_ids: The most deliveries one batch takes.
+            received_until: Only deliveries received up to then (database time); None for all.
+
+        Returns:
+            The new batch, or None when nothing is waiting.
+        """
+        with self._pool.connection() as conn:
+            rows = conn.execute(
+                "SELECT delivery_id, received_at FROM webhook_deliveries "
+                "WHERE status = %s AND dag_run_id IS NULL AND (%s::timestamptz IS NULL OR received_at <= %s) "
+                "ORDER BY received_at, delivery_id LIMIT %s FOR UPDATE SKIP LOCKED",
+                (STATUS_PENDING, received_until, received_until, max_ids),
+            ).fetchall()
+            if not rows:
+                return None
+            ids = tuple(r[0] for r in rows)
+            run_id = dag_run_id_for(ids, rows[0][1])
+            conn.execute(
+                "UPDATE webhook_deliveries SET dag_run_id = %s WHERE delivery_id = ANY(%s)",
+                (run_id, list(ids)),
+            )
+        log.info("Assigned %d deliveries to DAG run %s", len(ids), run_id)
+        return ForwardBatch(dag_run_id=run_id, delivery_ids=ids)
+
+    def record_attempt(self, batch: ForwardBatch, error: str | None) -> None:
+        """Count one trigger attempt of a batch and remember its error (None on success)."""
+        with self._pool.connection() as conn:
+            conn.execute(
+                "UPDATE webhook_deliveries SET attempts = attempts + 1, error = %s "
+                "WHERE dag_run_id = %s AND status = %s",
+                (error[:MAX_ERROR_LENGTH] if error else None, batch.dag_run_id, STATUS_PENDING),
+            )
+
+    def mark_forwarded(self, batch: ForwardBatch) -> int:
+        """Mark a batch forwarded (only rows still pending: the DAG may already have processed them)."""
+        with self._pool.connection() as conn:
+            cursor = conn.execute(
+                "UPDATE webhook_deliveries SET status = %s, forwarded_at = now(), error = NULL "
+                "WHERE dag_run_id = %s AND status = %s",
+                (STATUS_FORWARDED, batch.dag_run_id, STATUS_PENDING),
+            )
+            return max(cursor.rowcount, 0)
+
+    def mark_rejected(self, batch: ForwardBatch, error: str) -> None:
+        """Fail a batch Airflow refused for good (so it does not block the ones behind it)."""
+        with self._pool.connection() as conn:
+            conn.execute(
+                "UPDATE webhook_deliveries SET status = %s, error = %s WHERE dag_run_id = %s AND status = %s",
+                (STATUS_FAILED, error[:MAX_ERROR_LENGTH], batch.dag_run_id, STATUS_PENDING),
+            )
+
+    def counts(self) -> dict[str, Any]:
+        """Durable counts: deliveries per status, and ignored deliveries per event."""
+        with self._pool.connection() as conn:
+            by_status = dict(
+                conn.execute("SELECT status, count(*) FROM webhook_deliveries GROUP BY status").fetchall()
+            )
+            ignored = dict(
+                conn.execute(
+                    "SELECT event, count(*) FROM webhook_deliveries WHERE status = %s GROUP BY event",
+                    (STATUS_IGNORED,),
+                ).fetchall()
+            )
+            waiting = conn.execute(
+                "SELECT count(*) FILTER (WHERE dag_run_id IS NULL), "
+                "count(*) FILTER (WHERE dag_run_id IS NOT NULL) "
+                "FROM webhook_deliveries WHERE status = %s",
+                (STATUS_PENDING,),
+            ).fetchone()
+        return {
+            "by_status": by_status,
+            "ignored_by_event": ignored,
+            "pending_unassigned": waiting[0] if waiting else 0,
+            "pending_assigned": waiting[1] if waiting else 0,
+        }

@@ -1,0 +1,251 @@
+"""The audit trail of sync runs: ``sync_runs``, ``sync_repository_runs`` and ``import_logs``.
+
+Who writes what:
+
+* the run's first task opens a ``sync_runs`` row (:func:`open_run`);
+* each repository task records its outcome in ``sync_repository_runs``
+  (:func:`record_repository_outcome`), in a transaction of its own after the data
+  transaction, so a rolled-back repository is still recorded as failed;
+* the summary task closes the run (:func:`close_run`);
+* the DAG-level callbacks write the one ``import_logs`` row per run
+  (:func:`write_import_log`) from those rows. A callback that cannot reach the
+  database leaves ``sync_runs.logged = false``; the next run's ``import_logs`` row lists
+  such runs under ``metadata.missing_logs``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+SOURCE = "github"
+MODES = ("full", "incremental", "repository", "webhook")
+# A run that never closed is reported missing only after this long: before that it may
+# simply still be running.
+STALE_OPEN_RUN_HOURS = 24
+
+
+@dataclass
+class RepositoryOutcome:
+    """What one repository task did; also its XCom (small, no payloads)."""
+
+    repository: str
+    state: str  # success | failed | skipped | deferred | running
+    project_id: int | None = None
+    records: int = 0
+    records_failed: int = 0
+    requests: int = 0
+    budget_spent: int = 0
+    not_modified: int = 0
+    retries: int = 0
+    rate_limit_remaining: int | None = None
+    error: str | None = None
+    operation: str | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def to_xcom(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def open_run(
+    cursor: Any, *, dag_id: str, run_id: str, mode: str, owner: str | None, repositories_total: int
+) -> None:
+    """Open (or re-open, on a task retry) the ``sync_runs`` row of a DAG run."""
+    if mode not in MODES:
+        raise ValueError(f"unknown sync mode {mode!r}; expected one of {MODES}")
+    cursor.execute(
+        "INSERT INTO sync_runs (dag_id, run_id, mode, owner, repositories_total) VALUES (%s, %s, %s, %s, %s) "
+        "ON CONFLICT (dag_id, run_id) DO UPDATE SET repositories_total = EXCLUDED.repositories_total, "
+        "owner = EXCLUDED.owner, state = 'running'",
+        (dag_id, run_id, mode, owner, repositories_total),
+    )
+
+
+def record_repository_outcome(
+    cursor: Any,
+    *,
+    dag_id: str,
+    run_id: str,
+    outcome: RepositoryOutcome,
+    try_number: int,
+    finished: bool = True,
+) -> None:
+    """Upsert one repository's outcome for a run (the latest try wins)."""
+    error = outcome.error
+    if error and outcome.operation:
+        error = f"{outcome.operation}: {error}"
+    cursor.execute(
+        """
+        INSERT INTO sync_repository_runs (dag_id, run_id, repository, project_id, state, try_number, records,
+            requests, budget_spent, not_modified, retries, deferrals, rate_limit_remaining, error, finished_at)
+        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, CASE WHEN %s THEN now() END)
+        ON CONFLICT (dag_id, run_id, repository) DO UPDATE SET
+            project_id = COALESCE(EXCLUDED.project_id, sync_repository_runs.project_id),
+            state = EXCLUDED.state, try_number = EXCLUDED.try_number, records = EXCLUDED.records,
+            requests = sync_repository_runs.requests + EXCLUDED.requests,
+            budget_spent = sync_repository_runs.budget_spent + EXCLUDED.budget_spent,
+            not_modified = sync_repository_runs.not_modified + EXCLUDED.not_modified,
+            retries = sync_repository_runs.retries + EXCLUDED.retries,
+            deferrals = sync_repository_runs.deferrals + EXCLUDED.deferrals,
+            rate_limit_remaining = EXCLUDED.rate_limit_remaining, error = EXCLUDED.error,
+            started_at = CASE WHEN EXCLUDED.state = 'running' THEN now() ELSE sync_repository_runs.started_at END,
+            finished_at = EXCLUDED.finished_at
+        """,
+        (
+            dag_id, run_id, outcome.repository, outcome.project_id, outcome.state, try_number,
+            outcome.records + outcome.records_failed if outcome.state == "failed" else outcome.records,
+            outcome.requests, outcome.budget_spent, outcome.not_modified, outcome.retries,
+            int(outcome.state == "deferred"), outcome.rate_limit_remaining, error, finished,
+        ),
+    )  # fmt: skip
+
+
+def close_run(cursor: Any, *, dag_id: str, run_id: str, state: str, details: Mapping[str, Any]) -> None:
+    """Close a run's ``sync_runs`` row with its final state and run-level details."""
+    cursor.execute(
+        "UPDATE sync_runs SET state = %s, finished_at = now(), details = details || %s::jsonb "
+        "WHERE dag_id = %s AND run_id = %s",
+        (state, json.dumps(details, default=str), dag_id, run_id),
+    )
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """Aggregated outcome of one run, read back from ``sync_repository_runs``."""
+
+    total: int
+    succeeded: int
+    failed: int
+    skipped: int
+    records_imported: int
+    records_failed: int
+    requests: int
+    budget_spent: int
+    not_modified: int
+    retries: int
+    rate_limit_remaining: int | None
+    failures: tuple[tuple[str, str], ...]  # (repository, error)
+    skips: tuple[tuple[str, str], ...]  # (repository, reason)
+
+
+def summarize_run(cursor: Any, *, dag_id: str, run_id: str) -> RunSummary:
+    """Aggregate the repository outcomes of a run."""
+    cursor.execute(
+        "SELECT repository, state, records, requests, budget_spent, not_modified, retries, "
+        "rate_limit_remaining, coalesce(error, ''), finished_at "
+        "FROM sync_repository_runs WHERE dag_id = %s AND run_id = %s ORDER BY repository",
+        (dag_id, run_id),
+    )
+    rows = cursor.fetchall()
+    failures = tuple((r[0], r[8]) for r in rows if r[1] in ("failed", "running", "deferred"))
+    skips = tuple((r[0], r[8]) for r in rows if r[1] == "skipped")
+    finished = [r for r in rows if r[9] is not None and r[7] is not None]
+    last_remaining = max(finished, key=lambda r: r[9])[7] if finished else None
+    return RunSummary(
+        total=len(rows),
+        succeeded=sum(1 for r in rows if r[1] == "success"),
+        failed=len(failures),
+        skipped=len(skips),
+        records_imported=sum(r[2] for r in rows if r[1] == "success"),
+        records_failed=sum(r[2] for r in rows if r[1] != "success"),
+        requests=sum(r[3] for r in rows),
+        budget_spent=sum(r[4] for r in rows),
+        not_modified=sum(r[5] for r in rows),
+        retries=sum(r[6] for r in rows),
+        rate_limit_remaining=last_remaining,
+        failures=failures,
+        skips=skips,
+    )
+
+
+def write_import_log(
+    cursor: Any,
+    *,
+    dag_id: str,
+    run_id: str,
+    state: str,
+    now: datetime,
+    extra_errors: Sequence[str] = (),
+    reason: str | None = None,
+) -> int | None:
+    """Write the ``import_logs`` row of a finished run; return its id (None if it already exists).
+
+    Idempotent: a callback that fires twice for the same run writes one row.
+
+    Args:
+        reason: Airflow's reason for a failed run, recorded when no repository explains it.
+    """
+    cursor.execute(
+        "SELECT mode, owner, started_at, finished_at, details, repositories_total FROM sync_runs "
+        "WHERE dag_id = %s AND run_id = %s",
+        (dag_id, run_id),
+    )
+    run = cursor.fetchone()
+    mode, owner, started_at, finished_at, details, repositories_total = run or (None, None, None, None, {}, 0)
+    summary = summarize_run(cursor, dag_id=dag_id, run_id=run_id)
+    cursor.execute(
+        "SELECT dag_id, run_id FROM sync_runs WHERE NOT logged AND NOT (dag_id = %s AND run_id = %s) "
+        "AND (finished_at IS NOT NULL OR started_at < %s - make_interval(hours => %s)) ORDER BY started_at",
+        (dag_id, run_id, now, STALE_OPEN_RUN_HOURS),
+    )
+    missing = cursor.fetchall()
+    missing_logs = [f"{r[0]}/{r[1]}" for r in missing]
+    errors = [f"{repo} | {error} | {now.isoformat()}" for repo, error in summary.failures]
+    errors.extend(extra_errors)
+    if state == "failed" and not errors:
+        # The run failed before or outside any repository (bad Params, listing failed...).
+        errors.append(f"run | {reason or 'failed'} | {now.isoformat()}")
+    details = dict(details or {})
+    metadata = {
+        "dag_id": dag_id,
+        "run_id": run_id,
+        "mode": mode,
+        "owner": owner,
+        "state": state,
+        "repositories": {
+            "total": max(repositories_total or 0, summary.total),
+            "ok": summary.succeeded,
+            "failed": summary.failed,
+            "skipped": summary.skipped,
+            "mapped": summary.total,
+        },
+        "failed_repositories": [repo for repo, _ in summary.failures],
+        "skipped_repositories": {repo: reason for repo, reason in summary.skips},
+        "requests": summary.requests + int(details.pop("requests", 0)),
+        "budget_spent": summary.budget_spent + int(details.pop("budget_spent", 0)),
+        "not_modified": summary.not_modified + int(details.pop("not_modified", 0)),
+        "retries": summary.retries + int(details.pop("retries", 0)),
+        "rate_limit_remaining": details.pop("rate_limit_remaining", None) or summary.rate_limit_remaining,
+        "started_at": started_at.isoformat() if started_at else None,
+        "finished_at": (finished_at or now).isoformat(),
+        "duration_s": round(((finished_at or now) - started_at).total_seconds(), 3) if started_at else None,
+        "missing_logs": missing_logs,
+        **details,
+    }
+    records_imported = summary.records_imported + int(details.get("records_imported_outside_repositories", 0))
+    cursor.execute(
+        'INSERT INTO import_logs (source, records_imported, records_failed, errors, metadata, "timestamp") '
+        "VALUES (%s, %s, %s, %s, %s::jsonb, %s) "
+        "ON CONFLICT ((metadata ->> 'dag_id'), (metadata ->> 'run_id')) WHERE metadata ? 'run_id' DO NOTHING "
+        "RETURNING id",
+        (SOURCE, records_imported, summary.records_failed, errors, json.dumps(metadata, default=str), now),
+    )
+    inserted = cursor.fetchone()
+    cursor.execute(
+        "UPDATE sync_runs SET logged = true, state = CASE WHEN state = 'running' THEN %s ELSE state END, "
+        "finished_at = COALESCE(finished_at, %s) WHERE dag_id = %s AND run_id = %s",
+        (state, now, dag_id, run_id),
+    )
+    if missing_logs:
+        cursor.executemany(
+            "UPDATE sync_runs SET logged = true WHERE dag_id = %s AND run_id = %s",
+            [tuple(r) for r in missing],
+        )
+        log.warning("Runs without an import_logs row (reported in this run's row): %s", missing_logs)
+    return inserted[0] if inserted else None

@@ -1,0 +1,31 @@
+"""Fixtures of the relay tests: a delivery store on the test database and a fake Airflow."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from github_sync.relay.store import DeliveryStore
+
+from tests.relay.airflow_stub import AirflowStub
+
+
+@pytest.fixture
+def airflow_stub() -> Iterator[AirflowStub]:
+    """A fake Airflow API, not yet listening (call ``start()``)."""
+    stub = AirflowStub()
+    try:
+        yield stub
+    finally:
+        stub.stop()
+
+
+@pytest.fixture
+def store(pg_database: str, pg_conn: psycopg.Connection) -> Iterator[DeliveryStore]:
+    """A delivery store on the (emptied) test database."""
+    delivery_store = DeliveryStore(pg_database)
+    try:
+        yield delivery_store
+    finally:
+        delivery_store.close()

@@ -1,0 +1,188 @@
+"""Forwarding to Airflow: outages, exactly-once runs, coalescing, token renewal, rejections.
+
+Airflow is played by tests/relay/airflow_stub.py; everything else is real (PostgreSQL, the
+relay app, its forwarder thread).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import psycopg
+from fastapi.testclient import TestClient
+from github_sync.relay.app import create_app
+from github_sync.relay.store import DAG_RUN_ID_PREFIX, DeliveryStore
+
+from tests.relay.airflow_stub import AirflowStub
+from tests.relay.helpers import fast_forwarder, headers, relay_settings
+
+WEBHOOK = "/webhooks/github"
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 20.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def status_counts(conn: psycopg.Connection) -> dict[str, int]:
+    conn.commit()
+    return dict(conn.execute("SELECT status, count(*) FROM webhook_deliveries GROUP BY status").fetchall())
+
+
+def post_issues(client: TestClient, github_samples: Path, count: int) -> list[str]:
+    body = (github_samples / "webhooks/issues/opened.payload.json").read_bytes()
+    ids = []
+    for _ in range(count):
+        delivery_id = str(uuid.uuid4())
+        response = client.post(WEBHOOK, content=body, headers=headers(body, "issues", delivery_id))
+        assert response.status_code == 202, response.text
+        ids.append(delivery_id)
+    return ids
+
+
+def test_airflow_outage_then_recovery_forwards_each_delivery_exactly_once(
+    pg_database: str, pg_conn: psycopg.Connection, store: DeliveryStore, airflow_stub: AirflowStub,
+    github_samples: Path,
+) -> None:  # fmt: skip
+    settings = relay_settings(pg_database, airflow_stub.url)
+    forwarder = fast_forwarder(store, settings, read_timeout=0.5)
+    with TestClient(create_app(settings, store=store, forwarder=forwarder)) as client:
+        started = time.monotonic()
+        ids = post_issues(client, github_samples, 100)  # Airflow refuses connections meanwhile
+        answered_in = time.monotonic() - started
+        assert answered_in < 10, "GitHub's 10 s window, for all 100 together"
+        wait_for(lambda: forwarder.stats.failed_attempts >= 3, what="failed attempts while Airflow is down")
+        assert status_counts(pg_conn) == {"pending": 100}
+        assert "unreachable" in client.get("/healthz").json()["airflow_last_error"]
+
+        # Airflow comes back, but answers 503 twice and then creates a run without answering in time.
+        airflow_stub.faults.extend(["503", "503", "timeout"])
+        airflow_stub.start()
+        wait_for(lambda: status_counts(pg_conn) == {"forwarded": 100}, what="all deliveries forwarded")
+
+    per_id = Counter(i for run_ids in airflow_stub.runs.values() for i in run_ids)
+    assert set(per_id) == set(ids) and set(per_id.values()) == {1}, "each delivery in exactly one DAG run"
+    # The run whose answer timed out was asked for again under the same id: 409, counted as done.
+    assert len(airflow_stub.timed_out) == 1
+    assert [r for _, s, r in airflow_stub.requests if s == 409] == airflow_stub.timed_out
+    assert all(run_id.startswith(DAG_RUN_ID_PREFIX) for run_id in airflow_stub.runs)
+    assert all(b["logical_date"] is None and set(b["conf"]) == {"delivery_ids"} for b in airflow_stub.bodies)
+    pg_conn.commit()
+    assert pg_conn.execute("SELECT count(*) FROM webhook_deliveries WHERE attempts >= 2").fetchone()[0] > 0
+    print(
+        f"\noutage: 100 deliveries answered in {answered_in:.2f}s with Airflow down; "
+        f"{len(airflow_stub.runs)} DAG runs after recovery, {airflow_stub.conflicts} x 409"
+    )
+
+
+def test_burst_of_500_becomes_a_handful_of_runs(
+    pg_database: str, pg_conn: psycopg.Connection, store: DeliveryStore, airflow_stub: AirflowStub,
+    github_samples: Path,
+) -> None:  # fmt: skip
+    airflow_stub.start()
+    settings = relay_settings(pg_database, airflow_stub.url, coalesce_seconds=2.0)  # the default window
+    forwarder = fast_forwarder(store, settings)
+    with TestClient(create_app(settings, store=store, forwarder=forwarder)) as client:
+        started = time.monotonic()
+        ids = post_issues(client, github_samples, 500)
+        elapsed = time.monotonic() - started
+        wait_for(lambda: status_counts(pg_conn) == {"forwarded": 500}, what="burst forwarded")
+    runs = len(airflow_stub.runs)
+    print(f"\nburst: 500 deliveries posted in {elapsed:.2f}s -> {runs} DAG runs (coalescing window 2 s)")
+    assert runs <= 5
+    assert sorted(i for run_ids in airflow_stub.runs.values() for i in run_ids) == sorted(ids)
+
+
+def test_runs_are_capped_at_max_ids(
+    pg_database: str, pg_conn: psycopg.Connection, store: DeliveryStore, airflow_stub: AirflowStub,
+    github_samples: Path,
+) -> None:  # fmt: skip
+    settings = relay_settings(pg_database, airflow_stub.url, coalesce_seconds=0.5, max_ids_per_run=7)
+    forwarder = fast_forwarder(store, settings)
+    with TestClient(create_app(settings, store=store, forwarder=forwarder)) as client:
+        post_issues(client, github_samples, 20)
+        airflow_stub.start()
+        wait_for(lambda: status_counts(pg_conn) == {"forwarded": 20}, what="forwarded")
+    assert sorted(len(v) for v in airflow_stub.runs.values()) == [6, 7, 7]
+
+
+def test_expired_token_is_renewed(
+    pg_database: str, pg_conn: psycopg.Connection, store: DeliveryStore, airflow_stub: AirflowStub,
+    github_samples: Path,
+) -> None:  # fmt: skip
+    airflow_stub.start()
+    settings = relay_settings(pg_database, airflow_stub.url, coalesce_seconds=0.1)
+    with TestClient(create_app(settings, store=store, forwarder=fast_forwarder(store, settings))) as client:
+        post_issues(client, github_samples, 1)
+        wait_for(lambda: status_counts(pg_conn) == {"forwarded": 1}, what="first run")
+        airflow_stub.faults.append("expire")  # Airflow forgets every token (e.g. a new signing key)
+        post_issues(client, github_samples, 1)
+        wait_for(lambda: status_counts(pg_conn) == {"forwarded": 2}, what="second run")
+    assert airflow_stub.token_requests == 2
+    assert len(airflow_stub.runs) == 2
+
+
+def test_a_permanently_rejected_batch_does_not_block_the_next(
+    pg_database: str, pg_conn: psycopg.Connection, store: DeliveryStore, airflow_stub: AirflowStub,
+    github_samples: Path,
+) -> None:  # fmt: skip
+    from github_sync.relay.forwarder import AirflowClient, Forwarder
+    from github_sync.relay.store import ForwardBatch
+
+    airflow_stub.start()
+    settings = relay_settings(pg_database, airflow_stub.url)
+    forwarder = fast_forwarder(store, settings)
+    with TestClient(create_app(settings, store=store, forwarder=forwarder)) as client:
+        post_issues(client, github_samples, 2)
+        wait_for(lambda: status_counts(pg_conn) == {"forwarded": 2}, what="forwarded")
+
+    class Refusing(AirflowClient):
+        def trigger(self, batch: ForwardBatch) -> object:
+            from github_sync.relay.forwarder import RejectedError
+
+            raise RejectedError("Airflow answered 422: invalid conf")
+
+    rejecting = Forwarder(
+        store, Refusing(airflow_stub.url, None, None), coalesce_seconds=0, max_ids_per_run=10
+    )
+    body = (github_samples / "webhooks/ping/payload.json").read_bytes()
+    pg_conn.execute(
+        "INSERT INTO webhook_deliveries (delivery_id, event, payload) VALUES ('d-1', 'ping', %s::jsonb)",
+        (body.decode(),),
+    )
+    pg_conn.commit()
+    assert rejecting.forward_pending() is True
+    pg_conn.commit()
+    assert pg_conn.execute(
+        "SELECT status, error FROM webhook_deliveries WHERE delivery_id = 'd-1'"
+    ).fetchone() == (
+        "failed",
+        "Airflow answered 422: invalid conf",
+    )
+
+
+def test_dag_run_id_is_assigned_before_the_request_and_kept(
+    store: DeliveryStore, pg_conn: psycopg.Connection
+) -> None:
+    pg_conn.execute(
+        "INSERT INTO webhook_deliveries (delivery_id, event, payload, received_at) VALUES "
+        "('b', 'ping', '{}', '2026-01-02T03:04:05.000006Z'), "
+        "('a', 'ping', '{}', '2026-01-02T03:04:05.000006Z')"
+    )
+    pg_conn.commit()
+    batch = store.assign_batch(10)
+    assert batch is not None and batch.delivery_ids == ("a", "b")
+    assert batch.dag_run_id.startswith("webhook__20260102T030405000006Z__")
+    assert store.assign_batch(10) is None  # nothing unassigned left
+    assert store.unforwarded_batches() == [batch]  # what a restarted relay retries, unchanged
+    pg_conn.commit()
+    assert {r[0] for r in pg_conn.execute("SELECT dag_run_id FROM webhook_deliveries")} == {batch.dag_run_id}
+    json.dumps(batch.delivery_ids)
