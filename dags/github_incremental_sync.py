@@ -9,14 +9,20 @@ from airflow.sdk import dag, get_current_context, task
 from github_sync import tasks
 from github_sync.callbacks import import_log_callbacks
 from github_sync.config import GITHUB_POOL
-from github_sync.dag_params import DEFAULT_ARGS, sync_params
+from github_sync.dag_params import (
+    DEFAULT_ARGS,
+    DEFAULT_INCREMENTAL_SCHEDULE,
+    ENV_INCREMENTAL_SCHEDULE,
+    schedule_from_env,
+    sync_params,
+)
 from github_sync.operators import SyncRepositoryOperator
 
 
 @dag(
     dag_id="github_incremental_sync",
     description="Incremental sync: only the repositories that changed since their cursors",
-    schedule="@hourly",
+    schedule=schedule_from_env(ENV_INCREMENTAL_SCHEDULE, DEFAULT_INCREMENTAL_SCHEDULE),
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from airflow.sdk import dag, get_current_context, task
+
 from github_sync.callbacks import import_log_callbacks
 from github_sync.dag_params import DEFAULT_ARGS
 from github_sync.webhook_apply import WEBHOOK_DAG_ID, run_from_context

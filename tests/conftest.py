@@ -81,7 +81,7 @@ SYNCED_TABLES = (
 
 
 @pytest.fixture
-def pg_conn(pg_database: str) -> Iterator["psycopg.Connection"]:  # noqa: F821
+def pg_conn(pg_database: str) -> Iterator[psycopg.Connection]:  # noqa: F821
     """A connection to the session database, emptied before the test."""
     import psycopg
 

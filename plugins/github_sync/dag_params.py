@@ -14,6 +14,25 @@ from github_sync.config import ENV_GITHUB_OWNER
 OWNER_PATTERN = r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$"
 REPOSITORY_PATTERN = r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}$"
 
+DEFAULT_FULL_SYNC_SCHEDULE = "0 3 * * 0"  # weekly, Sunday 03:00 UTC: reconciles everything
+DEFAULT_INCREMENTAL_SCHEDULE = "@hourly"
+ENV_FULL_SYNC_SCHEDULE = "GITHUB_SYNC_FULL_SCHEDULE"
+ENV_INCREMENTAL_SCHEDULE = "GITHUB_SYNC_INCREMENTAL_SCHEDULE"
+NO_SCHEDULE = ("", "none", "manual")
+
+
+def schedule_from_env(variable: str, default: str) -> str | None:
+    """A DAG's schedule: ``default``, or the environment's override (``none`` for manual only).
+
+    Read at parse time from the environment, which is not I/O; an invalid cron expression
+    makes the DAG fail to import with Airflow's message naming it.
+    """
+    value = os.environ.get(variable)
+    if value is None:
+        return default
+    return None if value.strip().lower() in NO_SCHEDULE else value.strip()
+
+
 DEFAULT_ARGS: dict[str, Any] = {
     "owner": "github-sync",
     "retries": 2,

@@ -27,7 +27,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -272,7 +272,6 @@ class _RequestState:
     """What one logical request remembers across its attempts."""
 
     secondary_hits: int = 0
-    started: float = field(default_factory=time.monotonic)
 
 
 class GitHubHook(BaseHook):

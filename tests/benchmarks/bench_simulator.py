@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 
 import requests
+
 from github_sync.simulator import Simulator, SimulatorConfig
 
 log = logging.getLogger("bench_simulator")

@@ -68,7 +68,8 @@ def test_full_sync_holds_what_github_holds_and_a_rerun_is_free(
     # Field by field, a sample of issues, PRs, commits and repositories against the simulator's own objects.
     for repo in sim.state.repos()[::17]:
         project = conn.execute(
-            "SELECT id, full_name, github_url, stars, status, tags FROM projects WHERE github_id = %s", (repo.id,)
+            "SELECT id, full_name, github_url, stars, status, tags FROM projects WHERE github_id = %s",
+            (repo.id,),
         ).fetchone()
         assert project[1:] == (
             f"acme/{repo.name}",
@@ -112,7 +113,9 @@ def test_full_sync_holds_what_github_holds_and_a_rerun_is_free(
         ).fetchone()
         assert metrics == (len(repo.commits), as_of.date())
 
-    log_row = conn.execute("SELECT records_imported, records_failed, errors, metadata FROM import_logs").fetchone()
+    log_row = conn.execute(
+        "SELECT records_imported, records_failed, errors, metadata FROM import_logs"
+    ).fetchone()
     records, failed, errors, metadata = log_row
     assert failed == 0 and errors == []
     assert records == sum(v for k, v in counts.items() if k not in ("projects", "import_logs"))
@@ -161,7 +164,12 @@ def test_a_repository_failing_forever_fails_alone(
 
     # The documented rule: a run with more failed repositories than failure_tolerance (0) fails.
     assert run.state == "failed"
-    synced = {r for (r,) in pg_conn.execute("SELECT p.full_name FROM projects p JOIN project_metrics m ON m.project_id = p.id")}
+    synced = {
+        r
+        for (r,) in pg_conn.execute(
+            "SELECT p.full_name FROM projects p JOIN project_metrics m ON m.project_id = p.id"
+        )
+    }
     expected = {f"acme/{r.name}" for r in sim.state.repos() if not r.archived} - {f"acme/{victim}"}
     assert synced == expected
     victim_rows = pg_conn.execute(
@@ -205,7 +213,11 @@ def test_single_repository_sync_spends_at_most_six_requests(
     assert conn.execute("SELECT count(*) FROM bugs").fetchone()[0] + conn.execute(
         "SELECT count(*) FROM pull_requests"
     ).fetchone()[0] == len(repo.issues)
-    assert conn.execute("SELECT complexity, client_appeal, stars FROM projects").fetchone() == (5, 6, repo.stargazers)
+    assert conn.execute("SELECT complexity, client_appeal, stars FROM projects").fetchone() == (
+        5,
+        6,
+        repo.stargazers,
+    )
     assert conn.execute("SELECT metadata->>'mode' FROM import_logs").fetchone() == ("repository",)
 
 
@@ -227,4 +239,6 @@ def test_budget_exhaustion_defers_instead_of_sleeping(
         synced = pg_conn.execute("SELECT count(*) FROM project_metrics").fetchone()[0]
         assert synced == sum(1 for r in sim.state.repos() if not r.archived)
         bugs = pg_conn.execute("SELECT count(*) FROM bugs").fetchone()[0]
-        assert bugs == sum(1 for r in sim.state.repos() if not r.archived for i in r.issues.values() if not i.is_pr)
+        assert bugs == sum(
+            1 for r in sim.state.repos() if not r.archived for i in r.issues.values() if not i.is_pr
+        )

@@ -70,7 +70,9 @@ def test_an_edited_applied_migration_is_refused(empty_database: str, tmp_path: P
 def test_a_failing_migration_rolls_back_alone(empty_database: str, tmp_path: Path) -> None:
     migrations = tmp_path / "migrations"
     shutil.copytree(MIGRATIONS_DIR, migrations, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
-    (migrations / "9999_broken.sql").write_text("CREATE TABLE half_done (id int);\nSELECT no_such_function();\n")
+    (migrations / "9999_broken.sql").write_text(
+        "CREATE TABLE half_done (id int);\nSELECT no_such_function();\n"
+    )
     with psycopg.connect(empty_database) as conn:
         with pytest.raises(MigrationError, match="9999_broken"):
             apply_migrations(conn, migrations)

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+
 from github_sync.hook import GitHubHook
 from github_sync.retry import RetryPolicy
 

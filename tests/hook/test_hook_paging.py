@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from github_sync.errors import RepositoryMoved, RepositoryUnavailable
 from github_sync.http_cache import InMemoryHttpCache, PostgresHttpCache
 from github_sync.pagination import query_param

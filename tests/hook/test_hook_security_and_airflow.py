@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import requests
+
 from github_sync import GitHubHook, __version__
 from github_sync.errors import GitHubClientError, GitHubError
 from github_sync.hook import DEFAULT_MAX_IN_FLIGHT, _BearerAuth

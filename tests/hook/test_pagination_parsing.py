@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
 from github_sync.errors import PageTooLarge, PaginationLoopError
 from github_sync.pagination import (
     MAX_PER_PAGE,

@@ -7,6 +7,7 @@ import random
 from pathlib import Path
 
 import pytest
+
 from github_sync.errors import GitHubClientError, GitHubServerError
 from github_sync.retry import (
     RETRYABLE_STATUSES,

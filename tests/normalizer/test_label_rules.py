@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from github_sync.labels import (
     LABEL_RULES_VARIABLE,
     SEVERITIES,

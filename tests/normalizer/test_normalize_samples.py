@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+
 from github_sync import (
     normalize_commit,
     normalize_issue,
@@ -16,7 +17,6 @@ from github_sync import (
     project_metrics,
 )
 from github_sync.normalizer import MalformedPayloadError, NotAnIssueError, is_pull_request
-
 from tests.conftest import GITHUB_SAMPLES
 from tests.normalizer.conftest import AS_OF, load_json, openapi_value, webhook_files
 

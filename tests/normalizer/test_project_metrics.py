@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from github_sync.metrics import (
     BYTES_PER_LINE,
     estimate_lines_of_code,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+
 from github_sync.normalizer import clean_text
 from github_sync.timestamps import parse_github_timestamp
 

@@ -11,11 +11,11 @@ from pathlib import Path
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
+
 from github_sync.relay.app import MAX_BODY_BYTES, create_app
 from github_sync.relay.settings import RelayConfigError, RelaySettings
 from github_sync.relay.signature import compute_signature
 from github_sync.relay.store import DeliveryStore
-
 from tests.relay.airflow_stub import AirflowStub
 from tests.relay.helpers import (
     SECRET,

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import psycopg
 from fastapi.testclient import TestClient
+
 from github_sync.relay.app import create_app
 from github_sync.relay.store import DAG_RUN_ID_PREFIX, DeliveryStore
-
 from tests.relay.airflow_stub import AirflowStub
 from tests.relay.helpers import fast_forwarder, headers, relay_settings
 

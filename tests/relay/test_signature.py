@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from github_sync.relay.signature import SignatureError, compute_signature, verify_signature
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import psycopg
 import pytest
+
 from github_sync.normalizer import (
     normalize_commit,
     normalize_issue,
@@ -28,7 +29,6 @@ from github_sync.webhook_apply import (
     process_deliveries,
     validate_conf,
 )
-
 from tests.relay.helpers import SAMPLES
 
 AS_OF = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)

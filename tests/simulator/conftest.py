@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 import requests
+
 from github_sync.simulator import Simulator, SimulatorConfig
 
 TOKEN = "ghp_test_token_one"

@@ -6,8 +6,8 @@ import re
 from urllib.parse import parse_qs, urlsplit
 
 import requests
-from github_sync.simulator import Simulator
 
+from github_sync.simulator import Simulator
 from tests.simulator.conftest import OWNER, big_repo, walk
 
 

@@ -6,8 +6,8 @@ import threading
 import time
 
 import requests
-from github_sync.simulator import Simulator
 
+from github_sync.simulator import Simulator
 from tests.simulator.conftest import OWNER, TOKEN, auth, small_config
 
 RATE_HEADERS = (

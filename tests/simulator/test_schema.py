@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 import requests
-from github_sync.simulator import Simulator
 from jsonschema.exceptions import ValidationError
 from openapi_schema_validator import OAS30Validator
 
+from github_sync.simulator import Simulator
 from tests.simulator.conftest import OWNER, auth, big_repo, empty_repo, small_config
 
 

@@ -14,10 +14,10 @@ from typing import Any
 
 import psycopg
 import pytest
+
 from github_sync import repository_sync
 from github_sync.simulator import Simulator, SimulatorConfig
 from github_sync.sync_runner import run_sync
-
 from tests.sync.conftest import make_hook
 from tests.sync.fingerprint import differences, live_content
 

@@ -1,0 +1,1 @@
+"""Status API, live event stream and dashboard of the github-sync runs (served by the Airflow plugin)."""

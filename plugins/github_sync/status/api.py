@@ -1,0 +1,284 @@
+"""The status API and dashboard: a FastAPI app mounted by the plugin under ``/github-sync``.
+
+Every route, the page and its static files included, depends on Airflow's
+``requires_authenticated()``: a request needs Airflow's JWT, either as
+``Authorization: Bearer`` (API clients) or as the ``_token`` cookie the Airflow UI sets at
+login (the browser loading the page, its scripts, ``fetch`` and ``EventSource`` calls,
+all same-origin). A browser opening the page without a session is sent to Airflow's
+login page instead of seeing a bare 401.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.responses import (
+    FileResponse,
+    HTMLResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from github_sync.run_records import MODES
+from github_sync.status import queries
+from github_sync.status.db import DatabaseNotConfigured, DatabaseProvider
+from github_sync.status.stream import DEFAULT_HEARTBEAT_S, DEFAULT_POLL_INTERVAL_S, sync_events
+
+log = logging.getLogger(__name__)
+
+URL_PREFIX = "/github-sync"
+STATIC_DIR = Path(__file__).with_name("static")
+DASHBOARD_HTML = STATIC_DIR / "dashboard.html"
+MAX_DAYS = 366
+RUN_STATES = ("success", "failed")
+# The vendored library never changes under its versioned name; our own files may.
+VENDOR_CACHE_CONTROL = "private, max-age=86400"
+OWN_CACHE_CONTROL = "no-cache"
+UNAUTHORIZED_STATUSES = (401, 403)
+
+
+class StreamRegistry:
+    """Counts open event streams (observability, and how tests prove a stream ended)."""
+
+    def __init__(self) -> None:
+        """Create an empty registry."""
+        self._lock = threading.Lock()
+        self.open = 0
+        self.closed = 0
+
+    def opened(self) -> None:
+        """Record a new stream."""
+        with self._lock:
+            self.open += 1
+
+    def close(self) -> None:
+        """Record a stream that ended."""
+        with self._lock:
+            self.open -= 1
+            self.closed += 1
+
+
+def _default_auth_dependency() -> Callable[..., Any]:
+    # Imported lazily: the plugin module is imported by every Airflow component, the
+    # api-server's security module only matters where the app is served.
+    from airflow.api_fastapi.core_api.security import requires_authenticated
+
+    return requires_authenticated()
+
+
+def _login_redirect(request: Request) -> Response | None:
+    """Where a browser without a session should go: Airflow's login page, back here after."""
+    try:
+        from airflow.api_fastapi.app import get_auth_manager
+
+        login = get_auth_manager().get_url_login(next_url=str(request.url))
+    except Exception:
+        log.debug("No login URL from the auth manager", exc_info=True)
+        return None
+    return RedirectResponse(login, status_code=303)
+
+
+def create_app(
+    *,
+    database: DatabaseProvider | None = None,
+    auth_dependency: Callable[..., Any] | None = None,
+    poll_interval_s: float = DEFAULT_POLL_INTERVAL_S,
+    heartbeat_s: float = DEFAULT_HEARTBEAT_S,
+) -> FastAPI:
+    """Build the status app.
+
+    Args:
+        database: how to reach the target database; defaults to the ``github_sync_db``
+            connection (falling back to ``GITHUB_SYNC_DATABASE_URL``).
+        auth_dependency: the dependency guarding every route; defaults to Airflow's
+            ``requires_authenticated()``.
+        poll_interval_s: how often the event stream reads the run tables.
+        heartbeat_s: longest silence on the event stream before a heartbeat comment.
+
+    Returns:
+        The FastAPI app, to be mounted under :data:`URL_PREFIX`.
+    """
+    provider = database or DatabaseProvider()
+    guard = auth_dependency or _default_auth_dependency()
+    app = FastAPI(
+        title="github-sync status",
+        description="Statistics, history and live progress of the github-sync DAG runs.",
+        dependencies=[Depends(guard)],
+        # Airflow's own /docs covers its API; this app's schema stays at /github-sync/openapi.json.
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.streams = StreamRegistry()
+    app.state.database = provider
+
+    @contextmanager
+    def connection() -> Iterator[Any]:
+        conn = provider.connect()
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+    @app.exception_handler(psycopg.OperationalError)
+    async def database_down(request: Request, exc: psycopg.OperationalError) -> JSONResponse:
+        log.warning("github-sync database unavailable for %s: %s", request.url.path, exc)
+        return JSONResponse({"detail": "github-sync database unavailable"}, status_code=503)
+
+    @app.exception_handler(DatabaseNotConfigured)
+    async def database_missing(request: Request, exc: DatabaseNotConfigured) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=503)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        wants_page = request.url.path.rstrip("/") == request.scope.get("root_path", "").rstrip("/")
+        if (
+            exc.status_code in UNAUTHORIZED_STATUSES
+            and wants_page
+            and "text/html" in request.headers.get("accept", "")
+        ):
+            redirect = _login_redirect(request)
+            if redirect is not None:
+                return redirect
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def dashboard(request: Request) -> HTMLResponse:
+        # Absolute URLs from the mount point: the page works at /github-sync and
+        # /github-sync/, and behind an Airflow base_url with a path prefix.
+        base = request.scope.get("root_path", "").rstrip("/")
+        airflow_base = base.removesuffix(URL_PREFIX)
+        html = DASHBOARD_HTML.read_text(encoding="utf-8")
+        html = html.replace("__BASE__", base).replace("__AIRFLOW_BASE__", airflow_base)
+        return HTMLResponse(html, headers={"Cache-Control": OWN_CACHE_CONTROL})
+
+    @app.get("/static/{path:path}", include_in_schema=False)
+    def static(path: str) -> FileResponse:
+        target = (STATIC_DIR / path).resolve()
+        if (
+            not target.is_file()
+            or not target.is_relative_to(STATIC_DIR.resolve())
+            or target == DASHBOARD_HTML
+        ):
+            raise HTTPException(status_code=404, detail="not found")
+        vendored = target.is_relative_to((STATIC_DIR / "vendor").resolve())
+        return FileResponse(
+            target, headers={"Cache-Control": VENDOR_CACHE_CONTROL if vendored else OWN_CACHE_CONTROL}
+        )
+
+    @app.get("/api/stats")
+    def stats(days: int = Query(queries.DEFAULT_STATS_DAYS, ge=1, le=MAX_DAYS)) -> dict[str, Any]:
+        """Per-mode and overall statistics of the runs logged in the last ``days`` days."""
+        with connection() as conn:
+            return queries.statistics(conn, days=days)
+
+    @app.get("/api/history")
+    def history(
+        limit: int = Query(queries.DEFAULT_HISTORY_LIMIT, ge=1, le=queries.MAX_HISTORY_LIMIT),
+        offset: int = Query(0, ge=0),
+        mode: str | None = Query(None),
+        state: str | None = Query(None),
+    ) -> dict[str, Any]:
+        """A page of logged runs, newest first."""
+        if mode is not None and mode not in MODES:
+            raise HTTPException(status_code=422, detail=f"mode must be one of {', '.join(MODES)}")
+        if state is not None and state not in RUN_STATES:
+            raise HTTPException(status_code=422, detail=f"state must be one of {', '.join(RUN_STATES)}")
+        with connection() as conn:
+            return queries.history(conn, limit=limit, offset=offset, mode=mode, state=state)
+
+    @app.get("/api/runs/{dag_id}/{run_id:path}")
+    def run(dag_id: str, run_id: str) -> dict[str, Any]:
+        """One run with every repository's outcome (run ids contain ``:`` and ``+``, hence ``:path``)."""
+        with connection() as conn:
+            detail = queries.run_detail(conn, dag_id, run_id)
+        if detail is None:
+            raise HTTPException(status_code=404, detail=f"no github-sync run {dag_id}/{run_id}")
+        return detail
+
+    @app.get("/api/rate-limit")
+    def rate_limit() -> dict[str, Any]:
+        """The latest known GitHub budget and what the syncs spent in the last hour."""
+        with connection() as conn:
+            return queries.rate_limit(conn)
+
+    @app.get("/api/repositories")
+    def repositories(
+        days: int = Query(queries.DEFAULT_STATS_DAYS, ge=1, le=MAX_DAYS),
+        limit: int = Query(queries.DEFAULT_REPOSITORY_LIMIT, ge=1, le=100),
+    ) -> dict[str, Any]:
+        """The slowest and the failing repositories."""
+        with connection() as conn:
+            return queries.repositories(conn, days=days, limit=limit)
+
+    @app.get("/api/progress")
+    def progress() -> dict[str, Any]:
+        """The runs in progress, with done/total, current repositories, elapsed and ETA."""
+        with connection() as conn:
+            return queries.progress(conn)
+
+    @app.get("/stream")
+    async def stream(request: Request) -> StreamingResponse:
+        """Server-sent ``sync:start|progress|complete|error`` events until the client leaves."""
+        registry: StreamRegistry = app.state.streams
+        registry.opened()
+        events = sync_events(
+            provider.connect,
+            is_disconnected=request.is_disconnected,
+            poll_interval_s=poll_interval_s,
+            heartbeat_s=heartbeat_s,
+            on_close=registry.close,
+        )
+        return StreamingResponse(
+            events,
+            media_type="text/event-stream",
+            # no-transform/X-Accel-Buffering: proxies must pass events through unbuffered.
+            headers={"Cache-Control": "no-cache, no-transform", "X-Accel-Buffering": "no"},
+        )
+
+    return app
+
+
+class LazyStatusApp:
+    """An ASGI app that builds the status app on its first request.
+
+    The plugin is imported by every Airflow component (scheduler, workers, dag-processor);
+    only the api-server serves requests, so only it pays for building the app.
+    """
+
+    def __init__(self, factory: Callable[[], FastAPI] = create_app) -> None:
+        """Create the wrapper.
+
+        Args:
+            factory: builds the real app.
+        """
+        self._factory = factory
+        self._app: FastAPI | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def app(self) -> FastAPI:
+        """The real app (built on first access)."""
+        if self._app is None:
+            with self._lock:
+                if self._app is None:
+                    self._app = self._factory()
+        return self._app
+
+    async def __call__(
+        self, scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]
+    ) -> None:
+        """Serve one ASGI connection."""
+        if scope["type"] == "lifespan":
+            # Mounted sub-apps do not receive lifespan events; nothing to start or stop.
+            return
+        await self.app(scope, receive, send)

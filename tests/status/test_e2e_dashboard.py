@@ -1,0 +1,203 @@
+"""End to end: a real local Airflow, headless Chromium, the dashboard from the navigation.
+
+The test logs in through Airflow's login page, opens "GitHub Sync" from the navigation,
+checks the numbers against the database, triggers github_full_sync through the REST API
+against a slow simulator and watches the live progress bar move, saving screenshots
+under ``test-artifacts/``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from github_sync.local_airflow import LocalAirflow, start_local_airflow
+from github_sync.simulator import Simulator, SimulatorConfig
+from tests.conftest import PG_SERVER_DSN, REPO_ROOT
+from tests.dags.conftest import TEST_TOKEN
+from tests.status.seed import seed_history
+
+pytestmark = pytest.mark.e2e
+
+ARTIFACTS = REPO_ROOT / "test-artifacts"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+VIEWPORT = {"width": 1440, "height": 1500}
+# Slow enough that the run spans many stream polls, fast enough for the time budget.
+SIM_REPOS = 24
+SIM_LATENCY_MS = 120
+POOL_SLOTS = 3
+UI_TIMEOUT_MS = 60_000
+RUN_TIMEOUT_S = 150
+
+
+@pytest.fixture
+def metadata_url() -> Iterator[str]:
+    """A throwaway PostgreSQL database for Airflow's metadata."""
+    name = f"airflow_e2e_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_SERVER_DSN, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    host = PG_SERVER_DSN.split("@", 1)[1].rsplit("/", 1)[0]
+    try:
+        yield f"postgresql+psycopg2://postgres@{host}/{name}"
+    finally:
+        with psycopg.connect(PG_SERVER_DSN, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def slow_simulator() -> Iterator[Simulator]:
+    with Simulator(SimulatorConfig(owner="acme", repos=SIM_REPOS, seed=5, latency_ms=SIM_LATENCY_MS)) as sim:
+        yield sim
+
+
+@pytest.fixture
+def seeded_target(pg_conn: psycopg.Connection) -> psycopg.Connection:
+    """The target database with the run history, written before Airflow starts any task."""
+    seed_history(pg_conn)
+    return pg_conn
+
+
+@pytest.fixture
+def local_airflow(
+    tmp_path: Path, metadata_url: str, slow_simulator: Simulator, pg_database: str, seeded_target: Any
+) -> Iterator[LocalAirflow]:
+    """Airflow's four components on the metadata DB, wired to the simulator and the test DB."""
+    dsn = psycopg.conninfo.conninfo_to_dict(pg_database)
+    extra_env = {
+        "AIRFLOW_CONN_GITHUB_DEFAULT": json.dumps(
+            {"conn_type": "github", "host": slow_simulator.url, "password": TEST_TOKEN}
+        ),
+        "AIRFLOW_CONN_GITHUB_SYNC_DB": json.dumps(
+            {
+                "conn_type": "postgres",
+                "host": dsn.get("host", "127.0.0.1"),
+                "port": int(dsn.get("port", 5432)),
+                "login": dsn.get("user", "postgres"),
+                "schema": dsn["dbname"],
+            }
+        ),
+        # One api-server worker: quicker start, and the stream registry is in one process.
+        "AIRFLOW__API__WORKERS": "1",
+        # Unpaused at creation, the weekly DAG would start its latest scheduled run at once
+        # and (max_active_runs=1) queue the run this test triggers behind it.
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+    }
+    airflow = start_local_airflow(
+        home=tmp_path / "airflow", metadata_url=metadata_url, extra_env=extra_env, pool_slots=POOL_SLOTS
+    )
+    started = list(airflow.processes.values())
+    try:
+        yield airflow
+    finally:
+        airflow.stop()
+        assert all(process.poll() is not None for process in started), "an Airflow component survived stop()"
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+def login(page: Any, airflow: LocalAirflow) -> None:
+    page.goto(f"{airflow.api_url}/", wait_until="domcontentloaded")
+    page.wait_for_url("**/auth/login**", timeout=UI_TIMEOUT_MS)
+    page.locator("input[name='username']").fill("admin")
+    page.locator("input[name='password']").fill(airflow.admin_password)
+    page.locator("button[type='submit']").click()
+    page.wait_for_url(lambda url: "/auth/login" not in url, timeout=UI_TIMEOUT_MS)
+
+
+def database_numbers(database_url: str) -> dict[str, Any]:
+    with psycopg.connect(database_url) as conn:
+        runs, ok, records = conn.execute(
+            "SELECT count(*), count(*) FILTER (WHERE metadata ->> 'state' = 'success'), "
+            "sum(records_imported) FROM import_logs"
+        ).fetchone()
+    return {"runs": runs, "success_rate": f"{100 * ok / runs:.1f} %", "records": f"{records:,}"}
+
+
+def test_dashboard_in_airflow(local_airflow: LocalAirflow, browser: Any, pg_database: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    expected = database_numbers(pg_database)
+    local_airflow.wait_for_dags(["github_full_sync"])
+
+    context = browser.new_context(viewport=VIEWPORT)
+    page = context.new_page()
+    page.set_default_timeout(UI_TIMEOUT_MS)
+    login(page, local_airflow)
+
+    # From the navigation, as a user would: the entry opens the plugin frame.
+    page.get_by_role("link", name="GitHub Sync").first.click()
+    page.wait_for_url("**/plugin/github-sync")
+    frame = page.frame_locator("iframe").first
+    frame.locator("body[data-loaded='true']").wait_for()
+    assert frame.locator("#kpi-runs").inner_text() == str(expected["runs"])
+    assert frame.locator("#kpi-success-rate").inner_text() == expected["success_rate"]
+    assert frame.locator("#kpi-records").inner_text() == expected["records"]
+    assert frame.locator("[data-mode='full'] [data-role='success-rate']").inner_text() == "66.7 %"
+    assert frame.locator("#history tbody tr").count() == 10
+    assert "acme/legacy" in frame.locator("#failing").inner_text()
+    page.screenshot(path=str(ARTIFACTS / "dashboard-in-airflow.png"), full_page=True)
+
+    # The dashboard page itself (outside the frame) for a full-height screenshot.
+    dashboard = context.new_page()
+    dashboard.set_default_timeout(UI_TIMEOUT_MS)
+    dashboard.goto(f"{local_airflow.api_url}/github-sync/")
+    dashboard.locator("body[data-loaded='true']").wait_for()
+    dashboard.locator("#stream-status[data-state='live']").wait_for()
+
+    run_id = local_airflow.trigger("github_full_sync", conf={"owner": "acme"})
+    live = dashboard.locator(f".live-run[data-run-id='{run_id}']")
+    live.wait_for(timeout=UI_TIMEOUT_MS)
+    percents: list[float] = []
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    screenshot_taken = False
+    while time.monotonic() < deadline:
+        if live.count():
+            percents.append(float(live.get_attribute("data-percent") or 0))
+            if not screenshot_taken and 20 <= percents[-1] < 100:
+                dashboard.screenshot(path=str(ARTIFACTS / "dashboard-live-progress.png"), full_page=True)
+                screenshot_taken = True
+            if "success" in (live.get_attribute("class") or "") or "failed" in (
+                live.get_attribute("class") or ""
+            ):
+                break
+        time.sleep(0.5)
+    assert local_airflow.wait_for_run("github_full_sync", run_id, timeout=60) == "success"
+    distinct = sorted(set(percents))
+    assert len(distinct) >= 3, f"the progress bar did not move: {percents}"
+    assert percents == sorted(percents), f"progress went backwards: {percents}"
+    assert percents[-1] == 100.0
+    assert "success" in (live.get_attribute("class") or "")
+
+    # Once logged (DAG callback), the run shows in the history with a link to the grid.
+    row = dashboard.locator(f"#history tr[data-run-id='{run_id}']")
+    row.wait_for(timeout=30_000)
+    href = row.locator("a").get_attribute("href")
+    assert href.startswith("/dags/github_full_sync/runs/")
+    dashboard.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
+    context.close()
