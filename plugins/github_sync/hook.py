@@ -570,7 +570,9 @@ class GitHubHook(BaseHook):
             Everything :meth:`get` raises.
         """
         try:
-            response = self.get(path, {**(params or {}), PER_PAGE_PARAM: 1})
+            # Unconditional: GitHub's ETag covers the body, not the Link header, so a cached
+            # one-item page could answer 304 while its rel="last" (the count) moved on.
+            response = self.get(path, {**(params or {}), PER_PAGE_PARAM: 1}, conditional=False)
         except RepositoryUnavailable as exc:
             if exc.reason == "empty":
                 return 0

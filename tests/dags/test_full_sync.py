@@ -181,6 +181,7 @@ def test_a_repository_failing_forever_fails_alone(
     ).fetchone()
     assert metadata["state"] == "failed"
     assert metadata["failed_repositories"] == [f"acme/{victim}"]
+    assert records_failed == 0  # the issues listing failed before any of its rows was read
     assert len(errors) == 1 and f"acme/{victim}" in errors[0] and "502" in errors[0]
     assert TEST_TOKEN not in repr(errors) + repr(metadata)
 

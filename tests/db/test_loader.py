@@ -169,7 +169,7 @@ def test_a_removed_repository_gives_its_url_to_the_next_one(pg_conn: psycopg.Con
     with pg_conn.cursor() as cur:
         loader.upsert_project(cur, project_row(1, "alpha"))
         loader.mark_removed(cur, "projects", reason="deleted", removed_at=T0, where={"github_id": 1})
-        new_id, _ = loader.upsert_project(cur, project_row(2, "alpha"))
+        loader.upsert_project(cur, project_row(2, "alpha"))
     pg_conn.commit()
     rows = pg_conn.execute("SELECT github_id, github_url, removed_reason FROM projects ORDER BY 1").fetchall()
     assert rows == [

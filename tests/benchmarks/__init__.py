@@ -1,0 +1,1 @@
+"""Benchmark suite of github-sync against its baselines: ``python -m tests.benchmarks`` (``make bench``)."""

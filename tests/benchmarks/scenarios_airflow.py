@@ -1,0 +1,327 @@
+"""Scenarios 1-5 through a real Airflow 3 (LocalExecutor, metadata in PostgreSQL): what a user sees.
+
+Airflow is started once with :func:`github_sync.local_airflow.start_local_airflow` (its own
+AIRFLOW_HOME, metadata database and target database, scheduled runs switched off) and the
+DAG runs are triggered over the REST API. Wall time is trigger -> run state ``success``
+(polled every 0.25 s). Peak memory is the peak of the summed RSS of every process of the
+deployment (api-server, scheduler and its LocalExecutor workers and task processes,
+dag-processor, triggerer), sampled every 0.25 s: Airflow's task processes are not children
+of this process, so ``ru_maxrss`` cannot be used.
+
+Scenario 5 adds the webhook relay (``github-sync-relay``) and sends one simulator mutation
+at a time (a new issue), timing mutation -> row visible in ``bugs``, split into relay,
+Airflow scheduling and task time from ``webhook_deliveries`` and the task instance.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import psutil
+import psycopg
+import requests
+
+from tests.benchmarks.common import (
+    OWNER,
+    TOKEN,
+    Measurement,
+    SimProcess,
+    create_database,
+    drop_database,
+    free_port,
+    percentile,
+    reset_product_database,
+)
+from tests.benchmarks.results import Results
+from tests.benchmarks.scenarios import CHANGED, FULL, NOOP, ONE_REPO, PRODUCT_AIRFLOW, apply_changes
+
+log = logging.getLogger(__name__)
+
+POLL_S = 0.25
+DAGS = ("github_full_sync", "github_incremental_sync", "github_repo_sync", "github_webhook_events")
+
+
+class RssSampler:
+    """Peak summed RSS of a set of process trees, sampled in a thread."""
+
+    def __init__(self, roots: list[int]) -> None:
+        self.roots = roots
+        self.peak_mb = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _total(self) -> float:
+        total = 0
+        for pid in self.roots:
+            try:
+                root = psutil.Process(pid)
+                procs = [root, *root.children(recursive=True)]
+            except psutil.Error:
+                continue
+            for proc in procs:
+                try:
+                    total += proc.memory_info().rss
+                except psutil.Error:
+                    pass
+        return total / 2**20
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak_mb = max(self.peak_mb, self._total())
+            self._stop.wait(POLL_S)
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _conn_env(sim_url: str, dsn: str) -> dict[str, str]:
+    db = urlsplit(dsn)
+    return {
+        "GITHUB_OWNER": OWNER,
+        "GITHUB_SYNC_DATABASE_URL": dsn,
+        # No scheduled runs: unpausing would otherwise create one at once.
+        "GITHUB_SYNC_FULL_SCHEDULE": "none",
+        "GITHUB_SYNC_INCREMENTAL_SCHEDULE": "none",
+        "AIRFLOW_CONN_GITHUB_DEFAULT": json.dumps({"conn_type": "github", "host": sim_url, "password": TOKEN}),
+        "AIRFLOW_CONN_GITHUB_SYNC_DB": json.dumps(
+            {
+                "conn_type": "postgres",
+                "host": db.hostname or "127.0.0.1",
+                "port": db.port or 5432,
+                "login": db.username or "postgres",
+                "password": db.password or "",
+                "schema": db.path.lstrip("/"),
+            }
+        ),
+    }
+
+
+class AirflowBench:
+    """A local Airflow deployment for the benchmarks and the helpers to time DAG runs on it."""
+
+    def __init__(self, sim: SimProcess) -> None:
+        from github_sync.local_airflow import start_local_airflow
+
+        self.sim = sim
+        self.target = create_database("bench_af_target")
+        self.metadata = create_database("bench_af_meta", migrate=False)
+        self.home = Path(tempfile.mkdtemp(prefix="bench-airflow-"))
+        log.info("Starting Airflow (home %s) ...", self.home)
+        self.airflow = start_local_airflow(
+            home=self.home,
+            metadata_url=self.metadata.replace("postgresql://", "postgresql+psycopg2://", 1),
+            extra_env=_conn_env(sim.url, self.target),
+        )
+        self.airflow.wait_for_dags(DAGS)
+        self.session = self.airflow.api()
+        for dag_id in DAGS:
+            self.session.patch(
+                f"{self.airflow.api_url}/api/v2/dags/{dag_id}", json={"is_paused": False}, timeout=10
+            ).raise_for_status()
+
+    def close(self) -> None:
+        self.airflow.stop()
+        for url in (self.target, self.metadata):
+            try:
+                drop_database(url)
+            except psycopg.Error as exc:
+                log.warning("Could not drop %s: %s", url, exc)
+
+    def _run_state(self, dag_id: str, run_id: str) -> dict[str, Any]:
+        response = self.session.get(f"{self.airflow.api_url}/api/v2/dags/{dag_id}/dagRuns/{run_id}", timeout=10)
+        if response.status_code == 401:  # the JWT expired during a long suite
+            self.session = self.airflow.api()
+            return self._run_state(dag_id, run_id)
+        response.raise_for_status()
+        return dict(response.json())
+
+    def timed_run(self, dag_id: str, conf: dict[str, Any]) -> Measurement:
+        """Trigger ``dag_id``, wait for it; return its simulator counters, wall time and peak RSS."""
+        self.sim.reset_stats()
+        roots = [p.pid for p in self.airflow.processes.values()]
+        with RssSampler(roots) as sampler:
+            started = time.perf_counter()
+            run_id = self.airflow.trigger(dag_id, conf)
+            while True:
+                state = self._run_state(dag_id, run_id)["state"]
+                if state in ("success", "failed"):
+                    break
+                if time.perf_counter() - started > 1800:
+                    raise TimeoutError(f"{dag_id} {run_id} did not finish in 30 min")
+                time.sleep(POLL_S)
+            wall = time.perf_counter() - started
+        if state != "success":
+            raise RuntimeError(f"{dag_id} run {run_id} ended {state}; logs under {self.home}")
+        stats = self.sim.stats()
+        return Measurement(
+            budget=int(stats["budget_spent"]),
+            requests=int(stats["requests_total"]),
+            not_modified=int(stats["not_modified"]),
+            wall_s=wall,
+            peak_rss_mb=sampler.peak_mb,
+            rows=self._records(run_id),
+            extra={"run_id": run_id},
+        )
+
+    def _records(self, run_id: str) -> int | None:
+        # import_logs is written by the DAG's success callback, which may land just after the state.
+        deadline = time.monotonic() + 15
+        with psycopg.connect(self.target, autocommit=True) as conn:
+            while time.monotonic() < deadline:
+                row = conn.execute(
+                    "SELECT records_imported FROM import_logs WHERE metadata->>'run_id' = %s", (run_id,)
+                ).fetchone()
+                if row is not None:
+                    return int(row[0])
+                time.sleep(0.2)
+        return None
+
+
+def run_airflow_syncs(
+    bench: AirflowBench, results: Results, *, runs: int, changed: list[str], repository: str
+) -> None:
+    """Scenarios 1-4 on real Airflow. One repository first (cold), then full -> noop -> k changed,
+    so that the database holds a full sync at the end (scenario 5 needs the projects)."""
+    for n in range(runs):
+        log.info("real Airflow, repetition %d/%d", n + 1, runs)
+        reset_product_database(bench.target)
+        results.add(ONE_REPO, PRODUCT_AIRFLOW, bench.timed_run("github_repo_sync", {"repository": repository}))
+        reset_product_database(bench.target)
+        results.add(FULL, PRODUCT_AIRFLOW, bench.timed_run("github_full_sync", {"owner": OWNER}))
+        results.add(NOOP, PRODUCT_AIRFLOW, bench.timed_run("github_incremental_sync", {"owner": OWNER}))
+        apply_changes(bench.sim, changed)
+        results.add(CHANGED, PRODUCT_AIRFLOW, bench.timed_run("github_incremental_sync", {"owner": OWNER}))
+
+
+def _ts(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.timestamp()
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+
+
+def run_webhook(
+    bench: AirflowBench, results: Results, *, deliveries: int, repos: list[str], coalesce_s: float | None
+) -> None:
+    """Scenario 5: ``deliveries`` mutations, one at a time, each timed until its row is visible."""
+    secret = secrets.token_hex(16)
+    port = free_port()
+    env = {
+        **os.environ,
+        "GITHUB_WEBHOOK_SECRET": secret,
+        "GITHUB_SYNC_DATABASE_URL": bench.target,
+        "AIRFLOW_API_URL": bench.airflow.api_url,
+        "AIRFLOW_API_USERNAME": "admin",
+        "AIRFLOW_API_PASSWORD": bench.airflow.admin_password,
+    }
+    if coalesce_s is not None:
+        env["GITHUB_SYNC_RELAY_COALESCE_SECONDS"] = str(coalesce_s)
+    from github_sync.relay.settings import DEFAULT_COALESCE_SECONDS
+
+    log_file = (bench.home / "relay.log").open("ab")
+    relay = subprocess.Popen(
+        [str(Path(sys.executable).with_name("github-sync-relay")), "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    relay_url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(120):
+            try:
+                if requests.get(f"{relay_url}/healthz", timeout=2).status_code < 500:
+                    break
+            except requests.RequestException:
+                pass
+            if relay.poll() is not None:
+                raise RuntimeError(f"github-sync-relay exited with {relay.returncode}; see {bench.home}/relay.log")
+            time.sleep(0.5)
+        bench.sim.set_webhook(f"{relay_url}/webhooks/github", secret)
+        samples: dict[str, list[float]] = {"latency_s": [], "relay_s": [], "scheduling_s": [], "task_s": []}
+        with psycopg.connect(bench.target, autocommit=True) as conn:
+            for i in range(deliveries):
+                title = f"bench webhook {i} {uuid.uuid4().hex[:8]}"
+                t0 = time.time()
+                bench.sim.mutate("create_issue", repo=repos[i % len(repos)], title=title)
+                while conn.execute("SELECT 1 FROM bugs WHERE title = %s", (title,)).fetchone() is None:
+                    if time.time() - t0 > 300:
+                        raise TimeoutError(f"webhook delivery {i} not visible after 300 s")
+                    time.sleep(0.02)
+                samples["latency_s"].append(time.time() - t0)
+                _breakdown(bench, conn, title, t0, samples)
+        bench.sim.set_webhook(None)
+    finally:
+        if relay.poll() is None:
+            os.killpg(relay.pid, signal.SIGTERM)
+            relay.wait(30)
+        log_file.close()
+    summary: dict[str, Any] = {
+        "deliveries": deliveries,
+        "coalesce_s": coalesce_s if coalesce_s is not None else DEFAULT_COALESCE_SECONDS,
+    }
+    for key, values in samples.items():
+        if values:
+            summary[key] = {
+                "median": round(percentile(values, 50), 3),
+                "p95": round(percentile(values, 95), 3),
+                "min": round(min(values), 3),
+                "max": round(max(values), 3),
+                "n": len(values),
+            }
+    summary["samples_s"] = [round(v, 3) for v in samples["latency_s"]]
+    results.webhook = summary
+    log.info("webhook: %s", {k: v for k, v in summary.items() if k != "samples_s"})
+
+
+def _breakdown(bench: AirflowBench, conn: Any, title: str, t0: float, samples: dict[str, list[float]]) -> None:
+    """Split one delivery's latency using the relay's table and the task instance; wait for its run to end."""
+    row = conn.execute(
+        "SELECT forwarded_at, processed_at, dag_run_id FROM webhook_deliveries "
+        "WHERE event = 'issues' AND payload->'issue'->>'title' = %s",
+        (title,),
+    ).fetchone()
+    if row is None or row[2] is None:
+        return
+    forwarded_at, processed_at, run_id = row
+    dag_id = "github_webhook_events"
+    deadline = time.monotonic() + 120
+    while bench._run_state(dag_id, run_id)["state"] not in ("success", "failed") and time.monotonic() < deadline:
+        time.sleep(POLL_S)
+    tis = bench.session.get(
+        f"{bench.airflow.api_url}/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances", timeout=10
+    ).json()
+    starts = [_ts(ti.get("start_date")) for ti in tis.get("task_instances", [])]
+    start = min((s for s in starts if s is not None), default=None)
+    if processed_at is None:
+        processed_at = conn.execute(
+            "SELECT processed_at FROM webhook_deliveries WHERE dag_run_id = %s LIMIT 1", (run_id,)
+        ).fetchone()[0]
+    fwd = _ts(forwarded_at)
+    if fwd is not None:
+        samples["relay_s"].append(fwd - t0)
+        if start is not None:
+            samples["scheduling_s"].append(start - fwd)
+            done = _ts(processed_at)
+            if done is not None:
+                samples["task_s"].append(done - start)
