@@ -2,26 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from airflow.sdk import dag, get_current_context, task
 
 from github_sync import tasks
 from github_sync.callbacks import import_log_callbacks
-from github_sync.config import GITHUB_POOL
-from github_sync.dag_params import DEFAULT_ARGS, repository_params
-from github_sync.operators import SyncRepositoryOperator
+from github_sync.dag_building import sync_repositories
+from github_sync.dag_params import SYNC_DAG_ARGS, repository_params
 
 
 @dag(
     dag_id="github_repo_sync",
     description="Sync one GitHub repository into PostgreSQL (trigger with config)",
     schedule=None,
-    start_date=datetime(2026, 1, 1),
-    catchup=False,
-    default_args=DEFAULT_ARGS,
     params=repository_params(),
-    tags=["github-sync"],
+    **SYNC_DAG_ARGS,
     **import_log_callbacks("repository"),
 )
 def github_repo_sync() -> None:
@@ -29,19 +23,7 @@ def github_repo_sync() -> None:
     def resolve_repository(params: dict | None = None) -> list[dict]:
         return tasks.resolve_repository(get_current_context(), repository=params["repository"])
 
-    # No retries: the summary fails on purpose when repositories failed; retrying changes nothing.
-    @task(trigger_rule="all_done", retries=0)
-    def summary() -> dict:
-        return tasks.summarize(get_current_context())
-
-    synced = SyncRepositoryOperator.partial(
-        task_id="sync_repository",
-        mode="repository",
-        commits_since_days="{{ params.commits_since_days }}",
-        pool=GITHUB_POOL,
-        map_index_template="{{ task.repository['full_name'] }}",
-    ).expand(repository=resolve_repository())
-    synced >> summary()
+    sync_repositories(resolve_repository(), mode="repository")
 
 
 github_repo_sync()

@@ -47,6 +47,32 @@ def _validate_database_url(name: str, value: str) -> str:
     return value
 
 
+def github_connection(api_url: str, token: str, extra: dict[str, object] | None = None) -> dict[str, object]:
+    """The ``github_default`` connection (GitHub provider type) in Airflow's JSON form."""
+    connection: dict[str, object] = {"conn_type": "github", "host": api_url, "password": token}
+    if extra:
+        connection["extra"] = extra
+    return connection
+
+
+def postgres_connection(database_url: str) -> dict[str, object]:
+    """The ``github_sync_db`` connection for a ``postgresql://`` URL, in Airflow's JSON form."""
+    parts = urlsplit(database_url)
+    return {
+        "conn_type": "postgres",
+        "host": parts.hostname or "127.0.0.1",
+        "port": parts.port or 5432,
+        "login": parts.username or "",
+        "password": parts.password or "",
+        "schema": parts.path.lstrip("/"),
+    }
+
+
+def connection_env(connections: dict[str, dict[str, object]]) -> dict[str, str]:
+    """``AIRFLOW_CONN_<ID>`` environment variables for connections (how local processes get them)."""
+    return {f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps(conn) for conn_id, conn in connections.items()}
+
+
 @dataclass(frozen=True)
 class Settings:
     """The environment shortcut, validated. Secrets are excluded from ``repr``."""
@@ -87,28 +113,7 @@ class Settings:
 
     def airflow_connections(self) -> dict[str, dict[str, object]]:
         """The Airflow connections these settings describe, as Airflow's JSON connection form."""
-        connections: dict[str, dict[str, object]] = {
-            GITHUB_CONN_ID: {
-                "conn_type": "github",
-                "host": self.github_api_url,
-                "password": self.github_token or "",
-            }
-        }
+        connections = {GITHUB_CONN_ID: github_connection(self.github_api_url, self.github_token or "")}
         if self.database_url:
-            parts = urlsplit(self.database_url)
-            connections[DATABASE_CONN_ID] = {
-                "conn_type": "postgres",
-                "host": parts.hostname or "127.0.0.1",
-                "port": parts.port or 5432,
-                "login": parts.username or "",
-                "password": parts.password or "",
-                "schema": parts.path.lstrip("/"),
-            }
+            connections[DATABASE_CONN_ID] = postgres_connection(self.database_url)
         return connections
-
-    def airflow_connection_env(self) -> dict[str, str]:
-        """``AIRFLOW_CONN_<ID>`` variables for the connections (how the local run passes them)."""
-        return {
-            f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps(conn)
-            for conn_id, conn in self.airflow_connections().items()
-        }

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from airflow.sdk import Param
@@ -39,6 +39,15 @@ DEFAULT_ARGS: dict[str, Any] = {
     "retry_delay": timedelta(seconds=30),
     "retry_exponential_backoff": 2.0,
     "max_retry_delay": timedelta(minutes=10),
+}
+
+
+# What every sync DAG declares alike.
+SYNC_DAG_ARGS: dict[str, Any] = {
+    "start_date": datetime(2026, 1, 1),
+    "catchup": False,
+    "default_args": DEFAULT_ARGS,
+    "tags": ["github-sync"],
 }
 
 

@@ -26,7 +26,15 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 
-from github_sync.config import ConfigError, Settings
+from github_sync.config import (
+    DATABASE_CONN_ID,
+    GITHUB_CONN_ID,
+    ConfigError,
+    Settings,
+    connection_env,
+    github_connection,
+    postgres_connection,
+)
 from github_sync.local_airflow import PROJECT_ROOT, LocalAirflow, free_port, start_local_airflow
 from github_sync.migrations import apply_migrations
 
@@ -183,21 +191,13 @@ def main() -> int:
         token, owner = DEMO_TOKEN, DEMO_OWNER
         log.info("No GITHUB_TOKEN/GITHUB_OWNER: syncing the built-in GitHub simulator (%s, %d repositories)",
                  api_url, DEMO_REPOSITORIES)  # fmt: skip
-    db = urlsplit(database_url)
     extra_env = {
         "GITHUB_OWNER": owner,
         "GITHUB_SYNC_DATABASE_URL": database_url,
-        "AIRFLOW_CONN_GITHUB_DEFAULT": json.dumps(
-            {"conn_type": "github", "host": api_url, "password": token}
-        ),
-        "AIRFLOW_CONN_GITHUB_SYNC_DB": json.dumps(
+        **connection_env(
             {
-                "conn_type": "postgres",
-                "host": db.hostname or "127.0.0.1",
-                "port": db.port or 5432,
-                "login": db.username or "postgres",
-                "password": db.password or "",
-                "schema": db.path.lstrip("/"),
+                GITHUB_CONN_ID: github_connection(api_url, token),
+                DATABASE_CONN_ID: postgres_connection(database_url),
             }
         ),
     }

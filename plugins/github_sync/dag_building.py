@@ -1,0 +1,45 @@
+"""The task pattern every sync DAG shares: map ``sync_repository`` over targets, then summarize."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.sdk import get_current_context, task
+
+from github_sync import tasks
+from github_sync.config import GITHUB_POOL
+from github_sync.operators import SyncRepositoryOperator
+
+
+def sync_repositories(targets: Any, *, mode: str) -> Any:
+    """Map one ``sync_repository`` task per target (named after its repository in the UI).
+
+    The summary runs after all of them whatever their state (``all_done``) and decides the
+    run's state by the failure rule; an empty ``targets`` list skips the mapped task and
+    the summary still runs.
+
+    Args:
+        targets: the XCom of a task returning ``RepositoryTarget.to_mapping()`` dicts.
+        mode: ``full``, ``incremental`` or ``repository``.
+
+    Returns:
+        The summary task.
+    """
+
+    # No retries: the summary fails on purpose when repositories failed; retrying changes nothing.
+    @task(task_id="summary", trigger_rule="all_done", retries=0)
+    def summary(params: dict | None = None) -> dict:
+        return tasks.summarize(
+            get_current_context(), failure_tolerance=(params or {}).get("failure_tolerance", 0)
+        )
+
+    synced = SyncRepositoryOperator.partial(
+        task_id="sync_repository",
+        mode=mode,
+        commits_since_days="{{ params.commits_since_days }}",
+        pool=GITHUB_POOL,
+        map_index_template="{{ task.repository['full_name'] }}",
+    ).expand(repository=targets)
+    done = summary()
+    synced >> done
+    return done
