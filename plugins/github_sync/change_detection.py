@@ -69,6 +69,8 @@ class StoredState:
     commits_head: str | None
     live_issue_ids: frozenset[int]
     live_pr_numbers: frozenset[int]
+    # The repository was empty when last synced and has not been pushed to since.
+    empty_since: bool = False
 
 
 @dataclass
@@ -86,9 +88,11 @@ def load_stored_states(cursor: Any, project_ids: Sequence[int]) -> dict[int, Sto
     cursor.execute(
         "SELECT p.id, EXISTS (SELECT 1 FROM project_metrics m WHERE m.project_id = p.id), "
         "(SELECT cursor_value FROM sync_cursors c WHERE c.project_id = p.id AND c.stream = %s), "
-        "(SELECT details->>'head' FROM sync_cursors c WHERE c.project_id = p.id AND c.stream = %s) "
+        "(SELECT details->>'head' FROM sync_cursors c WHERE c.project_id = p.id AND c.stream = %s), "
+        "(SELECT (c.details ? 'empty_at_push') AND (c.details->>'empty_at_push')::timestamptz "
+        "IS NOT DISTINCT FROM p.last_commit FROM sync_cursors c WHERE c.project_id = p.id AND c.stream = %s) "
         "FROM projects p WHERE p.id = ANY(%s)",
-        (ISSUES_STREAM, COMMITS_STREAM, ids),
+        (ISSUES_STREAM, COMMITS_STREAM, COMMITS_STREAM, ids),
     )
     base = {row[0]: row[1:] for row in cursor.fetchall()}
     cursor.execute(
@@ -108,10 +112,11 @@ def load_stored_states(cursor: Any, project_ids: Sequence[int]) -> dict[int, Sto
             synced=bool(synced),
             issues_cursor=issues_cursor,
             commits_head=commits_head,
+            empty_since=bool(empty_since),
             live_issue_ids=frozenset(issue_ids.get(project_id) or ()),
             live_pr_numbers=frozenset(pr_numbers.get(project_id) or ()),
         )
-        for project_id, (synced, issues_cursor, commits_head) in base.items()
+        for project_id, (synced, issues_cursor, commits_head, empty_since) in base.items()
     }
 
 
@@ -136,6 +141,8 @@ def probe_repository(client: GitHubClient, target: RepositoryTarget, state: Stor
         numbers = frozenset(int(i["number"]) for i in issues.items if is_pull_request(i))
         if ids != state.live_issue_ids or numbers != state.live_pr_numbers:
             return "issues added or removed (not yet committed)"
+    if state.empty_since:
+        return None
     try:
         commits = first_page(client, COMMITS_LISTING, target.full_name)
     except RepositoryUnavailable as exc:

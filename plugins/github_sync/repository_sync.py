@@ -369,13 +369,19 @@ def sync_repository(
             day = options.as_of.date()
             progress.add("project_metrics", 1, loader.upsert_metrics(cursor, target.project_id, day, metrics))
             _advance(cursor, target.project_id, ISSUES_STREAM, cursors.get(ISSUES_STREAM), issues.newest)
-            if pushed or not incremental:
+            if pushed or empty or not incremental:
+                details: dict[str, Any] = {"head": commits.head}
+                if empty:
+                    # Remembered so change detection need not ask again (a 409 costs budget)
+                    # until GitHub reports a push (the repository's pushed_at moves).
+                    last_push = project.get("last_commit")
+                    details["empty_at_push"] = last_push.isoformat() if last_push else None
                 loader.set_cursor(
                     cursor,
                     target.project_id,
                     COMMITS_STREAM,
                     _later(commits.newest, cursors.get(COMMITS_STREAM)),
-                    json.dumps({"head": commits.head}),
+                    json.dumps(details),
                 )
         conn.commit()
     except BaseException:

@@ -63,7 +63,9 @@ def ensure_tap() -> Path:
     log.info("Installing %s into %s", TAP_PACKAGE, VENV)
     if uv:
         subprocess.run([uv, "venv", "--python", "3.11", str(VENV)], check=True, capture_output=True)
-        subprocess.run([uv, "pip", "install", "--python", str(VENV / "bin" / "python"), TAP_PACKAGE], check=True)
+        subprocess.run(
+            [uv, "pip", "install", "--python", str(VENV / "bin" / "python"), TAP_PACKAGE], check=True
+        )
     else:
         subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
         subprocess.run([str(VENV / "bin" / "pip"), "install", "--quiet", TAP_PACKAGE], check=True)

@@ -138,7 +138,9 @@ def run_baseline(*, api_url: str, token: str, dsn: str, owner: str, incremental:
     for repo in repos:
         name = repo.full_name
         issue_since = maxima["issues"].get(name)
-        issues = repo.get_issues(state="all", since=issue_since) if issue_since else repo.get_issues(state="all")
+        issues = (
+            repo.get_issues(state="all", since=issue_since) if issue_since else repo.get_issues(state="all")
+        )
         insert(
             "gh_issues",
             [
@@ -168,7 +170,9 @@ def run_baseline(*, api_url: str, token: str, dsn: str, owner: str, incremental:
 
 def _pull_rows(repo: Any, name: str, newer_than: datetime | None) -> list[tuple[Any, ...]]:
     pulls: Iterable[Any] = (
-        repo.get_pulls(state="all", sort="updated", direction="desc") if newer_than else repo.get_pulls(state="all")
+        repo.get_pulls(state="all", sort="updated", direction="desc")
+        if newer_than
+        else repo.get_pulls(state="all")
     )
     rows = []
     for p in pulls:

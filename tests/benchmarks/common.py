@@ -36,6 +36,7 @@ BENCH_DIR = Path(__file__).resolve().parent
 PG_SERVER_DSN = os.environ.get("GITHUB_SYNC_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 OWNER = "acme"
 TOKEN = "ghp_benchmark_token_0123456789abcdef"
+LOG_DIR = BENCH_DIR / "results" / "tmp"  # gitignored
 SIM_READY = re.compile(r"github-sim ready url=(\S+)")
 
 
@@ -190,7 +191,9 @@ class ChildResult:
     result: dict[str, Any]
 
 
-def run_child(task: str, args: Mapping[str, Any], *, timeout: float = 3600, env: Mapping[str, str] | None = None) -> ChildResult:
+def run_child(
+    task: str, args: Mapping[str, Any], *, timeout: float = 3600, env: Mapping[str, str] | None = None
+) -> ChildResult:
     """Run ``tests.benchmarks.worker <task>`` in a child process; time it and read its ``ru_maxrss``.
 
     The child writes its JSON result to a file (not stdout: a full pipe would block it
@@ -201,8 +204,12 @@ def run_child(task: str, args: Mapping[str, Any], *, timeout: float = 3600, env:
     cmd = [sys.executable, "-m", "tests.benchmarks.worker", task, json.dumps(dict(args)), out_path]
     child_env = {**os.environ, **(env or {})}
     child_env.setdefault("PYTHONPATH", f"{REPO_ROOT / 'plugins'}:{REPO_ROOT}")
+    # The children's logs (PostgresHook logs every insert_rows call) go to a gitignored file.
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    log_file = (LOG_DIR / "workers.log").open("ab")
     started = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=child_env)
+    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=child_env, stdout=log_file, stderr=subprocess.STDOUT)
+    log_file.close()
     timer = threading.Timer(timeout, lambda: proc.kill())
     timer.start()
     try:
@@ -218,7 +225,9 @@ def run_child(task: str, args: Mapping[str, Any], *, timeout: float = 3600, env:
     finally:
         Path(out_path).unlink(missing_ok=True)
     if proc.returncode != 0 or "error" in result:
-        raise RuntimeError(f"benchmark worker {task} failed (exit {proc.returncode}): {result.get('error')}")
+        raise RuntimeError(
+            f"benchmark worker {task} failed (exit {proc.returncode}): {result.get('error')}; see {LOG_DIR}/workers.log"
+        )
     return ChildResult(wall_s=wall, peak_rss_mb=usage.ru_maxrss / 1024, result=result)
 
 

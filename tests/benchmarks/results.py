@@ -98,7 +98,12 @@ class Results:
             return f.median if f.samples else None
 
         def row(target: str, value: float | None, ok: bool | None, unit: str = "") -> dict[str, Any]:
-            return {"target": target, "value": None if value is None else round(value, 2), "unit": unit, "met": ok}
+            return {
+                "target": target,
+                "value": None if value is None else round(value, 2),
+                "unit": unit,
+                "met": ok,
+            }
 
         def cmp(value: float | None, limit: float) -> bool | None:
             return None if value is None else value <= limit
@@ -106,9 +111,13 @@ class Results:
         rows = []
         budget = med("full", "product", "budget")
         per_repo = None if budget is None else budget / repos
-        rows.append(row("Full sync: <= 5 budget requests per repository", per_repo, cmp(per_repo, 5), "req/repo"))
+        rows.append(
+            row("Full sync: <= 5 budget requests per repository", per_repo, cmp(per_repo, 5), "req/repo")
+        )
         wall = med("full", "product_airflow", "wall_s")
-        rows.append(row("Full sync: < 180 s on real Airflow", wall, None if wall is None else wall < 180, "s"))
+        rows.append(
+            row("Full sync: < 180 s on real Airflow", wall, None if wall is None else wall < 180, "s")
+        )
         for baseline in BASELINES:
             b_budget, b_wall = med("full", baseline, "budget"), med("full", baseline, "wall_s")
             p_wall = med("full", "product", "wall_s")
@@ -116,23 +125,57 @@ class Results:
             if None not in (budget, b_budget, b_wall, p_wall):
                 ok = budget < b_budget and p_wall < b_wall  # type: ignore[operator]
             rows.append(
-                row(f"Full sync: fewer requests and less time than {baseline}", None if ok is None else float(ok), ok)
+                row(
+                    f"Full sync: fewer requests and less time than {baseline}",
+                    None if ok is None else float(ok),
+                    ok,
+                )
             )
         noop = med("incremental_noop", "product", "budget")
         rows.append(row("Incremental, nothing changed: <= 2 budget requests", noop, cmp(noop, 2), "req"))
         wall = med("incremental_noop", "product_airflow", "wall_s")
-        rows.append(row("Incremental, nothing changed: < 30 s on real Airflow", wall, None if wall is None else wall < 30, "s"))
+        rows.append(
+            row(
+                "Incremental, nothing changed: < 30 s on real Airflow",
+                wall,
+                None if wall is None else wall < 30,
+                "s",
+            )
+        )
         changed = med("incremental_changed", "product", "budget")
-        rows.append(row(f"Incremental, {k} changed: <= 2 + 5x{k} budget requests", changed, cmp(changed, 2 + 5 * k), "req"))
+        rows.append(
+            row(
+                f"Incremental, {k} changed: <= 2 + 5x{k} budget requests",
+                changed,
+                cmp(changed, 2 + 5 * k),
+                "req",
+            )
+        )
         one = med("one_repo", "product", "budget")
         rows.append(row("One repository: <= 6 budget requests", one, cmp(one, 6), "req"))
         wall = med("one_repo", "product_airflow", "wall_s")
-        rows.append(row("One repository: < 15 s on real Airflow", wall, None if wall is None else wall < 15, "s"))
+        rows.append(
+            row("One repository: < 15 s on real Airflow", wall, None if wall is None else wall < 15, "s")
+        )
         median = self.webhook.get("latency_s", {}).get("median")
-        rows.append(row("Webhook -> row: median < 5 s on real Airflow", median, None if median is None else median < 5, "s"))
+        rows.append(
+            row(
+                "Webhook -> row: median < 5 s on real Airflow",
+                median,
+                None if median is None else median < 5,
+                "s",
+            )
+        )
         rate = self.extra_figure("db_load", "product", "new_rows_per_s")
         value = rate.median if rate.samples else None
-        rows.append(row("Database load: >= 20,000 rows/s (new rows)", value, None if value is None else value >= 20_000, "rows/s"))
+        rows.append(
+            row(
+                "Database load: >= 20,000 rows/s (new rows)",
+                value,
+                None if value is None else value >= 20_000,
+                "rows/s",
+            )
+        )
         return rows
 
     def as_json(self) -> dict[str, Any]:
@@ -171,7 +214,9 @@ class Results:
             "Each cell: median (min-max) over the repetitions. Ratios: github-sync in-process median / "
             "baseline median (below 1 = github-sync better).",
             "",
-            "| scenario | system | " + " | ".join(FIGURE_TITLES[f] for f in FIGURES) + " | budget vs A | wall vs A | budget vs B | wall vs B |",
+            "| scenario | system | "
+            + " | ".join(FIGURE_TITLES[f] for f in FIGURES)
+            + " | budget vs A | wall vs A | budget vs B | wall vs B |",
             "|---|---|" + "---|" * (len(FIGURES) + 4),
         ]
         for scenario, title in SCENARIO_TITLES.items():
@@ -184,10 +229,16 @@ class Results:
                     for name in ("budget", "wall_s"):
                         ratios.append(_ratio(self.figure(scenario, system, name), self.figure(scenario, baseline, name))
                                       if system.startswith("product") else "")  # fmt: skip
+                if scenario == "db_load":
+                    sys_title = "github-sync loader (upsert_rows)"
                 lines.append(f"| {title} | {sys_title} | " + " | ".join(cells + ratios) + " |")
         overhead = self.summary().get("airflow_overhead_s")
         if overhead:
-            lines += ["", "Airflow's overhead (real-Airflow median wall time - in-process median wall time):", ""]
+            lines += [
+                "",
+                "Airflow's overhead (real-Airflow median wall time - in-process median wall time):",
+                "",
+            ]
             lines += [f"- {SCENARIO_TITLES[s]}: {v:+.1f} s" for s, v in overhead.items()]
         if "db_load" in self.runs:
             new = self.extra_figure("db_load", "product", "new_rows_per_s")
@@ -204,7 +255,10 @@ class Results:
             for key, label in (
                 ("latency_s", "total: mutation in the simulator -> row visible"),
                 ("relay_s", "simulator -> relay -> DAG run triggered (incl. coalescing)"),
-                ("scheduling_s", "Airflow: run triggered -> task started (scheduling, queueing, worker start)"),
+                (
+                    "scheduling_s",
+                    "Airflow: run triggered -> task started (scheduling, queueing, worker start)",
+                ),
                 ("task_s", "task started -> delivery applied"),
             ):
                 if key in w:

@@ -12,6 +12,7 @@ import logging
 import tempfile
 import uuid
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,13 @@ from tests.benchmarks.results import Results
 
 log = logging.getLogger(__name__)
 
-FULL, NOOP, CHANGED, ONE_REPO, DB_LOAD = "full", "incremental_noop", "incremental_changed", "one_repo", "db_load"
+FULL, NOOP, CHANGED, ONE_REPO, DB_LOAD = (
+    "full",
+    "incremental_noop",
+    "incremental_changed",
+    "one_repo",
+    "db_load",
+)
 PRODUCT, PRODUCT_AIRFLOW, PYGITHUB, MELTANO = "product", "product_airflow", "pygithub", "meltano"
 
 
@@ -60,9 +67,9 @@ def repositories_to_change(sim: SimProcess, k: int) -> list[str]:
 
 def typical_repository(sim: SimProcess) -> str:
     """The repository of scenario 4: a "medium" one (100-320 issues), the median size of the org's active repos."""
-    import requests
-
     from concurrent.futures import ThreadPoolExecutor
+
+    import requests
 
     def size(name: str) -> tuple[int, str]:
         head = requests.get(
@@ -86,38 +93,45 @@ def apply_changes(sim: SimProcess, names: list[str]) -> None:
     """Change each repository once: a new issue (even positions) or one pushed commit (odd)."""
     for i, name in enumerate(names):
         if i % 2 == 0:
-            sim.mutate("create_issue", repo=name, title=f"bench change {uuid.uuid4().hex[:8]}", labels=["bug"])
+            sim.mutate(
+                "create_issue", repo=name, title=f"bench change {uuid.uuid4().hex[:8]}", labels=["bug"]
+            )
         else:
             sim.mutate("push_commits", repo=name, n=1, message="bench change")
 
 
-def _measure(sim: SimProcess, run: Callable[[], ChildResult], rows: Callable[[ChildResult], int]) -> Measurement:
+def _rows(child: ChildResult) -> int:
+    return int(child.result["rows"])
+
+
+def _measure(
+    sim: SimProcess, run: Callable[[], ChildResult], rows: Callable[[ChildResult], int]
+) -> Measurement:
     sim.reset_stats()
     child = run()
     stats = sim.stats()
     return measured(child, stats, rows(child))
 
 
-def run_product_inprocess(sim: SimProcess, results: Results, *, runs: int, changed: list[str], repository: str) -> None:
+def run_product_inprocess(
+    sim: SimProcess, results: Results, *, runs: int, changed: list[str], repository: str
+) -> None:
     """Scenarios 1-4 through the product's own code path (``run_sync`` in a child process)."""
     dsn = create_database("bench_product")
     try:
         args = {"api_url": sim.url, "token": TOKEN, "dsn": dsn, "owner": OWNER}
+        full = partial(run_child, "product_sync", {**args, "incremental": False})
+        incremental = partial(run_child, "product_sync", {**args, "incremental": True})
+        one = partial(run_child, "product_repo", {**args, "repository": repository})
         for n in range(runs):
             log.info("product in-process, repetition %d/%d", n + 1, runs)
             reset_product_database(dsn)
-            rows = lambda c: int(c.result["rows"])  # noqa: E731
-            sync = lambda inc: run_child("product_sync", {**args, "incremental": inc})  # noqa: E731
-            results.add(FULL, PRODUCT, _measure(sim, lambda: sync(False), rows))
-            results.add(NOOP, PRODUCT, _measure(sim, lambda: sync(True), rows))
+            results.add(FULL, PRODUCT, _measure(sim, full, _rows))
+            results.add(NOOP, PRODUCT, _measure(sim, incremental, _rows))
             apply_changes(sim, changed)
-            results.add(CHANGED, PRODUCT, _measure(sim, lambda: sync(True), rows))
+            results.add(CHANGED, PRODUCT, _measure(sim, incremental, _rows))
             reset_product_database(dsn)
-            results.add(
-                ONE_REPO,
-                PRODUCT,
-                _measure(sim, lambda: run_child("product_repo", {**args, "repository": repository}), rows),
-            )
+            results.add(ONE_REPO, PRODUCT, _measure(sim, one, _rows))
     finally:
         drop_database(dsn)
 
@@ -129,16 +143,16 @@ def run_pygithub(sim: SimProcess, results: Results, *, runs: int, changed: list[
     dsn = create_database("bench_pygithub", migrate=False)
     try:
         args = {"api_url": sim.url, "token": TOKEN, "dsn": dsn, "owner": OWNER}
-        rows = lambda c: int(c.result["rows"])  # noqa: E731
-        sync = lambda inc: run_child("pygithub", {**args, "incremental": inc})  # noqa: E731
+        full = partial(run_child, "pygithub", {**args, "incremental": False})
+        incremental = partial(run_child, "pygithub", {**args, "incremental": True})
         for n in range(runs):
             log.info("baseline A (PyGithub), repetition %d/%d", n + 1, runs)
             with psycopg.connect(dsn, autocommit=True) as conn:
                 conn.execute("DROP TABLE IF EXISTS " + ", ".join(STAGING_TABLES))
-            results.add(FULL, PYGITHUB, _measure(sim, lambda: sync(False), rows))
-            results.add(NOOP, PYGITHUB, _measure(sim, lambda: sync(True), rows))
+            results.add(FULL, PYGITHUB, _measure(sim, full, _rows))
+            results.add(NOOP, PYGITHUB, _measure(sim, incremental, _rows))
             apply_changes(sim, changed)
-            results.add(CHANGED, PYGITHUB, _measure(sim, lambda: sync(True), rows))
+            results.add(CHANGED, PYGITHUB, _measure(sim, incremental, _rows))
     finally:
         drop_database(dsn)
 

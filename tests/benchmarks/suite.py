@@ -43,7 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--latency-ms", type=int, default=100, help="simulator latency per request")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--runs", type=int, default=3, help="repetitions of every scenario (median, min, max)")
-    p.add_argument("--airflow-runs", type=int, default=None, help="repetitions on real Airflow (default --runs)")
+    p.add_argument(
+        "--airflow-runs", type=int, default=None, help="repetitions on real Airflow (default --runs)"
+    )
     p.add_argument("--changed", type=int, default=10, help="k: repositories changed before scenario 3")
     p.add_argument("--deliveries", type=int, default=50, help="webhook deliveries of scenario 5")
     p.add_argument("--coalesce-s", type=float, default=None, help="relay coalescing (default: the relay's)")
@@ -116,7 +118,9 @@ def _run(
                 if "airflow" not in selected:
                     # The webhook path needs the projects in the database: one full sync first.
                     bench.timed_run("github_full_sync", {"owner": "acme"})
-                run_webhook(bench, results, deliveries=args.deliveries, repos=changed, coalesce_s=args.coalesce_s)
+                run_webhook(
+                    bench, results, deliveries=args.deliveries, repos=changed, coalesce_s=args.coalesce_s
+                )
         finally:
             bench.close()
     if "db_load" in selected:

@@ -32,7 +32,9 @@ def product_sync(args: dict[str, Any]) -> dict[str, Any]:
     from github_sync.http_cache import PostgresHttpCache
     from github_sync.sync_runner import run_sync
 
-    hook = GitHubHook(base_url=args["api_url"], token=args["token"], http_cache=PostgresHttpCache(args["dsn"]))
+    hook = GitHubHook(
+        base_url=args["api_url"], token=args["token"], http_cache=PostgresHttpCache(args["dsn"])
+    )
     with psycopg.connect(args["dsn"]) as conn:
         result = run_sync(
             hook,
@@ -64,7 +66,9 @@ def product_repo(args: dict[str, Any]) -> dict[str, Any]:
     from github_sync.normalizer import normalize_repository
     from github_sync.repository_sync import RepositoryTarget, SyncOptions, sync_repository
 
-    hook = GitHubHook(base_url=args["api_url"], token=args["token"], http_cache=PostgresHttpCache(args["dsn"]))
+    hook = GitHubHook(
+        base_url=args["api_url"], token=args["token"], http_cache=PostgresHttpCache(args["dsn"])
+    )
     as_of = datetime.now(UTC)
     with psycopg.connect(args["dsn"]) as conn:
         repo = hook.get(f"/repos/{args['repository']}").json
@@ -75,7 +79,10 @@ def product_repo(args: dict[str, Any]) -> dict[str, Any]:
             full_name=str(repo["full_name"]), project_id=project_id, default_branch=repo.get("default_branch")
         )
         options = SyncOptions(
-            as_of=as_of, commits_since=as_of - timedelta(days=90), rules=LabelRules.default(), incremental=False
+            as_of=as_of,
+            commits_since=as_of - timedelta(days=90),
+            rules=LabelRules.default(),
+            incremental=False,
         )
         outcome = sync_repository(hook, conn, target, options)
     return {"rows": outcome.records + 1, "hook_requests": hook.stats.requests_sent}

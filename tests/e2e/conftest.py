@@ -45,8 +45,8 @@ SIM_TOKEN = "ghp_e2e_shared_token_0123456789"
 POOL_SLOTS = 4
 # Tasks retry in seconds rather than Airflow's 30 s, so a transient error does not stall a scenario.
 HOOK_EXTRA = {"retry_max_attempts": 3, "retry_backoff_initial_s": 0.2, "retry_backoff_max_s": 1.0}
-# The relay batches deliveries arriving within this window into one DAG run.
-RELAY_COALESCE_S = 0.5
+# The relay batches deliveries arriving within this window into one DAG run (its default).
+RELAY_COALESCE_S = 2.0
 ARTIFACTS = REPO_ROOT / "test-artifacts"
 
 
