@@ -39,17 +39,26 @@ class BudgetEstimate:
     remaining: int | None
     limit: int | None
     reset_at: datetime | None
+    reserve: int = 0  # left for other users of the token (the hook never spends it)
+
+    @property
+    def usable(self) -> int | None:
+        return None if self.remaining is None else max(0, self.remaining - self.reserve)
 
     @property
     def fits(self) -> bool:
-        return self.remaining is None or self.requests <= self.remaining
+        return self.usable is None or self.requests <= self.usable
 
     def describe(self) -> str:
-        if self.remaining is None:
+        if self.usable is None:
             return f"estimated {self.requests} requests (remaining budget unknown)"
-        text = f"estimated {self.requests} requests against {self.remaining} remaining of {self.limit}"
+        text = (
+            f"estimated {self.requests} requests against {self.usable} usable "
+            f"({self.remaining} remaining of {self.limit}, {self.reserve} kept in reserve)"
+        )
         if not self.fits and self.limit and self.reset_at:
-            windows = math.ceil((self.requests - self.remaining) / self.limit)
+            per_window = max(1, self.limit - self.reserve)
+            windows = math.ceil((self.requests - self.usable) / per_window)
             text += (
                 f"; the budget runs out mid-run, so tasks will wait for the reset at "
                 f"{self.reset_at.isoformat()} (and {windows - 1} more hourly window(s)) before finishing"
@@ -109,7 +118,6 @@ def discover_repositories(
     allow: Sequence[str] | None = None,
     include_archived: bool = False,
     as_of: datetime,
-    rate_limit: Any = None,
 ) -> Discovery:
     """List ``owner``'s repositories, upsert them as projects, and tombstone vanished ones.
 
@@ -120,7 +128,6 @@ def discover_repositories(
         allow: optional allow-list of repository names (``name`` or ``owner/name``).
         include_archived: also sync archived repositories (they are recorded either way).
         as_of: the run's time (tombstone time).
-        rate_limit: the hook's current core ``RateLimit`` for the budget estimate.
 
     Raises:
         DiscoveryError: the allow-list names unknown repositories (nothing written).
@@ -160,11 +167,14 @@ def discover_repositories(
                 default_branch=repo.get("default_branch"),
             )
         )
+    # Known once the listing has answered (every GitHub response reports the budget).
+    rate_limit = client.rate_limit("core") if hasattr(client, "rate_limit") else None
     estimate = BudgetEstimate(
         requests=_estimate_requests(selected),
         remaining=getattr(rate_limit, "remaining", None),
         limit=getattr(rate_limit, "limit", None),
         reset_at=getattr(rate_limit, "reset", None),
+        reserve=int(getattr(rate_limit, "limit", 0) * getattr(client, "reserve_fraction", 0)),
     )
     log_budget = log.info if estimate.fits else log.warning
     log_budget("%s %s: %d repositories listed, %d to sync; %s", owner_type, owner, len(repos), len(targets),

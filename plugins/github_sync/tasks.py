@@ -58,7 +58,6 @@ def list_repositories(
             allow=list(repos or []),
             include_archived=bool(include_archived),
             as_of=run.as_of,
-            rate_limit=hook.rate_limit("core"),
         )
         stats = hook.stats
         with conn.cursor() as cursor:

@@ -12,6 +12,7 @@ import logging
 import os
 import platform
 import shlex
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -61,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # SIGTERM (e.g. `kill` of a background run) unwinds like Ctrl-C: simulator, Airflow and
+    # scratch databases are cleaned up and the results so far are written.
+    signal.signal(signal.SIGTERM, _terminate)
     selected = [s for s in args.only if s not in args.skip]
     airflow_runs = args.airflow_runs if args.airflow_runs is not None else args.runs
     started = time.perf_counter()
@@ -91,6 +95,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.info("Results written to %s and %s", json_path, md_path)
     print(md_path.read_text())
     return 0
+
+
+def _terminate(*_: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _run(

@@ -1,0 +1,98 @@
+"""The audit trail: one import_logs row per run, failures counted, a lost log reported by the next run."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+
+import psycopg
+import pytest
+
+from github_sync import run_records
+from github_sync.callbacks import import_log_callbacks
+from github_sync.run_records import RepositoryOutcome
+
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+
+
+def open_run(cur: psycopg.Cursor, run_id: str, total: int = 2) -> None:
+    run_records.open_run(cur, dag_id="github_full_sync", run_id=run_id, mode="full", owner="acme",
+                         repositories_total=total)  # fmt: skip
+
+
+def record(cur: psycopg.Cursor, run_id: str, repository: str, state: str, **fields: object) -> None:
+    outcome = RepositoryOutcome(repository=repository, state=state, **fields)  # type: ignore[arg-type]
+    run_records.record_repository_outcome(cur, dag_id="github_full_sync", run_id=run_id, outcome=outcome,
+                                          try_number=1)  # fmt: skip
+
+
+def test_one_row_per_run_with_counts_and_errors(pg_conn: psycopg.Connection) -> None:
+    with pg_conn.cursor() as cur:
+        open_run(cur, "r1", total=3)
+        record(
+            cur, "r1", "acme/a", "success", records=10, requests=4, budget_spent=4, rate_limit_remaining=4990
+        )
+        record(cur, "r1", "acme/b", "failed", records=0, records_failed=7, requests=2, error="GitHubServerError: 502",
+               operation="sync_repository")  # fmt: skip
+        record(cur, "r1", "acme/c", "skipped", error="gone")
+        run_records.close_run(cur, dag_id="github_full_sync", run_id="r1", state="failed", details={})
+        first = run_records.write_import_log(
+            cur, dag_id="github_full_sync", run_id="r1", state="failed", now=NOW
+        )
+        again = run_records.write_import_log(
+            cur, dag_id="github_full_sync", run_id="r1", state="failed", now=NOW
+        )
+    pg_conn.commit()
+    assert first is not None and again is None  # a callback firing twice writes one row
+    imported, failed, errors, metadata = pg_conn.execute(
+        "SELECT records_imported, records_failed, errors, metadata FROM import_logs"
+    ).fetchone()
+    assert (imported, failed) == (10, 7)
+    assert errors == [f"acme/b | sync_repository: GitHubServerError: 502 | {NOW.isoformat()}"]
+    assert metadata["repositories"] == {"total": 3, "ok": 1, "failed": 1, "skipped": 1, "mapped": 3}
+    assert metadata["skipped_repositories"] == {"acme/c": "gone"}
+    assert metadata["requests"] == 6 and metadata["budget_spent"] == 4
+    assert metadata["rate_limit_remaining"] == 4990
+
+
+def test_a_run_that_failed_before_any_repository_still_says_why(pg_conn: psycopg.Connection) -> None:
+    with pg_conn.cursor() as cur:
+        cur.execute(
+            "INSERT INTO sync_runs (dag_id, run_id, mode, state) VALUES ('github_full_sync', 'r0', 'full', 'failed')"
+        )
+        run_records.write_import_log(cur, dag_id="github_full_sync", run_id="r0", state="failed", now=NOW,
+                                     reason="task_failure")  # fmt: skip
+    pg_conn.commit()
+    assert pg_conn.execute("SELECT errors FROM import_logs").fetchone() == (
+        [f"run | task_failure | {NOW.isoformat()}"],
+    )
+
+
+def test_the_next_run_reports_a_log_its_callback_could_not_write(pg_conn: psycopg.Connection) -> None:
+    with pg_conn.cursor() as cur:
+        open_run(cur, "lost")
+        run_records.close_run(cur, dag_id="github_full_sync", run_id="lost", state="success", details={})
+        # ... and its callback never reached the database: sync_runs.logged stays false.
+        open_run(cur, "next")
+        run_records.close_run(cur, dag_id="github_full_sync", run_id="next", state="success", details={})
+        run_records.write_import_log(cur, dag_id="github_full_sync", run_id="next", state="success",
+                                     now=NOW + timedelta(hours=1))  # fmt: skip
+    pg_conn.commit()
+    (metadata,) = pg_conn.execute("SELECT metadata FROM import_logs").fetchone()
+    assert metadata["missing_logs"] == ["github_full_sync/lost"]
+    assert pg_conn.execute("SELECT logged FROM sync_runs WHERE run_id = 'lost'").fetchone() == (True,)
+
+
+def test_a_callback_that_cannot_reach_the_database_says_so_loudly(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Port 9 (discard) on loopback: nothing listens, the connection is refused at once.
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_GITHUB_SYNC_DB",
+        '{"conn_type": "postgres", "host": "127.0.0.1", "port": 9, "login": "postgres", "schema": "x"}',
+    )
+    context = {"dag_run": SimpleNamespace(dag_id="github_full_sync", run_id="r9"), "reason": "success"}
+    with caplog.at_level(logging.ERROR, logger="github_sync.callbacks"):
+        import_log_callbacks("full")["on_success_callback"](context)
+    assert any("IMPORT LOG NOT WRITTEN for github_full_sync/r9" in r.getMessage() for r in caplog.records)
