@@ -32,7 +32,10 @@ def test_benchmark_suite_runs_at_a_tiny_size(tmp_path: Path) -> None:
     assert summary["full"]["product"]["rows"]["median"] > 0
     assert summary["full"]["pygithub"]["rows"]["median"] > 0
     # A re-run of an unchanged organisation is (almost) free for the product.
-    assert summary["incremental_noop"]["product"]["budget"]["median"] <= summary["full"]["product"]["budget"]["median"]
+    assert (
+        summary["incremental_noop"]["product"]["budget"]["median"]
+        <= summary["full"]["product"]["budget"]["median"]
+    )
     assert summary["one_repo"]["product"]["budget"]["median"] >= 1
     assert summary["db_load"]["product"]["new_rows_per_s"]["median"] > 0
     assert results["runs"]["db_load"]["product"][0]["extra"]["unchanged_written"] == 0

@@ -65,6 +65,7 @@ ISSUES_LISTING = Listing(
     "/repos/{full_name}/issues", (("state", "all"), ("sort", "updated"), ("direction", "desc"))
 )
 COMMITS_LISTING = Listing("/repos/{full_name}/commits")
+OPEN_PULLS_LISTING = Listing("/repos/{full_name}/pulls", (("state", "open"),))
 
 
 def iter_listing(client: GitHubClient, listing: Listing, full_name: str) -> Iterator[Any]:
@@ -271,6 +272,39 @@ def _tombstone_missing(
     return removed + max(cursor.rowcount, 0)
 
 
+def _recheck_open_pulls(
+    client: GitHubClient, cursor: Any, target: RepositoryTarget, options: SyncOptions, progress: _Progress
+) -> None:
+    """Re-read PRs stored as open that GitHub no longer lists as open (merged or closed).
+
+    An incremental run reads only what was updated since its cursor, and a PR's merge is
+    not always reflected in its ``updated_at`` (e.g. merged by a push of its head to the
+    base branch). One conditional request (free when the open set did not change) tells
+    which stored open PRs are no longer open; each of those is read again.
+    """
+    cursor.execute(
+        "SELECT number FROM pull_requests WHERE project_id = %s AND state = 'open' AND removed_at IS NULL",
+        (target.project_id,),
+    )
+    stored_open = {number for (number,) in cursor.fetchall()}
+    if not stored_open:
+        return
+    still_open = {int(pr["number"]) for page in iter_listing(client, OPEN_PULLS_LISTING, target.full_name)
+                  for pr in page.items}  # fmt: skip
+    rows = []
+    for number in sorted(stored_open - still_open):
+        try:
+            item = client.get(f"/repos/{target.full_name}/issues/{number}").json
+        except RepositoryUnavailable:
+            continue  # deleted by GitHub staff: the complete listing will tombstone it
+        rows.append(normalize_pull_request(item, as_of=options.as_of))
+    progress.add(
+        "pull_requests",
+        len(rows),
+        loader.upsert_rows(cursor, loader.PULL_REQUESTS, rows, project_id=target.project_id),
+    )
+
+
 def _sync_commits(
     client: GitHubClient,
     cursor: Any,
@@ -345,6 +379,8 @@ def sync_repository(
 
             issues_cursor = cursors.get(ISSUES_STREAM) if incremental and not target.reconcile else None
             issues = _sync_issues(client, cursor, target, options, _minus_overlap(issues_cursor), progress)
+            if incremental and not issues.complete:
+                _recheck_open_pulls(client, cursor, target, options, progress)
             commits_cursor = cursors.get(COMMITS_STREAM) if incremental else None
             try:
                 commits = _sync_commits(

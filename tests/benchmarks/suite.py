@@ -61,10 +61,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(argv if argv is not None else sys.argv[1:])
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # SIGTERM (e.g. `kill` of a background run) unwinds like Ctrl-C: simulator, Airflow and
     # scratch databases are cleaned up and the results so far are written.
-    signal.signal(signal.SIGTERM, _terminate)
+    previous_handler = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        return _main(args)
+    finally:
+        signal.signal(signal.SIGTERM, previous_handler)
+
+
+def _main(args: argparse.Namespace) -> int:
     selected = [s for s in args.only if s not in args.skip]
     airflow_runs = args.airflow_runs if args.airflow_runs is not None else args.runs
     started = time.perf_counter()
@@ -73,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "started": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
             "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
             f"{psutil.virtual_memory().total / 2**30:.0f} GiB RAM, Python {platform.python_version()}",
-            "command": "python -m tests.benchmarks " + shlex.join(argv if argv is not None else sys.argv[1:]),
+            "command": "python -m tests.benchmarks " + shlex.join(args.argv),
             "repos": args.repos,
             "latency_ms": args.latency_ms,
             "seed": args.seed,
