@@ -285,6 +285,10 @@ def apply_delivery(
         reason = REMOVAL_ACTIONS.get(action or "") if event == "issues" else None
         if reason is not None:
             written += loader.mark_removed(cursor, table, reason=reason, removed_at=received_at, where=where)
+        if action == "transferred" and event == "issues":
+            written += _apply_transfer_target(
+                cursor, payload, repo, received_at=received_at, as_of=as_of, rules=rules
+            )
     elif event == "pull_request":
         pr_row = normalize_pull_request(_payload_object(payload, "pull_request", delivery), as_of=as_of)
         where = {"project_id": project_id, "number": pr_row["number"]}
@@ -299,6 +303,35 @@ def apply_delivery(
                 cursor, "projects", reason=reason, removed_at=received_at, where={"id": project_id}
             )
     return ApplyResult(project_id=project_id, records=written)
+
+
+def _apply_transfer_target(
+    cursor: Any,
+    payload: Mapping[str, Any],
+    old_repo: Mapping[str, Any],
+    *,
+    received_at: datetime,
+    as_of: datetime,
+    rules: LabelRules,
+) -> int:
+    """Upsert a transferred issue where it now lives, when the payload says (``changes.new_*``).
+
+    The new repository is recorded as a project even if it belongs to another owner: the
+    dashboard then shows where the issue went, and its own sync fills in the rest.
+    """
+    changes = payload.get("changes")
+    if not isinstance(changes, Mapping):
+        return 0
+    new_issue, new_repo = changes.get("new_issue"), changes.get("new_repository")
+    if not isinstance(new_issue, Mapping) or not isinstance(new_repo, Mapping):
+        return 0
+    if new_repo.get("id") == old_repo.get("id"):
+        return 0  # not a move between repositories; nothing to add
+    new_project_id, written = apply_repository(cursor, new_repo, received_at=received_at)
+    count, _table, _where = _upsert_issue_or_pr(
+        cursor, new_issue, project_id=new_project_id, received_at=received_at, as_of=as_of, rules=rules
+    )
+    return written + count
 
 
 def _apply_push(cursor: Any, delivery: StoredDelivery, repo: Mapping[str, Any], project_id: int) -> int:

@@ -139,6 +139,28 @@ def test_deleted_or_transferred_issue_is_tombstoned_and_not_revived_by_an_older_
     assert pg_conn.execute("SELECT removed_reason FROM bugs").fetchone() == (action,)
 
 
+def test_a_transferred_issue_appears_in_its_new_repository(
+    store: DeliveryStore, pg_conn: psycopg.Connection, github_samples: Path
+) -> None:
+    opened = load(github_samples, "issues/opened.payload.json")
+    new_repository = {**opened["repository"], "id": opened["repository"]["id"] + 1, "name": "elsewhere",
+                      "full_name": f"{opened['repository']['owner']['login']}/elsewhere",
+                      "html_url": opened["repository"]["html_url"] + "-elsewhere"}  # fmt: skip
+    new_issue = {**opened["issue"], "id": opened["issue"]["id"] + 1, "number": 7}
+    transferred = {**copy.deepcopy(opened), "action": "transferred",
+                   "changes": {"new_issue": new_issue, "new_repository": new_repository}}  # fmt: skip
+    first = store_delivery(store, pg_conn, "issues", opened, T0)
+    moved = store_delivery(store, pg_conn, "issues", transferred, T0 + timedelta(seconds=2))
+    run(pg_conn, [first, moved])
+    assert pg_conn.execute("SELECT removed_reason FROM bugs WHERE github_id = %s",
+                           (opened["issue"]["id"],)).fetchone() == ("transferred",)  # fmt: skip
+    assert pg_conn.execute(
+        "SELECT p.name, b.bug_number, b.removed_at FROM bugs b JOIN projects p ON p.id = b.project_id "
+        "WHERE b.github_id = %s",
+        (new_issue["id"],),
+    ).fetchone() == ("elsewhere", "GH-7", None)
+
+
 def test_removal_of_an_issue_never_seen_before_keeps_a_tombstone(
     store: DeliveryStore, pg_conn: psycopg.Connection, github_samples: Path
 ) -> None:
