@@ -14,6 +14,7 @@ from github_sync.config import DATABASE_CONN_ID, GITHUB_CONN_ID
 from github_sync.discovery import DiscoveryError, discover_repositories
 from github_sync.normalizer import normalize_repository
 from github_sync.repository_sync import RepositoryTarget
+from github_sync.retention import prune
 from github_sync.run_records import close_run, open_run, summarize_run
 from github_sync.runtime import RunInfo, build_github_hook, connect_database, label_rules_from_variable
 
@@ -196,13 +197,14 @@ def resolve_repository(context: Any, *, repository: object) -> list[dict[str, An
     return [target.to_mapping()]
 
 
-def summarize(context: Any, *, failure_tolerance: object = 0) -> dict[str, Any]:
+def summarize(context: Any, *, failure_tolerance: object = 0, prune_state: bool = False) -> dict[str, Any]:
     """Last task: close the run and decide its state by the documented rule.
 
     The rule: the run fails when more repositories failed than ``failure_tolerance``
     (default 0); repositories skipped on purpose (gone, empty, blocked) never fail it.
     Either way the failed repositories and their errors are named here and in
-    ``import_logs``.
+    ``import_logs``. With ``prune_state`` (the weekly full sync) old cached responses
+    and delivered webhooks are pruned too (:mod:`github_sync.retention`).
     """
     run = RunInfo.from_context(context)
     tolerance = int(failure_tolerance or 0)
@@ -211,6 +213,8 @@ def summarize(context: Any, *, failure_tolerance: object = 0) -> dict[str, Any]:
         with conn.cursor() as cursor:
             summary = summarize_run(cursor, dag_id=run.dag_id, run_id=run.run_id)
             failed = summary.failed > tolerance
+            if prune_state:
+                prune(cursor, now=run.as_of)
             close_run(
                 cursor,
                 dag_id=run.dag_id,

@@ -49,6 +49,8 @@ AIRFLOW_BIN = str(Path(sys.executable).with_name("airflow"))
 VARIABLE_REF = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?+])([^}]*))?\}")
 # What a service's shell reads itself: "$${VAR}" in the file is "${VAR}" for the shell.
 SHELL_REF = re.compile(r"\$\$\{?([A-Za-z_][A-Za-z0-9_]*)")
+# A variable the shell expands in an init script line (after compose turned "$$" into "$").
+SHELL_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
 # The official image's entrypoint runs `airflow <command>` unless the command is bash or python.
 IMAGE_SHELLS = ("bash", "python")
 DUMB_INIT = ["/usr/bin/dumb-init", "--"]
@@ -76,9 +78,21 @@ def parse_env_file(text: str) -> dict[str, str]:
     return values
 
 
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield str(key)
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+    elif isinstance(value, str):
+        yield value
+
+
 def referenced_variables(text: str) -> set[str]:
-    """Every ``${VAR}`` compose would interpolate in ``text``."""
-    return {match.group(1) for match in VARIABLE_REF.finditer(text)}
+    """Every ``${VAR}`` compose would interpolate in a compose file (values, not comments)."""
+    return {match.group(1) for string in _strings(yaml.safe_load(text)) for match in VARIABLE_REF.finditer(string)}
 
 
 def interpolate(value: Any, env: Mapping[str, str]) -> Any:
@@ -109,9 +123,10 @@ def load_compose(text: str, env: Mapping[str, str]) -> dict[str, Any]:
 
 def schema_errors(document: Mapping[str, Any]) -> list[str]:
     schema = json.loads(SCHEMA_FILE.read_text())
-    validator_cls = jsonschema.validators.validator_for(schema)
-    validator_cls.check_schema(schema)
-    validator = validator_cls(schema)
+    # The schema names its draft "http://json-schema.org/draft/2019-09/schema#", which jsonschema
+    # does not recognise (the canonical id is https://...): pick that draft's validator explicitly.
+    jsonschema.Draft201909Validator.check_schema(schema)
+    validator = jsonschema.Draft201909Validator(schema)
     return [
         f"{'/'.join(map(str, error.absolute_path)) or '<root>'}: {error.message}"
         for error in validator.iter_errors(document)
@@ -156,7 +171,10 @@ def service_argvs(name: str, service: Mapping[str, Any]) -> Iterator[list[str]]:
         yield command
         return
     if Path(entrypoint[0]).name == "bash" and len(entrypoint) == 1 and command[:1] == ["-c"]:
+        environment = service.get("environment") or {}
         for line in "\n".join(command[1:]).splitlines():
+            # The shell expands the service's variables before the program parses its arguments.
+            line = SHELL_VAR.sub(lambda m: str(environment.get(m.group(1) or m.group(2), "")), line)
             argv = shlex.split(line, comments=True)
             if argv and argv[0] == "exec":
                 argv = argv[1:]

@@ -84,15 +84,45 @@ def test_the_next_run_reports_a_log_its_callback_could_not_write(pg_conn: psycop
     assert pg_conn.execute("SELECT logged FROM sync_runs WHERE run_id = 'lost'").fetchone() == (True,)
 
 
-def test_a_callback_that_cannot_reach_the_database_says_so_loudly(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_a_callback_that_cannot_reach_the_database_says_so_loudly(monkeypatch: pytest.MonkeyPatch) -> None:
     # Port 9 (discard) on loopback: nothing listens, the connection is refused at once.
     monkeypatch.setenv(
         "AIRFLOW_CONN_GITHUB_SYNC_DB",
         '{"conn_type": "postgres", "host": "127.0.0.1", "port": 9, "login": "postgres", "schema": "x"}',
     )
-    context = {"dag_run": SimpleNamespace(dag_id="github_full_sync", run_id="r9"), "reason": "success"}
-    with caplog.at_level(logging.ERROR, logger="github_sync.callbacks"):
+    # A handler of our own: importing Airflow (which the callback does) reconfigures logging,
+    # which would detach pytest's caplog handler.
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(level=logging.ERROR)
+    handler.emit = records.append  # type: ignore[method-assign]
+    logger = logging.getLogger("github_sync.callbacks")
+    logger.addHandler(handler)
+    try:
+        context = {"dag_run": SimpleNamespace(dag_id="github_full_sync", run_id="r9"), "reason": "success"}
         import_log_callbacks("full")["on_success_callback"](context)
-    assert any("IMPORT LOG NOT WRITTEN for github_full_sync/r9" in r.getMessage() for r in caplog.records)
+    finally:
+        logger.removeHandler(handler)
+    assert any("IMPORT LOG NOT WRITTEN for github_full_sync/r9" in r.getMessage() for r in records)
+
+
+def test_retention_prunes_only_old_state(pg_conn: psycopg.Connection) -> None:
+    from github_sync.retention import prune
+
+    pg_conn.execute(
+        "INSERT INTO github_http_cache (token_hash, url, body, stored_at) VALUES "
+        "('t', 'old', '\\x00', %s), ('t', 'new', '\\x00', %s)",
+        (NOW - timedelta(days=31), NOW - timedelta(days=1)),
+    )
+    pg_conn.execute(
+        "INSERT INTO webhook_deliveries (delivery_id, event, payload, status, received_at) VALUES "
+        "('a', 'ping', '{}', 'processed', %s), ('b', 'ping', '{}', 'pending', %s), ('c', 'ping', '{}', 'processed', %s)",
+        (NOW - timedelta(days=40), NOW - timedelta(days=40), NOW),
+    )
+    with pg_conn.cursor() as cur:
+        assert prune(cur, now=NOW) == {"http_cache": 1, "webhook_deliveries": 1}
+    pg_conn.commit()
+    assert pg_conn.execute("SELECT url FROM github_http_cache").fetchall() == [("new",)]
+    assert sorted(pg_conn.execute("SELECT delivery_id FROM webhook_deliveries").fetchall()) == [
+        ("b",),
+        ("c",),
+    ]
