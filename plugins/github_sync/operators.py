@@ -21,7 +21,13 @@ from github_sync.config import DATABASE_CONN_ID, GITHUB_CONN_ID
 from github_sync.errors import RateLimitExhausted, RepositoryUnavailable
 from github_sync.repository_sync import RepositoryTarget, SyncOptions, sync_repository
 from github_sync.run_records import RepositoryOutcome, record_repository_outcome
-from github_sync.runtime import RunInfo, build_github_hook, connect_database, label_rules_from_variable
+from github_sync.runtime import (
+    RunInfo,
+    build_github_hook,
+    close_github_hook,
+    connect_database,
+    label_rules_from_variable,
+)
 
 log = logging.getLogger(__name__)
 
@@ -76,33 +82,37 @@ class SyncRepositoryOperator(BaseOperator):
         )
         hook = build_github_hook(self.github_conn_id, self.postgres_conn_id)
         conn = connect_database(self.postgres_conn_id)
-        outcome = RepositoryOutcome(
-            repository=target.full_name, state="running", project_id=target.project_id
-        )
-        self._record(conn, run, outcome, finished=False)
         try:
-            outcome = sync_repository(hook, conn, target, options)
-        except RateLimitExhausted as exc:
-            outcome = self._failed_outcome(target, "deferred", exc, hook)
-            self._record(conn, run, outcome)
+            running = RepositoryOutcome(
+                repository=target.full_name, state="running", project_id=target.project_id
+            )
+            self._record(conn, run, running, finished=False)
+            try:
+                outcome = sync_repository(hook, conn, target, options)
+            except RateLimitExhausted as exc:
+                self._record(conn, run, self._failed_outcome(target, "deferred", exc, hook))
+                log.warning("Budget spent; %s resumes after %s", target.full_name, exc.reset_at.isoformat())
+                resume_at: RateLimitExhausted | None = exc
+                skipped: RepositoryUnavailable | None = None
+            except RepositoryUnavailable as exc:
+                self._record(conn, run, self._failed_outcome(target, "skipped", exc, hook))
+                resume_at, skipped = None, exc
+            except Exception as exc:
+                self._record(conn, run, self._failed_outcome(target, "failed", exc, hook))
+                raise
+            else:
+                resume_at, skipped = None, None
+                _add_request_counters(outcome, hook)
+                self._record(conn, run, outcome)
+        finally:
             conn.close()
-            log.warning("Budget spent; %s resumes after %s", target.full_name, exc.reset_at.isoformat())
-            self.defer(trigger=_reset_trigger(exc), method_name="execute_complete")
-        except RepositoryUnavailable as exc:
-            outcome = self._failed_outcome(target, "skipped", exc, hook)
-            self._record(conn, run, outcome)
-            conn.close()
+            close_github_hook(hook)
+        if resume_at is not None:
+            self.defer(trigger=_reset_trigger(resume_at), method_name="execute_complete")
+        if skipped is not None:
             from airflow.sdk.exceptions import AirflowSkipException
 
-            raise AirflowSkipException(f"{target.full_name} skipped: {exc.reason}") from exc
-        except Exception as exc:
-            outcome = self._failed_outcome(target, "failed", exc, hook)
-            self._record(conn, run, outcome)
-            conn.close()
-            raise
-        _add_request_counters(outcome, hook)
-        self._record(conn, run, outcome)
-        conn.close()
+            raise AirflowSkipException(f"{target.full_name} skipped: {skipped.reason}") from skipped
         return outcome.to_xcom()
 
     def execute_complete(self, context: Context, event: Any = None) -> dict[str, Any]:

@@ -114,3 +114,11 @@ def label_rules_from_variable() -> LabelRules:
     from airflow.sdk import Variable
 
     return load_label_rules(Variable.get(LABEL_RULES_VARIABLE, default=None))
+
+
+def close_github_hook(hook: Any) -> None:
+    """Close the hook's pooled HTTP connections and its cache's database connection."""
+    hook.close()
+    cache = getattr(hook, "http_cache", None)
+    if cache is not None and hasattr(cache, "close"):
+        cache.close()

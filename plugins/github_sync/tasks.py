@@ -16,7 +16,13 @@ from github_sync.normalizer import normalize_repository
 from github_sync.repository_sync import RepositoryTarget
 from github_sync.retention import prune
 from github_sync.run_records import close_run, open_run, summarize_run
-from github_sync.runtime import RunInfo, build_github_hook, connect_database, label_rules_from_variable
+from github_sync.runtime import (
+    RunInfo,
+    build_github_hook,
+    close_github_hook,
+    connect_database,
+    label_rules_from_variable,
+)
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +96,7 @@ def list_repositories(
         raise
     finally:
         conn.close()
+        close_github_hook(hook)
     return [target.to_mapping() for target in discovery.targets]
 
 
@@ -146,6 +153,7 @@ def detect_changed_repositories(
         conn.commit()
     finally:
         conn.close()
+        close_github_hook(hook)
     return [target.to_mapping() for target in detection.changed]
 
 
@@ -191,6 +199,7 @@ def resolve_repository(context: Any, *, repository: object) -> list[dict[str, An
         conn.commit()
     finally:
         conn.close()
+        close_github_hook(hook)
     target = RepositoryTarget(
         full_name=str(repo["full_name"]), project_id=project_id, default_branch=repo.get("default_branch")
     )
