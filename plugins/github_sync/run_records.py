@@ -106,6 +106,46 @@ def record_repository_outcome(
     )  # fmt: skip
 
 
+# Request counters a run-level task (listing, change detection) adds to its run's details.
+RUN_COUNTERS = ("requests", "budget_spent", "not_modified", "retries")
+
+
+def add_run_details(
+    cursor: Any,
+    *,
+    dag_id: str,
+    run_id: str,
+    stats: Any,
+    details: Mapping[str, Any] | None = None,
+    repositories_total: int | None = None,
+) -> None:
+    """Merge ``details`` into a run's and add a task's hook counters (``stats``: a ``HookStats``).
+
+    Counters accumulate, so a retried task or a second run-level task adds to them.
+    """
+    counters = {
+        "requests": stats.requests_sent,
+        "budget_spent": stats.budget_spent,
+        "not_modified": stats.not_modified,
+        "retries": stats.retries,
+    }
+    sums = ", ".join(
+        f"'{name}', coalesce((details->>'{name}')::int, 0) + %({name})s" for name in RUN_COUNTERS
+    )
+    cursor.execute(
+        "UPDATE sync_runs SET repositories_total = coalesce(%(total)s, repositories_total), "
+        f"details = details || %(details)s::jsonb || jsonb_build_object({sums}) "
+        "WHERE dag_id = %(dag_id)s AND run_id = %(run_id)s",
+        {
+            **counters,
+            "total": repositories_total,
+            "details": json.dumps(dict(details or {}), default=str),
+            "dag_id": dag_id,
+            "run_id": run_id,
+        },
+    )
+
+
 def close_run(cursor: Any, *, dag_id: str, run_id: str, state: str, details: Mapping[str, Any]) -> None:
     """Close a run's ``sync_runs`` row with its final state and run-level details."""
     cursor.execute(

@@ -15,7 +15,7 @@ from github_sync.discovery import DiscoveryError, discover_repositories
 from github_sync.normalizer import normalize_repository
 from github_sync.repository_sync import RepositoryTarget
 from github_sync.retention import prune
-from github_sync.run_records import close_run, open_run, summarize_run
+from github_sync.run_records import add_run_details, close_run, open_run, summarize_run
 from github_sync.runtime import (
     RunInfo,
     build_github_hook,
@@ -66,7 +66,6 @@ def list_repositories(
             include_archived=bool(include_archived),
             as_of=run.as_of,
         )
-        stats = hook.stats
         with conn.cursor() as cursor:
             open_run(
                 cursor,
@@ -76,19 +75,17 @@ def list_repositories(
                 owner=owner,
                 repositories_total=len(discovery.targets),
             )
-            close_run_details = {
-                "owner_type": discovery.owner_type,
-                "repositories_listed": discovery.listed,
-                "repositories_removed": list(discovery.removed),
-                "estimated_requests": discovery.estimate.requests,
-                "requests": stats.requests_sent,
-                "budget_spent": stats.budget_spent,
-                "not_modified": stats.not_modified,
-                "retries": stats.retries,
-            }
-            cursor.execute(
-                "UPDATE sync_runs SET details = %s::jsonb WHERE dag_id = %s AND run_id = %s",
-                (_json(close_run_details), run.dag_id, run.run_id),
+            add_run_details(
+                cursor,
+                dag_id=run.dag_id,
+                run_id=run.run_id,
+                stats=hook.stats,
+                details={
+                    "owner_type": discovery.owner_type,
+                    "repositories_listed": discovery.listed,
+                    "repositories_removed": list(discovery.removed),
+                    "estimated_requests": discovery.estimate.requests,
+                },
             )
         conn.commit()
     except DiscoveryError:
@@ -124,31 +121,18 @@ def detect_changed_repositories(
         detection = detect_changes(
             hook, conn, [RepositoryTarget.from_mapping(t) for t in targets], as_of=run.as_of
         )
-        stats = hook.stats
         with conn.cursor() as cursor:
-            cursor.execute(
-                "UPDATE sync_runs SET repositories_total = %s, details = details || %s::jsonb || jsonb_build_object("
-                "'requests', coalesce((details->>'requests')::int, 0) + %s, "
-                "'budget_spent', coalesce((details->>'budget_spent')::int, 0) + %s, "
-                "'not_modified', coalesce((details->>'not_modified')::int, 0) + %s, "
-                "'retries', coalesce((details->>'retries')::int, 0) + %s) "
-                "WHERE dag_id = %s AND run_id = %s",
-                (
-                    len(detection.changed),
-                    _json(
-                        {
-                            "repositories_probed": len(targets),
-                            "repositories_changed": len(detection.changed),
-                            "change_reasons": detection.reasons,
-                        }
-                    ),
-                    stats.requests_sent,
-                    stats.budget_spent,
-                    stats.not_modified,
-                    stats.retries,
-                    run.dag_id,
-                    run.run_id,
-                ),
+            add_run_details(
+                cursor,
+                dag_id=run.dag_id,
+                run_id=run.run_id,
+                stats=hook.stats,
+                repositories_total=len(detection.changed),
+                details={
+                    "repositories_probed": len(targets),
+                    "repositories_changed": len(detection.changed),
+                    "change_reasons": detection.reasons,
+                },
             )
         conn.commit()
     finally:
@@ -180,22 +164,7 @@ def resolve_repository(context: Any, *, repository: object) -> list[dict[str, An
                 owner=repository.split("/")[0],
                 repositories_total=1,
             )
-            stats = hook.stats
-            cursor.execute(
-                "UPDATE sync_runs SET details = %s::jsonb WHERE dag_id = %s AND run_id = %s",
-                (
-                    _json(
-                        {
-                            "requests": stats.requests_sent,
-                            "budget_spent": stats.budget_spent,
-                            "not_modified": stats.not_modified,
-                            "retries": stats.retries,
-                        }
-                    ),
-                    run.dag_id,
-                    run.run_id,
-                ),
-            )
+            add_run_details(cursor, dag_id=run.dag_id, run_id=run.run_id, stats=hook.stats)
         conn.commit()
     finally:
         conn.close()
@@ -253,9 +222,3 @@ def summarize(context: Any, *, failure_tolerance: object = 0, prune_state: bool 
         names = ", ".join(f"{repo} ({error})" for repo, error in summary.failures)
         raise SyncRunFailed(f"{summary.failed} repositories failed (tolerance {tolerance}): {names}")
     return result
-
-
-def _json(value: Any) -> str:
-    import json
-
-    return json.dumps(value, default=str)

@@ -290,7 +290,10 @@ def measured(child: ChildResult, sim_stats: Mapping[str, Any] | None, rows: int 
         wall_s=child.wall_s,
         peak_rss_mb=child.peak_rss_mb,
         rows=rows,
-        extra={k: v for k, v in child.result.items() if k not in ("rows",)},
+        extra={
+            **{k: v for k, v in child.result.items() if k not in ("rows",)},
+            **({"by_endpoint": sim_stats.get("by_endpoint", {})} if sim_stats else {}),
+        },
     )
 
 

@@ -48,6 +48,15 @@ class Results:
     notes: list[str] = field(default_factory=list)
     webhook: dict[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Results:
+        """Rebuild the results of a written ``results.json`` (to re-render its Markdown)."""
+        results = cls(meta=data["meta"], notes=list(data.get("notes", [])), webhook=data.get("webhook", {}))
+        for scenario, systems in data["runs"].items():
+            for system, measurements in systems.items():
+                results.runs[scenario][system] = [Measurement(**m) for m in measurements]
+        return results
+
     def add(self, scenario: str, system: str, measurement: Measurement) -> None:
         self.runs[scenario].setdefault(system, []).append(measurement)
         log.info(
@@ -97,13 +106,13 @@ class Results:
             f = self.figure(scenario, system, name)
             return f.median if f.samples else None
 
-        def row(target: str, value: float | None, ok: bool | None, unit: str = "") -> dict[str, Any]:
-            return {
-                "target": target,
-                "value": None if value is None else round(value, 2),
-                "unit": unit,
-                "met": ok,
-            }
+        def row(
+            target: str, value: float | None, ok: bool | None, unit: str = "", text: str | None = None
+        ) -> dict[str, Any]:
+            rounded = None if value is None else round(value, 2)
+            if text is None:
+                text = "not measured" if rounded is None else f"{rounded:,} {unit}".strip()
+            return {"target": target, "value": rounded, "unit": unit, "met": ok, "text": text}
 
         def cmp(value: float | None, limit: float) -> bool | None:
             return None if value is None else value <= limit
@@ -121,16 +130,15 @@ class Results:
         for baseline in BASELINES:
             b_budget, b_wall = med("full", baseline, "budget"), med("full", baseline, "wall_s")
             p_wall = med("full", "product", "wall_s")
-            ok = None
+            ok, text = None, "not measured"
             if None not in (budget, b_budget, b_wall, p_wall):
                 ok = budget < b_budget and p_wall < b_wall  # type: ignore[operator]
-            rows.append(
-                row(
-                    f"Full sync: fewer requests and less time than {baseline}",
-                    None if ok is None else float(ok),
-                    ok,
+                text = (
+                    f"budget {budget:.0f} vs {b_budget:.0f}; wall {p_wall:.0f} s vs {b_wall:.0f} s"
+                    " (in-process vs baseline)"
                 )
-            )
+            title = SYSTEM_TITLES[baseline].split(":")[0]
+            rows.append(row(f"Full sync: fewer requests and less time than {title}", None, ok, text=text))
         noop = med("incremental_noop", "product", "budget")
         rows.append(row("Incremental, nothing changed: <= 2 budget requests", noop, cmp(noop, 2), "req"))
         wall = med("incremental_noop", "product_airflow", "wall_s")
@@ -201,6 +209,25 @@ class Results:
 
     # ------------------------------------------------------------------------------ markdown
 
+    def _endpoint_lines(self) -> list[str]:
+        breakdown = _endpoint_breakdown(self, "full")
+        if not breakdown:
+            return []
+        systems = [s for s in SYSTEM_TITLES if s in breakdown]
+        endpoints = sorted({e for counts in breakdown.values() for e in counts})
+        lines = [
+            "",
+            "HTTP requests by endpoint, full sync (one repetition; every status counted):",
+            "",
+            "| endpoint | " + " | ".join(SYSTEM_TITLES[s] for s in systems) + " |",
+            "|---|" + "---|" * len(systems),
+        ]
+        for endpoint in endpoints:
+            lines.append(
+                f"| `{endpoint}` | " + " | ".join(str(breakdown[s].get(endpoint, 0)) for s in systems) + " |"
+            )
+        return lines
+
     def markdown(self) -> str:
         m = self.meta
         lines = [
@@ -263,16 +290,26 @@ class Results:
             ):
                 if key in w:
                     lines.append(f"- {label}: median {w[key]['median']} s, p95 {w[key]['p95']} s")
+        lines += self._endpoint_lines()
         lines += ["", "## Targets", "", "| target | measured | met |", "|---|---|---|"]
         for t in self.targets():
-            value = "not measured" if t["value"] is None else f"{t['value']} {t['unit']}".strip()
-            if t["unit"] == "" and t["value"] is not None:
-                value = "yes" if t["value"] else "no"
+            value = t["text"]
             met = {True: "met", False: "**missed**", None: "n/a"}[t["met"]]
             lines.append(f"| {t['target']} | {value} | {met} |")
         if self.notes:
             lines += ["", "## Notes", ""] + [f"- {n}" for n in self.notes]
         return "\n".join(lines) + "\n"
+
+
+def _endpoint_breakdown(results: Results, scenario: str) -> dict[str, dict[str, int]]:
+    """``{system: {endpoint: requests}}`` of the first repetition of ``scenario`` that recorded them."""
+    out: dict[str, dict[str, int]] = {}
+    for system, measurements in results.runs.get(scenario, {}).items():
+        for m in measurements:
+            if m.extra.get("by_endpoint"):
+                out[system] = dict(m.extra["by_endpoint"])
+                break
+    return out
 
 
 def _fmt(value: float, digits: int | None = None) -> str:

@@ -181,7 +181,7 @@ def run_meltano(sim: SimProcess, results: Results, *, runs: int, changed: list[s
             wall_s=run.wall_s,
             peak_rss_mb=run.peak_rss_mb,
             rows=sum(run.records.values()),
-            extra={"records": dict(run.records)},
+            extra={"records": dict(run.records), "by_endpoint": stats.get("by_endpoint", {})},
         )
 
     for n in range(runs):

@@ -192,7 +192,11 @@ class AirflowBench:
             wall_s=wall,
             peak_rss_mb=sampler.peak_mb,
             rows=self._records(run_id),
-            extra={"run_id": run_id, "deployment_rss_sum_mb": round(sampler.peak_sum_mb)},
+            extra={
+                "run_id": run_id,
+                "deployment_rss_sum_mb": round(sampler.peak_sum_mb),
+                "by_endpoint": stats.get("by_endpoint", {}),
+            },
         )
 
     def _records(self, run_id: str) -> int | None:

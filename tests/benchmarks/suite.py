@@ -56,6 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--skip", nargs="*", choices=SYSTEMS, default=[], help="what not to run")
     p.add_argument("--results-dir", type=Path, default=BENCH_DIR / "results")
     p.add_argument("--log-level", default="INFO")
+    p.add_argument(
+        "--render",
+        type=Path,
+        default=None,
+        help="only recompute summary, targets and Markdown of an existing results.json",
+    )
     return p
 
 
@@ -73,6 +79,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(args: argparse.Namespace) -> int:
+    if args.render is not None:
+        import json
+
+        # Summary, targets and Markdown are recomputed from the stored samples.
+        results = Results.from_json(json.loads(args.render.read_text()))
+        _, md_path = results.write(args.render.parent)
+        print(md_path.read_text())
+        return 0
     selected = [s for s in args.only if s not in args.skip]
     airflow_runs = args.airflow_runs if args.airflow_runs is not None else args.runs
     started = time.perf_counter()

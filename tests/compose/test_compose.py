@@ -92,7 +92,9 @@ def _strings(value: Any) -> Iterator[str]:
 
 def referenced_variables(text: str) -> set[str]:
     """Every ``${VAR}`` compose would interpolate in a compose file (values, not comments)."""
-    return {match.group(1) for string in _strings(yaml.safe_load(text)) for match in VARIABLE_REF.finditer(string)}
+    return {
+        match.group(1) for string in _strings(yaml.safe_load(text)) for match in VARIABLE_REF.finditer(string)
+    }
 
 
 def interpolate(value: Any, env: Mapping[str, str]) -> Any:
@@ -290,7 +292,9 @@ def compose_problems(compose_text: str, env_example_text: str) -> list[str]:
                 if variable.startswith("AIRFLOW__") or variable in known or variable in own_shell:
                     continue
                 if variable not in literals:
-                    problems.append(f"{name}: sets {variable}, which nothing in plugins/github_sync or dags reads")
+                    problems.append(
+                        f"{name}: sets {variable}, which nothing in plugins/github_sync or dags reads"
+                    )
         else:
             image_name = image.split(":")[0].rsplit("/", 1)[-1]
             mounted = " ".join(
@@ -302,7 +306,9 @@ def compose_problems(compose_text: str, env_example_text: str) -> list[str]:
                 if variable in IMAGE_VARIABLES.get(image_name, ()) or variable in own_shell:
                     continue
                 if not re.search(rf"\b{re.escape(variable)}\b", mounted):
-                    problems.append(f"{name}: sets {variable}, which neither {image} nor its mounted files read")
+                    problems.append(
+                        f"{name}: sets {variable}, which neither {image} nor its mounted files read"
+                    )
     for argv in unparsable_airflow_commands(airflow_argvs, executor):
         problems.append(f"airflow command `{shlex.join(argv)}` does not exist or does not parse")
     return problems
@@ -382,8 +388,8 @@ BROKEN_COPIES = {
         "`github-sync migrat` does not parse",
     ),
     "unknown variable": (
-        "      DUMB_INIT_SETSID: \"0\"\n",
-        "      DUMB_INIT_SETSID: \"0\"\n      GITHUB_SYNC_WORKER_MODE: fast\n",
+        '      DUMB_INIT_SETSID: "0"\n',
+        '      DUMB_INIT_SETSID: "0"\n      GITHUB_SYNC_WORKER_MODE: fast\n',
         "airflow-worker: sets GITHUB_SYNC_WORKER_MODE, which nothing",
     ),
     "variable not in .env.example": (
@@ -411,4 +417,3 @@ def test_a_broken_copy_fails(case: str, compose_text: str, env_example_text: str
     broken.write_text(_modified(compose_text, old, new))
     problems = compose_problems(broken.read_text(), env_example_text)
     assert any(expected in problem for problem in problems), problems
-

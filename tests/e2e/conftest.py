@@ -29,6 +29,8 @@ from github_sync.local_airflow import free_port, start_local_airflow
 from tests.conftest import REPO_ROOT
 from tests.e2e.harness import (
     BIN,
+    HOOK_EXTRA,
+    SIM_TOKEN,
     WEBHOOK_SECRET,
     Deployment,
     Service,
@@ -41,16 +43,13 @@ from tests.e2e.harness import (
 # A small organisation: enough mapped tasks to exercise the pool, quick on 2 cores.
 SIM_REPOS = 30
 SIM_SEED = 11
-SIM_TOKEN = "ghp_e2e_shared_token_0123456789"
 POOL_SLOTS = 4
-# Tasks retry in seconds rather than Airflow's 30 s, so a transient error does not stall a scenario.
-HOOK_EXTRA = {"retry_max_attempts": 3, "retry_backoff_initial_s": 0.2, "retry_backoff_max_s": 1.0}
 # The relay batches deliveries arriving within this window into one DAG run (its default).
 RELAY_COALESCE_S = 2.0
 ARTIFACTS = REPO_ROOT / "test-artifacts"
 
 
-def deployment_env(home: Path) -> dict[str, str]:
+def deployment_env() -> dict[str, str]:
     """Environment of the test's Airflow components (on top of local_airflow's)."""
     return {
         # Manual runs only: unpausing a scheduled DAG would start its latest scheduled run.
@@ -77,7 +76,7 @@ def e2e_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="package")
 def deployment(e2e_home: Path) -> Iterator[Deployment]:
     """Airflow + simulator + relay + target database, shared by the scenarios."""
-    env = deployment_env(e2e_home)
+    env = deployment_env()
     # The connections live in the metadata database (set through the REST API below): an
     # AIRFLOW_CONN_* variable inherited from the caller would shadow them.
     for name in ("AIRFLOW_CONN_GITHUB_DEFAULT", "AIRFLOW_CONN_GITHUB_SYNC_DB"):
@@ -127,9 +126,7 @@ def deployment(e2e_home: Path) -> Iterator[Deployment]:
                 {"conn_type": "github", "host": sim_url, "password": SIM_TOKEN, "extra": HOOK_EXTRA},
             )
             deployment.set_connection(DATABASE_CONN_ID, postgres_connection(target_url))
-            airflow.wait_for_dags(
-                ["github_full_sync", "github_incremental_sync", "github_webhook_events"]
-            )
+            airflow.wait_for_dags(["github_full_sync", "github_incremental_sync", "github_webhook_events"])
             yield deployment
         finally:
             processes = list(airflow.processes.values()) if airflow else []

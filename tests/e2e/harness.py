@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 BIN = Path(sys.executable).parent
 SIM_OWNER = "acme"
 WEBHOOK_SECRET = "e2e-webhook-secret-0123456789"
+SIM_TOKEN = "ghp_e2e_shared_token_0123456789"
+# Tasks retry in seconds rather than Airflow's 30 s, so a transient error does not stall a scenario.
+HOOK_EXTRA = {"retry_max_attempts": 3, "retry_backoff_initial_s": 0.2, "retry_backoff_max_s": 1.0}
 POLL_S = 0.5
 
 

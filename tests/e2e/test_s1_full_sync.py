@@ -6,9 +6,9 @@ that the DAG-level success callback writes in the dag-processor.
 
 from __future__ import annotations
 
-from tests.e2e.harness import Deployment, organisation, wait_for
-
 import pytest
+
+from tests.e2e.harness import Deployment, organisation, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -62,7 +62,9 @@ def test_full_sync_through_rest_api(deployment: Deployment, full_sync_run: dict)
 
     # The DAG-level on_success_callback runs in the dag-processor a moment after the run ends.
     logs = wait_for(
-        lambda: deployment.query("SELECT metadata FROM import_logs WHERE metadata->>'run_id' = %s", (run_id,)),
+        lambda: deployment.query(
+            "SELECT metadata FROM import_logs WHERE metadata->>'run_id' = %s", (run_id,)
+        ),
         timeout=90,
         what="the import_logs row of the callback",
     )

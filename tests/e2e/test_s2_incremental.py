@@ -30,7 +30,9 @@ def test_incremental_maps_only_changed_repositories(deployment: Deployment, full
     assert len(names) >= 2
     issue_repo, push_repo = names[1].split("/", 1)[1], names[-2].split("/", 1)[1]
     title = f"e2e incremental crash {uuid.uuid4().hex[:6]}"
-    sim_control(deployment.sim_url, "state/create_issue", {"repo": issue_repo, "title": title, "labels": ["bug"]})
+    sim_control(
+        deployment.sim_url, "state/create_issue", {"repo": issue_repo, "title": title, "labels": ["bug"]}
+    )
     shas = sim_control(deployment.sim_url, "state/push_commits", {"repo": push_repo, "n": 2})["result"]
 
     run_id = deployment.trigger("github_incremental_sync", {"owner": "acme"})

@@ -22,9 +22,10 @@ from collections.abc import Iterator
 import pytest
 
 from github_sync.config import DATABASE_CONN_ID, GITHUB_CONN_ID
-from tests.e2e.conftest import HOOK_EXTRA, SIM_TOKEN
 from tests.e2e.harness import (
     BIN,
+    HOOK_EXTRA,
+    SIM_TOKEN,
     Deployment,
     postgres_connection,
     sim_control,
@@ -76,7 +77,12 @@ def limited(deployment: Deployment, tmp_path_factory: pytest.TempPathFactory) ->
             finally:
                 deployment.set_connection(
                     GITHUB_CONN_ID,
-                    {"conn_type": "github", "host": deployment.sim_url, "password": SIM_TOKEN, "extra": HOOK_EXTRA},
+                    {
+                        "conn_type": "github",
+                        "host": deployment.sim_url,
+                        "password": SIM_TOKEN,
+                        "extra": HOOK_EXTRA,
+                    },
                 )
                 deployment.set_connection(DATABASE_CONN_ID, postgres_connection(deployment.database_url))
     finally:
@@ -137,7 +143,9 @@ def test_budget_exhaustion_defers_and_resumes(deployment: Deployment, limited: d
 
     got, expected = rows(deployment, limited["target"]), rows(deployment, limited["reference"])
     for table in TABLES:
-        assert got[table] == expected[table], f"{table}: {len(got[table])} rows, expected {len(expected[table])}"
+        assert got[table] == expected[table], (
+            f"{table}: {len(got[table])} rows, expected {len(expected[table])}"
+        )
     stats = sim_control(sim_url, "stats")
     deployment.report(
         "scenario4_rate_limit",

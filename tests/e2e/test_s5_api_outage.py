@@ -60,9 +60,11 @@ def test_deliveries_during_api_outage_are_applied_once(deployment: Deployment) -
         wait_for(lambda: len(stored()) == DELIVERIES, timeout=30, what="the relay storing every delivery")
         # Forwarding failed at least once: Airflow really was unreachable for these deliveries.
         stats = wait_for(
-            lambda: (s := requests.get(f"{deployment.relay_url}/stats", timeout=5).json())
-            and _failed_attempts(s) > 0
-            and s,
+            lambda: (
+                (s := requests.get(f"{deployment.relay_url}/stats", timeout=5).json())
+                and _failed_attempts(s) > 0
+                and s
+            ),
             timeout=30,
             what="a failed forwarding attempt",
         )
