@@ -8,7 +8,6 @@ they would in a deployment configured from the environment.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -19,7 +18,14 @@ from typing import Any
 import psycopg
 import pytest
 
-from github_sync.config import GITHUB_POOL
+from github_sync.config import (
+    DATABASE_CONN_ID,
+    GITHUB_CONN_ID,
+    GITHUB_POOL,
+    connection_env,
+    github_connection,
+    postgres_connection,
+)
 from github_sync.simulator import Simulator, SimulatorConfig
 
 AIRFLOW_BIN = str(Path(sys.executable).with_name("airflow"))
@@ -72,30 +78,12 @@ def connect_airflow_to(
     hook_extra: dict[str, Any] | None = None,
 ) -> None:
     """Point the Airflow connections at the simulator and the test database."""
-    dsn = psycopg.conninfo.conninfo_to_dict(database_url)
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_GITHUB_DEFAULT",
-        json.dumps(
-            {
-                "conn_type": "github",
-                "host": sim.url,
-                "password": TEST_TOKEN,
-                "extra": {**FAST_RETRIES, **(hook_extra or {})},
-            }
-        ),
-    )
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_GITHUB_SYNC_DB",
-        json.dumps(
-            {
-                "conn_type": "postgres",
-                "host": dsn.get("host", "127.0.0.1"),
-                "port": int(dsn.get("port", 5432)),
-                "login": dsn.get("user", "postgres"),
-                "schema": dsn["dbname"],
-            }
-        ),
-    )
+    connections = {
+        GITHUB_CONN_ID: github_connection(sim.url, TEST_TOKEN, {**FAST_RETRIES, **(hook_extra or {})}),
+        DATABASE_CONN_ID: postgres_connection(database_url),
+    }
+    for name, value in connection_env(connections).items():
+        monkeypatch.setenv(name, value)
 
 
 @pytest.fixture

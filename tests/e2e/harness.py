@@ -73,18 +73,6 @@ def metadata_url(url: str) -> str:
     return url.replace("postgresql://", "postgresql+psycopg2://", 1)
 
 
-def postgres_connection(url: str) -> dict[str, Any]:
-    """The ``github_sync_db`` connection (Airflow JSON form) of a libpq URL."""
-    dsn = psycopg.conninfo.conninfo_to_dict(url)
-    return {
-        "conn_type": "postgres",
-        "host": dsn.get("host", "127.0.0.1"),
-        "port": int(dsn.get("port", 5432)),
-        "login": dsn.get("user", "postgres"),
-        "schema": dsn["dbname"],
-    }
-
-
 @dataclass
 class Service:
     """One long-running process of the test (simulator, relay, Celery worker...)."""
