@@ -236,7 +236,9 @@ class Results:
             f"Run {m.get('started')} on {m.get('machine')}; simulator: {m.get('repos')} repositories, "
             f"seed {m.get('seed')}, {m.get('latency_ms')} ms per request; k = {m.get('changed')} changed "
             f"repositories; {m.get('runs')} repetitions (real Airflow: {m.get('airflow_runs')}). "
-            f"Suite wall time: {m.get('suite_wall_s', '?')} s. Command: `{m.get('command')}`.",
+            f"Suite wall time: {m.get('suite_wall_s', '?')} s"
+            + (f" (first start to last end of {len(m['parts'])} merged parts)" if m.get("parts") else "")
+            + f". Command: `{m.get('command')}`.",
             "",
             "Each cell: median (min-max) over the repetitions. Ratios: github-sync in-process median / "
             "baseline median (below 1 = github-sync better).",

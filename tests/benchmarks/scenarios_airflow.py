@@ -111,7 +111,7 @@ def _conn_env(sim_url: str, dsn: str) -> dict[str, str]:
         "GITHUB_SYNC_FULL_SCHEDULE": "none",
         "GITHUB_SYNC_INCREMENTAL_SCHEDULE": "none",
         "AIRFLOW_CONN_GITHUB_DEFAULT": json.dumps(
-            {"conn_type": "github", "host": sim_url, "password": TOKEN}
+            {"conn_type": "github", "host": sim_url, "password": f"{TOKEN}_airflow"}
         ),
         "AIRFLOW_CONN_GITHUB_SYNC_DB": json.dumps(
             {

@@ -57,6 +57,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results-dir", type=Path, default=BENCH_DIR / "results")
     p.add_argument("--log-level", default="INFO")
     p.add_argument(
+        "--merge",
+        nargs="+",
+        type=Path,
+        default=None,
+        help="combine the results.json of several (partial) runs into --results-dir, then render",
+    )
+    p.add_argument(
+        "--note", action="append", default=[], help="a note to add to the results (with --merge/--render)"
+    )
+    p.add_argument(
         "--render",
         type=Path,
         default=None,
@@ -79,11 +89,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(args: argparse.Namespace) -> int:
+    if args.merge:
+        results = merge_results(args.merge)
+        results.notes += args.note
+        _, md_path = results.write(args.results_dir)
+        print(md_path.read_text())
+        return 0
     if args.render is not None:
         import json
 
         # Summary, targets and Markdown are recomputed from the stored samples.
         results = Results.from_json(json.loads(args.render.read_text()))
+        results.notes += args.note
         _, md_path = results.write(args.render.parent)
         print(md_path.read_text())
         return 0
@@ -117,6 +134,44 @@ def _main(args: argparse.Namespace) -> int:
         log.info("Results written to %s and %s", json_path, md_path)
     print(md_path.read_text())
     return 0
+
+
+def merge_results(paths: Sequence[Path]) -> Results:
+    """One result set from several runs on the same settings: samples appended, runs listed in ``meta``."""
+    import json
+
+    parts = [Results.from_json(json.loads(p.read_text())) for p in paths]
+    merged = Results(meta=dict(parts[0].meta))
+    merged.meta["parts"] = [
+        {k: p.meta.get(k) for k in ("started", "command", "suite_wall_s", "systems", "runs", "airflow_runs")}
+        for p in parts
+    ]
+    # Parts may have run side by side: the suite's wall time is first start -> last end.
+    spans = [
+        (start := datetime.strptime(str(p.meta["started"]), "%Y-%m-%d %H:%M UTC").timestamp(),
+         start + int(p.meta.get("suite_wall_s") or 0))
+        for p in parts
+    ]  # fmt: skip
+    merged.meta["suite_wall_s"] = round(max(end for _, end in spans) - min(start for start, _ in spans))
+    merged.meta["suite_wall_s_sum_of_parts"] = sum(int(p.meta.get("suite_wall_s") or 0) for p in parts)
+    merged.meta["command"] = " && ".join(str(p.meta.get("command")) for p in parts)
+    for part in parts:
+        for key in ("repos", "latency_ms", "seed", "changed", "one_repository", "changed_repositories"):
+            if part.meta.get(key) != merged.meta.get(key):
+                raise ValueError(
+                    f"cannot merge runs with different {key}: {part.meta.get(key)} != {merged.meta.get(key)}"
+                )
+        for scenario, systems in part.runs.items():
+            for system, measurements in systems.items():
+                merged.runs[scenario].setdefault(system, []).extend(measurements)
+        merged.webhook = part.webhook or merged.webhook
+        merged.notes += part.notes
+        if {"airflow", "webhook"} & set(part.meta.get("systems", [])):
+            merged.meta["airflow_runs"] = part.meta.get("airflow_runs")
+        if "db_load" in part.meta.get("systems", []):
+            merged.meta["db_rows"] = part.meta.get("db_rows")
+    merged.meta["systems"] = sorted({s for p in parts for s in p.meta.get("systems", [])})
+    return merged
 
 
 def _terminate(*_: object) -> None:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from github_sync.config import DATABASE_CONN_ID, GITHUB_CONN_ID
+from github_sync.config import DATABASE_CONN_ID, GITHUB_CONN_ID, postgres_connection
 from github_sync.local_airflow import free_port, start_local_airflow
 from tests.conftest import REPO_ROOT
 from tests.e2e.harness import (
@@ -35,7 +35,6 @@ from tests.e2e.harness import (
     Deployment,
     Service,
     metadata_url,
-    postgres_connection,
     simulator_service,
     temporary_database,
 )

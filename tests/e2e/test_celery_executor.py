@@ -19,11 +19,11 @@ from pathlib import Path
 import pytest
 import redis
 
+from github_sync.config import postgres_connection
 from github_sync.local_airflow import LocalAirflow, free_port, start_local_airflow
 from tests.e2e.harness import (
     Deployment,
     metadata_url,
-    postgres_connection,
     simulator_service,
     temporary_database,
     wait_for,

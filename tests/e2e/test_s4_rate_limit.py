@@ -21,13 +21,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from github_sync.config import DATABASE_CONN_ID, GITHUB_CONN_ID
+from github_sync.config import DATABASE_CONN_ID, GITHUB_CONN_ID, postgres_connection
 from tests.e2e.harness import (
     BIN,
     HOOK_EXTRA,
     SIM_TOKEN,
     Deployment,
-    postgres_connection,
     sim_control,
     simulator_service,
     temporary_database,
