@@ -37,6 +37,12 @@ log = logging.getLogger(__name__)
 # PostgreSQL accepts at most 65,535 bind parameters per statement.
 MAX_BIND_PARAMETERS = 65_535
 MAX_BATCH_ROWS = 1_000
+# From this many rows on, a batch goes through COPY into a temporary staging table and one
+# INSERT ... SELECT: about 4x faster for bulk loads (building and binding a statement with
+# tens of thousands of parameters dominates the VALUES path). A page of 100 rows stays on
+# the VALUES path, where creating the staging table would cost more than it saves.
+COPY_MIN_ROWS = 500
+COPY_BATCH_ROWS = 10_000
 
 
 @dataclass(frozen=True)
@@ -63,9 +69,25 @@ class TableSpec:
     def batch_rows(self) -> int:
         return max(1, min(MAX_BATCH_ROWS, MAX_BIND_PARAMETERS // len(self.columns)))
 
+    @property
+    def staging_table(self) -> str:
+        return f"github_sync_stage_{self.name}"
+
     def upsert_statement(self, rows: int) -> sql.Composed:
-        table = sql.Identifier(self.name)
+        """``INSERT ... VALUES (...) x rows ... ON CONFLICT`` for a batch of ``rows`` rows."""
         row_placeholder = sql.SQL("({})").format(sql.SQL(", ").join(sql.Placeholder() * len(self.columns)))
+        return self._upsert(sql.SQL("VALUES {}").format(sql.SQL(", ").join([row_placeholder] * rows)))
+
+    def upsert_from_staging_statement(self) -> sql.Composed:
+        """The same upsert reading its rows from the staging table (the COPY path)."""
+        return self._upsert(
+            sql.SQL("SELECT {} FROM {}").format(
+                sql.SQL(", ").join(map(sql.Identifier, self.columns)), sql.Identifier(self.staging_table)
+            )
+        )
+
+    def _upsert(self, source: sql.Composable) -> sql.Composed:
+        table = sql.Identifier(self.name)
         updated = [c for c in self.columns if c not in self.key]
         assignments = []
         for column in updated:
@@ -97,12 +119,12 @@ class TableSpec:
                 c=sql.Identifier(self.newer_than), t=table, rest=condition
             )
         return sql.SQL(
-            "INSERT INTO {table} ({columns}) VALUES {values} "
+            "INSERT INTO {table} ({columns}) {source} "
             "ON CONFLICT ({key}) DO UPDATE SET {assignments} WHERE {condition}"
         ).format(
             table=table,
             columns=sql.SQL(", ").join(map(sql.Identifier, self.columns)),
-            values=sql.SQL(", ").join([row_placeholder] * rows),
+            source=source,
             key=sql.SQL(", ").join(map(sql.Identifier, self.key)),
             assignments=sql.SQL(", ").join(assignments),
             condition=condition,
@@ -171,23 +193,51 @@ def upsert_rows(cursor: Any, spec: TableSpec, rows: Iterable[Mapping[str, Any]],
     Args:
         cursor: a DB-API cursor of a psycopg 3 connection; the caller commits.
         spec: the table's upsert rules.
-        rows: row dicts (extra keys are ignored; missing sync-owned keys are an error).
+        rows: row dicts (extra keys are ignored; missing sync-owned keys are an error);
+            streamed, at most one batch is held in memory.
         **fixed: values that apply to every row (e.g. ``project_id``).
 
     Returns:
         The number of rows inserted or changed (unchanged rows are not counted).
     """
     written = 0
-    for batch in _batched(rows, spec.batch_rows):
-        params: list[Any] = []
-        for row in batch:
-            merged = {**row, **fixed}
-            missing = [c for c in spec.columns if c not in merged]
-            if missing:
-                raise KeyError(f"{spec.name} row is missing {missing}")
-            params.extend(merged[c] for c in spec.columns)
-        cursor.execute(spec.upsert_statement(len(batch)), params)
-        written += max(cursor.rowcount, 0)
+    can_copy = hasattr(cursor, "copy")  # psycopg 3; other drivers take the VALUES path
+    for batch in _batched(rows, COPY_BATCH_ROWS if can_copy else spec.batch_rows):
+        values = [_values(spec, row, fixed) for row in batch]
+        if can_copy and len(values) >= COPY_MIN_ROWS:
+            written += _upsert_by_copy(cursor, spec, values)
+            continue
+        for start in range(0, len(values), spec.batch_rows):
+            chunk = values[start : start + spec.batch_rows]
+            cursor.execute(spec.upsert_statement(len(chunk)), [v for row in chunk for v in row])
+            written += max(cursor.rowcount, 0)
+    return written
+
+
+def _values(spec: TableSpec, row: Mapping[str, Any], fixed: Mapping[str, Any]) -> tuple[Any, ...]:
+    merged = {**row, **fixed}
+    missing = [c for c in spec.columns if c not in merged]
+    if missing:
+        raise KeyError(f"{spec.name} row is missing {missing}")
+    return tuple(merged[c] for c in spec.columns)
+
+
+def _upsert_by_copy(cursor: Any, spec: TableSpec, values: list[tuple[Any, ...]]) -> int:
+    stage = sql.Identifier(spec.staging_table)
+    columns = sql.SQL(", ").join(map(sql.Identifier, spec.columns))
+    # Column types only (no defaults, so no sequence is consumed); emptied at commit, and
+    # after each batch below so that a second batch in the same transaction starts empty.
+    cursor.execute(
+        sql.SQL(
+            "CREATE TEMP TABLE IF NOT EXISTS {} ON COMMIT DELETE ROWS AS SELECT {} FROM {} WITH NO DATA"
+        ).format(stage, columns, sql.Identifier(spec.name))
+    )
+    with cursor.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(stage, columns)) as copy:
+        for row in values:
+            copy.write_row(row)
+    cursor.execute(spec.upsert_from_staging_statement())
+    written = max(cursor.rowcount, 0)
+    cursor.execute(sql.SQL("TRUNCATE {}").format(stage))
     return written
 
 

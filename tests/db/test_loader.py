@@ -176,3 +176,28 @@ def test_a_removed_repository_gives_its_url_to_the_next_one(pg_conn: psycopg.Con
         (1, "https://github.com/acme/alpha#removed-1", "deleted"),
         (2, "https://github.com/acme/alpha", None),
     ]
+
+
+def test_bulk_batches_take_the_copy_path_with_the_same_rules(pg_conn: psycopg.Connection) -> None:
+    """Batches of COPY_MIN_ROWS or more are staged with COPY; guards and counts must not change."""
+    count = loader.COPY_MIN_ROWS + 100
+    newer = [bug_row(10_000 + n, n, title="newer", updated_at=T0 + timedelta(hours=1)) for n in range(count)]
+    older = [bug_row(10_000 + n, n, title="older") for n in range(count)]
+    with pg_conn.cursor() as cur:
+        project_id, _ = loader.upsert_project(cur, project_row())
+        assert loader.upsert_rows(cur, loader.BUGS, newer, project_id=project_id) == count
+        assert (
+            loader.upsert_rows(cur, loader.BUGS, older, project_id=project_id) == 0
+        )  # never older over newer
+        assert loader.upsert_rows(cur, loader.BUGS, newer, project_id=project_id) == 0  # unchanged: no write
+        changed = [{**row, "status": "closed"} for row in newer[:7]]
+        assert loader.upsert_rows(cur, loader.BUGS, changed + newer[7:], project_id=project_id) == 7
+    pg_conn.commit()
+    assert pg_conn.execute("SELECT count(*), min(title), max(title) FROM bugs").fetchone() == (
+        count,
+        "newer",
+        "newer",
+    )
+    assert pg_conn.execute("SELECT count(*) FROM bugs WHERE status = 'closed'").fetchone() == (7,)
+    # The staging table consumed no ids and left nothing behind.
+    assert pg_conn.execute("SELECT max(id) - min(id) + 1 FROM bugs").fetchone() == (count,)
