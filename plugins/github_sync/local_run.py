@@ -222,7 +222,11 @@ def main() -> int:
             session.patch(f"{airflow.api_url}/api/v2/dags/{dag_id}", json={"is_paused": False}, timeout=10)
         log.info("All DAGs unpaused: incremental sync hourly, full sync weekly, webhooks on delivery")
         log.info("Airflow UI:        %s  (user admin, password %s)", airflow.api_url, airflow.admin_password)
-        log.info("Sync dashboard:    %s/plugin/github-sync (in the Airflow UI), %s/github-sync/", airflow.api_url, airflow.api_url)
+        log.info(
+            "Sync dashboard:    %s/plugin/github-sync (in the Airflow UI), %s/github-sync/",
+            airflow.api_url,
+            airflow.api_url,
+        )
         log.info("Logs and state:    %s", airflow.home)
         log.info("Everything keeps running; press Ctrl-C to stop.")
         while True:

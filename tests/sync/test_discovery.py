@@ -63,9 +63,6 @@ def test_the_budget_estimate_says_when_the_run_will_finish(
     sim.set_rate_limit_remaining("ghp_sync_tests_token_0123456789", 510)
     discovery = discover_repositories(hook, pg_conn, owner="acme", as_of=datetime.now(UTC))
     assert not discovery.estimate.fits
-    assert (
-        discovery.estimate.usable is not None
-        and discovery.estimate.usable < discovery.estimate.requests
-    )
+    assert discovery.estimate.usable is not None and discovery.estimate.usable < discovery.estimate.requests
     assert "runs out mid-run" in discovery.estimate.describe()
     assert discovery.estimate.reset_at is not None

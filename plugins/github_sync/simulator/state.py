@@ -265,28 +265,36 @@ class SimState:
         """Open a new issue and return its API representation."""
         with self.lock:
             r = self._need_repo(repo)
-            now = self._now()
-            number = r.next_number
-            r.next_number += 1
-            author = (self.user(user) if user else None) or self.data.users[0]
-            issue = Issue(
-                id=ISSUE_ID_BASE + r.index * ID_STRIDE + number,
-                number=number,
-                title=title,
-                body=body,
-                user=author,
-                state="open",
-                created_at=now,
-                updated_at=now,
-                labels=self._labels(r, labels or []),
-                assignees=self._assignees(assignees or []),
-            )
-            r.issues[number] = issue
-            self._touch(r)
-            self._issue_event("opened", r, issue, author)
+            issue = self._open(r, title, body, user, labels, assignees=self._assignees(assignees or []))
             return copy.deepcopy(
                 self.renderer.issue(r, issue)
             )  # callers may mutate; the render cache is shared
+
+    def _open(
+        self, r: Repo, title: str, body: str | None, user: str | None, labels: list[str] | None, **fields: Any
+    ) -> Issue:
+        """Create the next-numbered issue or PR (``fields``) in ``r``, as GitHub numbers both."""
+        now = self._now()
+        number = r.next_number
+        r.next_number += 1
+        author = (self.user(user) if user else None) or self.data.users[0]
+        extra = {key: value(number, now) if callable(value) else value for key, value in fields.items()}
+        issue = Issue(
+            id=ISSUE_ID_BASE + r.index * ID_STRIDE + number,
+            number=number,
+            title=title,
+            body=body,
+            user=author,
+            state="open",
+            created_at=now,
+            updated_at=now,
+            labels=self._labels(r, labels or []),
+            **extra,
+        )
+        r.issues[number] = issue
+        self._touch(r)
+        self._issue_event("opened", r, issue, author)
+        return issue
 
     def edit_issue(self, repo: str, number: int, **fields: Any) -> dict[str, Any]:
         """Change ``title``, ``body``, ``state``, ``state_reason``, ``labels`` or ``assignees``."""
@@ -409,30 +417,19 @@ class SimState:
         """Open a pull request; returns its ``pull-request-simple`` representation."""
         with self.lock:
             r = self._need_repo(repo)
-            now = self._now()
-            number = r.next_number
-            r.next_number += 1
-            author = (self.user(user) if user else None) or self.data.users[0]
-            issue = Issue(
-                id=ISSUE_ID_BASE + r.index * ID_STRIDE + number,
-                number=number,
-                title=title,
-                body=body,
-                user=author,
-                state="open",
-                created_at=now,
-                updated_at=now,
-                labels=self._labels(r, labels or []),
+            issue = self._open(
+                r,
+                title,
+                body,
+                user,
+                labels,
                 is_pr=True,
-                pr_id=PR_ID_BASE + r.index * ID_STRIDE + number,
+                pr_id=lambda number, _now: PR_ID_BASE + r.index * ID_STRIDE + number,
                 draft=draft,
-                head_ref=head or f"feature/{number}",
-                head_sha=sha1_hex("head", r.id, number, now.isoformat()),
+                head_ref=lambda number, _now: head or f"feature/{number}",
+                head_sha=lambda number, now: sha1_hex("head", r.id, number, now.isoformat()),
                 base_ref=base or r.default_branch,
             )
-            r.issues[number] = issue
-            self._touch(r)
-            self._issue_event("opened", r, issue, author)
             return copy.deepcopy(
                 self.renderer.pull_request(r, issue)
             )  # callers may mutate; the render cache is shared
