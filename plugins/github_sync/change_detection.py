@@ -50,6 +50,7 @@ from github_sync.repository_sync import (
     carry_metrics_forward,
     first_page,
     iter_listing,
+    rollback_quietly,
 )
 from github_sync.timestamps import parse_github_timestamp
 
@@ -234,7 +235,7 @@ def detect_changes(
                 carry_metrics_forward(cursor, target.project_id, as_of)
         conn.commit()
     except BaseException:
-        conn.rollback()
+        rollback_quietly(conn)
         raise
     log.info(
         "%d of %d repositories changed: %s",

@@ -17,7 +17,7 @@ from typing import Any
 
 from github_sync import loader
 from github_sync.normalizer import normalize_repository
-from github_sync.repository_sync import GitHubClient, RepositoryTarget
+from github_sync.repository_sync import GitHubClient, RepositoryTarget, rollback_quietly
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +101,11 @@ def _select(
     repos: Sequence[Mapping[str, Any]], allow: Sequence[str] | None, include_archived: bool, owner: str
 ) -> list[Mapping[str, Any]]:
     if allow:
+        foreign = sorted(
+            name for name in allow if "/" in name and name.split("/", 1)[0].lower() != owner.lower()
+        )
+        if foreign:
+            raise DiscoveryError(f"Param 'repos' names repositories of another owner than {owner}: {foreign}")
         wanted = {name.split("/", 1)[-1].lower() for name in allow}
         known = {str(repo["name"]).lower() for repo in repos}
         unknown = sorted(wanted - known)
@@ -157,7 +162,7 @@ def discover_repositories(
                 log.warning("Repositories no longer listed for %s (kept, marked removed): %s", owner, removed)
         conn.commit()
     except BaseException:
-        conn.rollback()
+        rollback_quietly(conn)
         raise
     for repo in selected:
         targets.append(

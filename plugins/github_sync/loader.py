@@ -24,7 +24,7 @@ Rules every upsert follows:
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from itertools import islice
@@ -319,8 +319,3 @@ def get_cursor_details(cursor: Any, project_id: int, stream: str) -> dict[str, A
     )
     row = cursor.fetchone()
     return dict(row[0]) if row else {}
-
-
-def column_names(spec: TableSpec) -> Sequence[str]:
-    """The sync-owned columns of a table (what a full-vs-incremental comparison looks at)."""
-    return spec.columns

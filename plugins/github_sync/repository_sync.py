@@ -327,14 +327,15 @@ def _sync_commits(
             head = rows[0]["sha"] if rows else None
         total += len(rows)
         in_window = [row for row in rows if row["committed_at"] >= options.commits_since]
-        progress.add(
-            "commits",
-            len(in_window),
-            loader.upsert_rows(cursor, loader.COMMITS, in_window, project_id=target.project_id),
-        )
+        written = loader.upsert_rows(cursor, loader.COMMITS, in_window, project_id=target.project_id)
+        progress.add("commits", len(in_window), written)
         if rows:
             newest = max(newest or rows[0]["committed_at"], *(row["committed_at"] for row in rows))
-        if rows and min(row["committed_at"] for row in rows) < stop:
+        oldest = min((row["committed_at"] for row in rows), default=None)
+        # The window always ends the walk. The cursor only does once a page brings nothing
+        # new: commit times can be older than the cursor (a branch merged days after its
+        # commits were made), and commits are immutable, so "nothing written" means "known".
+        if oldest is not None and (oldest < options.commits_since or (oldest < stop and written == 0)):
             complete = page.next_url is None
             break
     return _StreamResult(newest=newest, complete=complete, total=total, head=head, first_page=first)
@@ -421,7 +422,7 @@ def sync_repository(
                 )
         conn.commit()
     except BaseException:
-        conn.rollback()
+        rollback_quietly(conn)
         raise
     log.info(
         "Synced %s (%s): %d rows seen, %d written %s",
@@ -540,3 +541,11 @@ def carry_metrics_forward(cursor: Any, project_id: int, as_of: datetime) -> bool
     metrics = _carried_metrics(cursor, project_id, project, previous, as_of)
     loader.upsert_metrics(cursor, project_id, as_of.date(), metrics)
     return True
+
+
+def rollback_quietly(conn: Any) -> None:
+    """Roll back, logging (not raising) a failure, so the error that made us roll back is the one raised."""
+    try:
+        conn.rollback()
+    except Exception:  # a broken connection cannot roll back; the original error matters more
+        log.exception("rollback failed")

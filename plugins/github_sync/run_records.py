@@ -261,7 +261,9 @@ def write_import_log(
         "budget_spent": summary.budget_spent + int(details.pop("budget_spent", 0)),
         "not_modified": summary.not_modified + int(details.pop("not_modified", 0)),
         "retries": summary.retries + int(details.pop("retries", 0)),
-        "rate_limit_remaining": details.pop("rate_limit_remaining", None) or summary.rate_limit_remaining,
+        "rate_limit_remaining": _first_known(
+            details.pop("rate_limit_remaining", None), summary.rate_limit_remaining
+        ),
         "started_at": started_at.isoformat() if started_at else None,
         "finished_at": (finished_at or now).isoformat(),
         "duration_s": round(((finished_at or now) - started_at).total_seconds(), 3) if started_at else None,
@@ -289,3 +291,8 @@ def write_import_log(
         )
         log.warning("Runs without an import_logs row (reported in this run's row): %s", missing_logs)
     return inserted[0] if inserted else None
+
+
+def _first_known(*values: Any) -> Any:
+    # Not `or`: a remaining budget of 0 is exactly the figure that must not be lost.
+    return next((value for value in values if value is not None), None)

@@ -29,7 +29,6 @@ class RunResult:
 
     synced: list[str] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
-    failed: dict[str, str] = field(default_factory=dict)
     records: int = 0
     probed: int = 0
 

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from github_sync.config import DATABASE_CONN_ID, GITHUB_CONN_ID
-from github_sync.discovery import DiscoveryError, discover_repositories
+from github_sync.discovery import discover_repositories
 from github_sync.normalizer import normalize_repository
 from github_sync.repository_sync import RepositoryTarget
 from github_sync.retention import prune
@@ -88,9 +88,6 @@ def list_repositories(
                 },
             )
         conn.commit()
-    except DiscoveryError:
-        conn.rollback()
-        raise
     finally:
         conn.close()
         close_github_hook(hook)
