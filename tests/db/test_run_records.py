@@ -56,6 +56,18 @@ def test_one_row_per_run_with_counts_and_errors(pg_conn: psycopg.Connection) -> 
     assert metadata["rate_limit_remaining"] == 4990
 
 
+def test_a_spent_budget_is_recorded_as_zero_not_as_unknown(pg_conn: psycopg.Connection) -> None:
+    with pg_conn.cursor() as cur:
+        open_run(cur, "r2", total=1)
+        record(cur, "r2", "acme/a", "success", records=1, rate_limit_remaining=4990)
+        # The run's last word on the budget (from a run-level task) is 0: it must win, not vanish.
+        run_records.close_run(cur, dag_id="github_full_sync", run_id="r2", state="success",
+                              details={"rate_limit_remaining": 0})  # fmt: skip
+        run_records.write_import_log(cur, dag_id="github_full_sync", run_id="r2", state="success", now=NOW)
+    pg_conn.commit()
+    assert pg_conn.execute("SELECT metadata->'rate_limit_remaining' FROM import_logs").fetchone() == (0,)
+
+
 def test_a_run_that_failed_before_any_repository_still_says_why(pg_conn: psycopg.Connection) -> None:
     with pg_conn.cursor() as cur:
         cur.execute(

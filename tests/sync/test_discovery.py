@@ -49,6 +49,9 @@ def test_projects_follow_renames_deletions_and_archiving(
 def test_an_unknown_repository_in_the_allow_list_is_refused_before_anything_is_written(
     sim: Simulator, pg_conn: psycopg.Connection, pg_database: str
 ) -> None:
+    with pytest.raises(DiscoveryError, match="another owner"):
+        discover_repositories(make_hook(sim, pg_database), pg_conn, owner="acme", allow=["other/anything"],
+                              as_of=datetime.now(UTC))  # fmt: skip
     with pytest.raises(DiscoveryError, match="no-such-repo"):
         discover_repositories(make_hook(sim, pg_database), pg_conn, owner="acme", allow=["no-such-repo"],
                               as_of=datetime.now(UTC))  # fmt: skip
