@@ -48,7 +48,6 @@ def product_sync(args: dict[str, Any]) -> dict[str, Any]:
         "rows": result.records,
         "synced": len(result.synced),
         "skipped": len(result.skipped),
-        "failed": len(result.failed),
         "probed": result.probed,
         "hook_requests": stats.requests_sent,
         "hook_budget": stats.budget_spent,
