@@ -39,7 +39,6 @@ from datetime import datetime
 from typing import Any
 
 from github_sync.errors import RepositoryUnavailable
-from github_sync.normalizer import is_pull_request
 from github_sync.repository_sync import (
     COMMITS_LISTING,
     COMMITS_STREAM,
@@ -50,6 +49,7 @@ from github_sync.repository_sync import (
     carry_metrics_forward,
     first_page,
     iter_listing,
+    listing_keys,
     rollback_quietly,
 )
 from github_sync.timestamps import parse_github_timestamp
@@ -138,8 +138,7 @@ def probe_repository(client: GitHubClient, target: RepositoryTarget, state: Stor
     if newest_issue is not None and (state.issues_cursor is None or newest_issue > state.issues_cursor):
         return "issues changed (not yet committed)"
     if issues.next_url is None:
-        ids = frozenset(int(i["id"]) for i in issues.items if not is_pull_request(i))
-        numbers = frozenset(int(i["number"]) for i in issues.items if is_pull_request(i))
+        ids, numbers = listing_keys(issues.items)
         if ids != state.live_issue_ids or numbers != state.live_pr_numbers:
             return "issues added or removed (not yet committed)"
     if state.empty_since:
@@ -158,14 +157,9 @@ def probe_repository(client: GitHubClient, target: RepositoryTarget, state: Stor
 
 def reconcile_repository(client: GitHubClient, target: RepositoryTarget, state: StoredState) -> str | None:
     """Walk the complete issue listing; return why the stored ids differ, or ``None``."""
-    ids: set[int] = set()
-    numbers: set[int] = set()
-    for page in iter_listing(client, ISSUES_LISTING, target.full_name):
-        for item in page.items:
-            if is_pull_request(item):
-                numbers.add(int(item["number"]))
-            else:
-                ids.add(int(item["id"]))
+    ids, numbers = listing_keys(
+        item for page in iter_listing(client, ISSUES_LISTING, target.full_name) for item in page.items
+    )
     missing = len(state.live_issue_ids - ids) + len(state.live_pr_numbers - numbers)
     unknown = len(ids - state.live_issue_ids) + len(numbers - state.live_pr_numbers)
     if missing or unknown:

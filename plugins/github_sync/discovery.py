@@ -147,18 +147,16 @@ def discover_repositories(
             for repo in repos:
                 project_id, _changed = loader.upsert_project(cursor, normalize_repository(repo))
                 ids[int(repo["id"])] = project_id
+            # One statement: what it marks is exactly what it reports (owner compared without case,
+            # as GitHub logins are).
             cursor.execute(
-                "SELECT full_name FROM projects WHERE lower(owner) = lower(%s) AND removed_at IS NULL "
-                "AND NOT (github_id = ANY(%s))",
-                (owner, list(ids)),
+                "UPDATE projects SET removed_at = %s, removed_reason = %s, synced_at = now() "
+                "WHERE lower(owner) = lower(%s) AND removed_at IS NULL AND NOT (github_id = ANY(%s)) "
+                "RETURNING full_name",
+                (as_of, f"no longer listed for {owner}", owner, list(ids)),
             )
-            removed = tuple(row[0] for row in cursor.fetchall())
+            removed = tuple(sorted(row[0] for row in cursor.fetchall()))
             if removed:
-                cursor.execute(
-                    "UPDATE projects SET removed_at = %s, removed_reason = %s, synced_at = now() "
-                    "WHERE lower(owner) = lower(%s) AND removed_at IS NULL AND NOT (github_id = ANY(%s))",
-                    (as_of, f"no longer listed for {owner}", owner, list(ids)),
-                )
                 log.warning("Repositories no longer listed for %s (kept, marked removed): %s", owner, removed)
         conn.commit()
     except BaseException:

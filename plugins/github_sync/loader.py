@@ -24,7 +24,7 @@ Rules every upsert follows:
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from itertools import islice
@@ -270,17 +270,27 @@ def mark_removed(
     reason: str,
     removed_at: datetime,
     where: Mapping[str, Any],
+    not_in: tuple[str, Sequence[Any]] | None = None,
 ) -> int:
-    """Tombstone rows of ``table`` matching ``where`` (column = value); rows are kept."""
+    """Tombstone live rows of ``table`` matching ``where`` (column = value); rows are kept.
+
+    Args:
+        not_in: ``(column, values)``: only rows whose column is not among the values, i.e.
+            what a complete listing no longer shows.
+    """
     if table not in {"projects", "bugs", "pull_requests"}:
         raise ValueError(f"{table} has no tombstone columns")
-    conditions = sql.SQL(" AND ").join(sql.SQL("{} = %s").format(sql.Identifier(column)) for column in where)
+    conditions = [sql.SQL("{} = %s").format(sql.Identifier(column)) for column in where]
+    params: list[Any] = [removed_at, reason, *where.values()]
+    if not_in is not None:
+        conditions.append(sql.SQL("NOT ({} = ANY(%s))").format(sql.Identifier(not_in[0])))
+        params.append(list(not_in[1]))
     cursor.execute(
         sql.SQL(
             "UPDATE {} SET removed_at = %s, removed_reason = %s, synced_at = now() "
             "WHERE {} AND removed_at IS NULL"
-        ).format(sql.Identifier(table), conditions),
-        (removed_at, reason, *where.values()),
+        ).format(sql.Identifier(table), sql.SQL(" AND ").join(conditions)),
+        params,
     )
     return max(cursor.rowcount, 0)
 

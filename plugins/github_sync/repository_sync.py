@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -258,18 +258,25 @@ def _sync_issues(
 def _tombstone_missing(
     cursor: Any, project_id: int, bug_ids: list[int], pr_numbers: list[int], as_of: datetime
 ) -> int:
-    cursor.execute(
-        "UPDATE bugs SET removed_at = %s, removed_reason = 'missing from listing', synced_at = now() "
-        "WHERE project_id = %s AND removed_at IS NULL AND NOT (github_id = ANY(%s))",
-        (as_of, project_id, bug_ids),
+    scope = {"project_id": project_id}
+    reason = "missing from listing"
+    return loader.mark_removed(
+        cursor, "bugs", reason=reason, removed_at=as_of, where=scope, not_in=("github_id", bug_ids)
+    ) + loader.mark_removed(
+        cursor, "pull_requests", reason=reason, removed_at=as_of, where=scope, not_in=("number", pr_numbers)
     )
-    removed = max(cursor.rowcount, 0)
-    cursor.execute(
-        "UPDATE pull_requests SET removed_at = %s, removed_reason = 'missing from listing', "
-        "synced_at = now() WHERE project_id = %s AND removed_at IS NULL AND NOT (number = ANY(%s))",
-        (as_of, project_id, pr_numbers),
-    )
-    return removed + max(cursor.rowcount, 0)
+
+
+def listing_keys(items: Iterable[Mapping[str, Any]]) -> tuple[frozenset[int], frozenset[int]]:
+    """``(issue ids, PR numbers)`` of issues-listing items: how ``bugs`` and ``pull_requests`` are keyed."""
+    ids: set[int] = set()
+    numbers: set[int] = set()
+    for item in items:
+        if is_pull_request(item):
+            numbers.add(int(item["number"]))
+        else:
+            ids.add(int(item["id"]))
+    return frozenset(ids), frozenset(numbers)
 
 
 def _recheck_open_pulls(
