@@ -31,8 +31,9 @@ def github_full_sync() -> None:
         return tasks.list_repositories(
             get_current_context(),
             mode="full",
-            owner=params["owner"],
-            repos=params["repos"],
+            owner=params.get("owner"),
+            owners=params.get("owners"),
+            repos=params.get("repos"),
             include_archived=params["include_archived"],
         )
 

@@ -30,8 +30,9 @@ def github_incremental_sync() -> None:
     def detect_changes(params: dict | None = None) -> list[dict]:
         return tasks.detect_changed_repositories(
             get_current_context(),
-            owner=params["owner"],
-            repos=params["repos"],
+            owner=params.get("owner"),
+            owners=params.get("owners"),
+            repos=params.get("repos"),
             include_archived=params["include_archived"],
         )
 

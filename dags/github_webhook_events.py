@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import dag, get_current_context, task
 
+from github_sync.assets import ASSETS_BY_MODE
 from github_sync.callbacks import import_log_callbacks
 from github_sync.dag_params import DEFAULT_ARGS
 from github_sync.webhook_apply import WEBHOOK_DAG_ID, run_from_context
@@ -34,9 +35,9 @@ WEBHOOK_TASK_ARGS = {**DEFAULT_ARGS, "retries": 1, "retry_delay": timedelta(seco
     **import_log_callbacks("webhook"),
 )
 def github_webhook_events() -> None:
-    @task
+    @task(outlets=list(ASSETS_BY_MODE["webhook"]))
     def apply_deliveries() -> dict:
-        return run_from_context(get_current_context())
+        return run_from_context(get_current_context(), outlets=ASSETS_BY_MODE["webhook"])
 
     apply_deliveries()
 

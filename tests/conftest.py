@@ -67,6 +67,24 @@ def pg_database() -> Iterator[str]:
         admin.close()
 
 
+@pytest.fixture
+def empty_database() -> Iterator[str]:
+    """A database on the test server with no github-sync schema at all (nobody ran `github-sync migrate`)."""
+    import psycopg
+
+    name = f"github_sync_empty_{uuid.uuid4().hex[:10]}"
+    try:
+        admin = psycopg.connect(PG_SERVER_DSN, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        pytest.fail(f"PostgreSQL is not reachable at {PG_SERVER_DSN}: {exc}")
+    admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield PG_SERVER_DSN.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
 SYNCED_TABLES = (
     "webhook_deliveries",
     "github_http_cache",

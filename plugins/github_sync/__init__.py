@@ -20,6 +20,7 @@ _EXPORTS: dict[str, str] = {
     "normalize_pull_request": "github_sync.normalizer",
     "normalize_commit": "github_sync.normalizer",
     "priority_score": "github_sync.scoring",
+    "priority_base": "github_sync.scoring",
     "health_score": "github_sync.scoring",
     "project_metrics": "github_sync.metrics",
     "apply_migrations": "github_sync.migrations",

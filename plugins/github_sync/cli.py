@@ -88,8 +88,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
     settings = _settings()
     url = _require_database_url(settings)
-    owner = args.owner or settings.github_owner
-    if not owner:
+    owners = [args.owner] if args.owner else list(settings.github_owners)
+    if not owners:
         raise SystemExit("github-sync: give --owner or set GITHUB_OWNER")
     if not settings.github_token:
         raise SystemExit("github-sync: GITHUB_TOKEN is not set")
@@ -100,11 +100,11 @@ def cmd_sync(args: argparse.Namespace) -> int:
         result = run_sync(
             hook,
             conn,
-            owner=owner,
+            owners=owners,
             as_of=datetime.now(UTC),
             incremental=args.incremental,
             repos=args.repo or None,
-            include_archived=args.include_archived,
+            include_archived=not args.exclude_archived,
         )
     log.info(
         "Synced %d repositories (%d skipped), %d records written; %s",
@@ -126,10 +126,10 @@ def build_parser() -> argparse.ArgumentParser:
     setup.add_argument("--pool-slots", type=int, default=DEFAULT_POOL_SLOTS)
     setup.set_defaults(func=cmd_setup_airflow)
     sync = commands.add_parser("sync", help="run a sync in this process, without Airflow")
-    sync.add_argument("--owner")
+    sync.add_argument("--owner", help="the user or organisation (default: GITHUB_OWNER, which may list several)")
     sync.add_argument("--incremental", action="store_true")
     sync.add_argument("--repo", action="append", help="limit to this repository (repeatable)")
-    sync.add_argument("--include-archived", action="store_true")
+    sync.add_argument("--exclude-archived", action="store_true", help="do not sync archived repositories")
     sync.set_defaults(func=cmd_sync)
     return parser
 

@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from github_sync.owners import OwnerError, parse_owner_list
+
 GITHUB_CONN_ID = "github_default"
 DATABASE_CONN_ID = "github_sync_db"
 GITHUB_POOL = "github_api"
@@ -26,6 +28,11 @@ ENV_GITHUB_OWNER = "GITHUB_OWNER"
 ENV_GITHUB_API_URL = "GITHUB_API_URL"
 ENV_DATABASE_URL = "GITHUB_SYNC_DATABASE_URL"
 ENV_WEBHOOK_SECRET = "GITHUB_WEBHOOK_SECRET"
+# "false" for databases where the sync may not change the schema: then `github-sync migrate`
+# must have run, and a missing or outdated schema fails the run at once.
+ENV_AUTO_MIGRATE = "GITHUB_SYNC_AUTO_MIGRATE"
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
 
 
 class ConfigError(ValueError):
@@ -73,11 +80,25 @@ def connection_env(connections: dict[str, dict[str, object]]) -> dict[str, str]:
     return {f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps(conn) for conn_id, conn in connections.items()}
 
 
+def auto_migrate_enabled(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether a run's first task may bring the target schema up to date (default: yes).
+
+    Raises:
+        ConfigError: the variable holds something other than a yes/no word.
+    """
+    raw = (os.environ if environ is None else environ).get(ENV_AUTO_MIGRATE, "").strip().lower()
+    if raw in ("", *_TRUE):
+        return True
+    if raw in _FALSE:
+        return False
+    raise ConfigError(f"{ENV_AUTO_MIGRATE} must be true or false, got {raw!r}")
+
+
 @dataclass(frozen=True)
 class Settings:
     """The environment shortcut, validated. Secrets are excluded from ``repr``."""
 
-    github_owner: str | None = None
+    github_owners: tuple[str, ...] = ()
     github_api_url: str = DEFAULT_GITHUB_API_URL
     github_token: str | None = field(default=None, repr=False)
     database_url: str | None = field(default=None, repr=False)
@@ -98,11 +119,12 @@ class Settings:
 
         api_url = value(ENV_GITHUB_API_URL)
         database_url = value(ENV_DATABASE_URL)
-        owner = value(ENV_GITHUB_OWNER)
-        if owner is not None and ("/" in owner or " " in owner):
-            raise ConfigError(f"{ENV_GITHUB_OWNER} must be a user or organisation login, got {owner!r}")
+        try:
+            owners = tuple(parse_owner_list(value(ENV_GITHUB_OWNER) or "", source=ENV_GITHUB_OWNER))
+        except OwnerError as exc:
+            raise ConfigError(str(exc)) from None
         return cls(
-            github_owner=owner,
+            github_owners=owners,
             github_api_url=_validate_http_url(ENV_GITHUB_API_URL, api_url)
             if api_url
             else DEFAULT_GITHUB_API_URL,

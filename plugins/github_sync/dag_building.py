@@ -7,6 +7,7 @@ from typing import Any
 from airflow.sdk import get_current_context, task
 
 from github_sync import tasks
+from github_sync.assets import ASSETS_BY_MODE
 from github_sync.config import GITHUB_POOL
 from github_sync.operators import SyncRepositoryOperator
 
@@ -15,8 +16,9 @@ def sync_repositories(targets: Any, *, mode: str) -> Any:
     """Map one ``sync_repository`` task per target (named after its repository in the UI).
 
     The summary runs after all of them whatever their state (``all_done``) and decides the
-    run's state by the failure rule; an empty ``targets`` list skips the mapped task and
-    the summary still runs.
+    run's state by the failure rule (a failed listing fails the run); an empty ``targets``
+    list skips the mapped task and the summary still runs. A successful summary emits the
+    mode's Assets (:mod:`github_sync.assets`).
 
     Args:
         targets: the XCom of a task returning ``RepositoryTarget.to_mapping()`` dicts.
@@ -26,11 +28,20 @@ def sync_repositories(targets: Any, *, mode: str) -> Any:
         The summary task.
     """
 
-    # No retries: the summary fails on purpose when repositories failed; retrying changes nothing.
-    @task(task_id="summary", trigger_rule="all_done", retries=0)
+    outlets = ASSETS_BY_MODE[mode]
+
+    # all_done: the summary runs whatever happened upstream, and is the run's only leaf, so
+    # it decides the run's state itself (tasks.summarize fails the run when the listing
+    # failed or repositories did). No retries: its verdict does not change on a retry.
+    @task(task_id="summary", trigger_rule="all_done", retries=0, outlets=list(outlets))
     def summary(params: dict | None = None) -> dict:
         return tasks.summarize(
-            get_current_context(), failure_tolerance=(params or {}).get("failure_tolerance", 0)
+            get_current_context(),
+            mode=mode,
+            failure_tolerance=(params or {}).get("failure_tolerance", 0),
+            # Retention runs with the weekly full sync (README: "Retention").
+            prune_state=mode == "full",
+            outlets=outlets,
         )
 
     synced = SyncRepositoryOperator.partial(

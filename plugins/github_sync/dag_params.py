@@ -9,10 +9,14 @@ from typing import Any
 from airflow.sdk import Param
 
 from github_sync.config import ENV_GITHUB_OWNER
+from github_sync.discovery import DEFAULT_INCLUDE_ARCHIVED
+from github_sync.owners import MAX_OWNERS, OWNER_PATTERN, REPOSITORY_PATTERN, OwnerError, parse_owner_list
+from github_sync.repository_sync import DEFAULT_COMMITS_SINCE_DAYS
 
-# GitHub logins: alphanumerics and single hyphens, at most 39 characters.
-OWNER_PATTERN = r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$"
-REPOSITORY_PATTERN = r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}$"
+# The scheduled runs' owner when GITHUB_OWNER is not set (the simulator's demo organisation).
+DEFAULT_OWNER = "acme"
+# An allow-list longer than this is better written as separate owners or runs.
+MAX_ALLOW_LIST = 1000
 
 DEFAULT_FULL_SYNC_SCHEDULE = "0 3 * * 0"  # weekly, Sunday 03:00 UTC: reconciles everything
 DEFAULT_INCREMENTAL_SCHEDULE = "@hourly"
@@ -51,39 +55,76 @@ SYNC_DAG_ARGS: dict[str, Any] = {
 }
 
 
-def owner_param() -> Param:
-    # Read at parse time from the environment (no I/O): the scheduled runs' owner.
-    return Param(
-        os.environ.get(ENV_GITHUB_OWNER, "acme"),
-        type="string",
-        pattern=OWNER_PATTERN,
-        title="GitHub owner",
-        description="User or organisation whose repositories are synced.",
-    )
+def default_owners() -> list[str]:
+    """The scheduled runs' owners: ``GITHUB_OWNER`` (comma-separated, read at parse time, no I/O).
+
+    A malformed value falls back to no owner, so the DAG still imports; the run then fails
+    at once naming the variable's rule.
+    """
+    raw = os.environ.get(ENV_GITHUB_OWNER, DEFAULT_OWNER)
+    try:
+        return parse_owner_list(raw, source=ENV_GITHUB_OWNER)
+    except OwnerError:
+        return []
 
 
 def sync_params() -> dict[str, Param]:
-    """Params of the full and incremental syncs."""
+    """Params of the full and incremental syncs (each with a title and a description for the form)."""
     return {
-        "owner": owner_param(),
+        "owners": Param(
+            default_owners(),
+            type="array",
+            items={"type": "string", "pattern": OWNER_PATTERN},
+            minItems=1,
+            maxItems=MAX_OWNERS,
+            title="GitHub owners",
+            description="Organisations and users whose repositories are synced, one per line. "
+            "For a user account, its private repositories are synced only with that user's own token.",
+        ),
+        "owner": Param(
+            None,
+            type=["null", "string"],
+            pattern=OWNER_PATTERN,
+            title="One owner (shorthand)",
+            description="Sync only this organisation or user; overrides 'GitHub owners' when set.",
+        ),
         "repos": Param(
             [],
-            type="array",
-            items={"type": "string", "pattern": r"^[A-Za-z0-9._/-]+$"},
-            title="Repositories",
-            description="Optional allow-list of repository names; empty means all.",
+            type=["null", "array"],
+            items={"type": "string", "pattern": r"^([A-Za-z0-9][A-Za-z0-9-]{0,38}/)?[A-Za-z0-9._-]{1,100}$"},
+            maxItems=MAX_ALLOW_LIST,
+            title="Only these repositories",
+            description="Optional allow-list, one per line: name, or owner/name when syncing several owners. "
+            "Empty syncs every repository.",
         ),
-        "include_archived": Param(False, type="boolean", description="Also sync archived repositories."),
-        "commits_since_days": Param(
-            90, type="integer", minimum=1, maximum=3650, description="Days of commit history to keep."
+        "include_archived": Param(
+            DEFAULT_INCLUDE_ARCHIVED,
+            type="boolean",
+            title="Include archived repositories",
+            description="Archived repositories are shown as shipped; after their first read they cost only "
+            "free conditional requests. Turn off to leave their issues, PRs and commits out.",
         ),
+        "commits_since_days": commits_since_days_param(),
         "failure_tolerance": Param(
             0,
             type="integer",
             minimum=0,
-            description="How many repositories may fail before the run is marked failed.",
+            title="Failed repositories tolerated",
+            description="How many repositories may fail before the run is marked failed. A run in which "
+            "no repository could be synced fails whatever this says.",
         ),
     }
+
+
+def commits_since_days_param() -> Param:
+    return Param(
+        DEFAULT_COMMITS_SINCE_DAYS,
+        type="integer",
+        minimum=1,
+        maximum=3650,
+        title="Days of commit history",
+        description="Commits newer than this many days are kept.",
+    )
 
 
 def repository_params() -> dict[str, Param]:
@@ -96,5 +137,5 @@ def repository_params() -> dict[str, Param]:
             title="Repository",
             description="The repository to sync, as owner/name.",
         ),
-        "commits_since_days": Param(90, type="integer", minimum=1, maximum=3650),
+        "commits_since_days": commits_since_days_param(),
     }

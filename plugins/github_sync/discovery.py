@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from github_sync import loader
+from github_sync.errors import GitHubClientError
 from github_sync.normalizer import normalize_repository
 from github_sync.repository_sync import GitHubClient, RepositoryTarget, rollback_quietly
 
@@ -25,6 +26,9 @@ log = logging.getLogger(__name__)
 # issues, commits, contributor count, tree (see repository_sync).
 BASE_REQUESTS_PER_REPOSITORY = 4
 ITEMS_PER_PAGE = 100
+# Archived repositories are synced unless a run opts out: the dashboard shows them as
+# "shipped" with their history, and after one read they cost only 304s.
+DEFAULT_INCLUDE_ARCHIVED = True
 
 
 class DiscoveryError(ValueError):
@@ -76,15 +80,72 @@ class Discovery:
     listed: int
     removed: tuple[str, ...]
     estimate: BudgetEstimate
+    visibility: str  # which of the owner's repositories GitHub listed (VISIBILITY_*)
 
 
-def owner_repositories_path(client: GitHubClient, owner: str) -> tuple[str, str, dict[str, str]]:
-    """Return ``(owner_type, listing path, params)`` for a user or an organisation."""
+# Where GitHub lists an account's repositories, and what it shows there:
+# - an organisation: every repository the credential may see, private ones only for members
+#   with access (https://docs.github.com/en/rest/repos/repos#list-organization-repositories);
+# - the credential's own user account: /user/repos, private included; `type` may not be combined
+#   with `affiliation`/`visibility` (422), so only those two are sent
+#   (https://docs.github.com/en/rest/repos/repos#list-repositories-for-the-authenticated-user);
+# - any other user: /users/{username}/repos lists public repositories only, whoever asks
+#   (https://docs.github.com/en/rest/repos/repos#list-repositories-for-a-user).
+VISIBILITY_ALL = "all the credential can see"
+VISIBILITY_PUBLIC = "public only (GitHub lists another user's public repositories only)"
+LISTING_ORDER = {"sort": "full_name", "direction": "asc"}
+
+
+@dataclass(frozen=True)
+class OwnerListing:
+    """How an owner's repositories are listed, and which of them GitHub shows there."""
+
+    owner_type: str
+    path: str
+    params: dict[str, str]
+    visibility: str
+
+
+def authenticated_login(client: GitHubClient) -> str | None:
+    """The login of the credential's own account, or None where it has none (a GitHub App).
+
+    A 401 (bad credentials) propagates: nothing else can work with that credential.
+    """
+    try:
+        body = client.get("/user").json
+    except GitHubClientError as exc:
+        # An installation token answers 403 "Resource not accessible by integration".
+        if exc.status == 403:
+            return None
+        raise
+    login = body.get("login") if isinstance(body, Mapping) else None
+    return str(login) if login else None
+
+
+def owner_listing(client: GitHubClient, owner: str) -> OwnerListing:
+    """Decide where ``owner``'s repositories are listed (see the rules above)."""
     account = client.get(f"/users/{owner}").json
     owner_type = str(account.get("type") or "User")
     if owner_type == "Organization":
-        return owner_type, f"/orgs/{owner}/repos", {"type": "all", "sort": "full_name", "direction": "asc"}
-    return owner_type, f"/users/{owner}/repos", {"type": "owner", "sort": "full_name", "direction": "asc"}
+        return OwnerListing(
+            owner_type, f"/orgs/{owner}/repos", {"type": "all", **LISTING_ORDER}, VISIBILITY_ALL
+        )
+    login = authenticated_login(client)
+    if login is not None and login.lower() == owner.lower():
+        return OwnerListing(
+            owner_type,
+            "/user/repos",
+            {"affiliation": "owner", "visibility": "all", **LISTING_ORDER},
+            VISIBILITY_ALL,
+        )
+    log.warning(
+        "%s is a user account that is not the credential's own: GitHub lists its public repositories "
+        "only; sync it with that user's own token to include private ones",
+        owner,
+    )
+    return OwnerListing(
+        owner_type, f"/users/{owner}/repos", {"type": "owner", **LISTING_ORDER}, VISIBILITY_PUBLIC
+    )
 
 
 def _estimate_requests(repos: Iterable[Mapping[str, Any]]) -> int:
@@ -115,13 +176,68 @@ def _select(
     return [repo for repo in repos if include_archived or not repo.get("archived")]
 
 
+def allow_lists_by_owner(allow: Sequence[str] | None, owners: Sequence[str]) -> dict[str, list[str]]:
+    """Split the run's allow-list (``repos``) between its owners, keyed by lower-case owner.
+
+    ``name`` entries are allowed with one owner only; with several, each entry must say
+    ``owner/name``, and every owner must have at least one (else the run would sync all of
+    an owner the user meant to limit).
+
+    Raises:
+        DiscoveryError: an entry names another owner, is ambiguous, or an owner has none.
+    """
+    by_owner: dict[str, list[str]] = {owner.lower(): [] for owner in owners}
+    if not allow:
+        return by_owner
+    for name in allow:
+        owner, slash, _ = name.partition("/")
+        if not slash:
+            if len(owners) > 1:
+                raise DiscoveryError(
+                    f"Param 'repos' entry {name!r} is ambiguous with several owners {list(owners)}: "
+                    "write it as owner/name"
+                )
+            owner = owners[0]
+        if owner.lower() not in by_owner:
+            raise DiscoveryError(
+                f"Param 'repos' names repositories of another owner than {', '.join(owners)}: {name!r}"
+            )
+        by_owner[owner.lower()].append(name)
+    empty = [owner for owner in owners if not by_owner[owner.lower()]]
+    if empty:
+        raise DiscoveryError(
+            f"Param 'repos' names no repository of {empty}: add theirs (owner/name) or drop them from 'owners'"
+        )
+    return by_owner
+
+
+def discover_owners(
+    client: GitHubClient,
+    conn: Any,
+    *,
+    owners: Sequence[str],
+    allow: Sequence[str] | None = None,
+    include_archived: bool = DEFAULT_INCLUDE_ARCHIVED,
+    as_of: datetime,
+) -> list[Discovery]:
+    """:func:`discover_repositories` for each owner of the run, the allow-list split between them."""
+    allow_by_owner = allow_lists_by_owner(allow, owners)
+    return [
+        discover_repositories(
+            client, conn, owner=owner, allow=allow_by_owner[owner.lower()] or None,
+            include_archived=include_archived, as_of=as_of,
+        )
+        for owner in owners
+    ]  # fmt: skip
+
+
 def discover_repositories(
     client: GitHubClient,
     conn: Any,
     *,
     owner: str,
     allow: Sequence[str] | None = None,
-    include_archived: bool = False,
+    include_archived: bool = DEFAULT_INCLUDE_ARCHIVED,
     as_of: datetime,
 ) -> Discovery:
     """List ``owner``'s repositories, upsert them as projects, and tombstone vanished ones.
@@ -131,14 +247,15 @@ def discover_repositories(
         conn: a psycopg 3 connection; committed once at the end.
         owner: a user or organisation login.
         allow: optional allow-list of repository names (``name`` or ``owner/name``).
-        include_archived: also sync archived repositories (they are recorded either way).
+        include_archived: also sync archived repositories (they are recorded either way); they
+            cannot change, so after their first read they cost only 304s.
         as_of: the run's time (tombstone time).
 
     Raises:
         DiscoveryError: the allow-list names unknown repositories (nothing written).
     """
-    owner_type, path, params = owner_repositories_path(client, owner)
-    repos = [repo for page in client.iter_pages(path, params) for repo in page.items]
+    listing = owner_listing(client, owner)
+    repos = [repo for page in client.iter_pages(listing.path, listing.params) for repo in page.items]
     selected = _select(repos, allow, include_archived, owner)
     targets: list[RepositoryTarget] = []
     try:
@@ -180,11 +297,12 @@ def discover_repositories(
         reserve=int(getattr(rate_limit, "limit", 0) * getattr(client, "reserve_fraction", 0)),
     )
     log_budget = log.info if estimate.fits else log.warning
-    log_budget("%s %s: %d repositories listed, %d to sync; %s", owner_type, owner, len(repos), len(targets),
-               estimate.describe())  # fmt: skip
+    log_budget("%s %s: %d repositories listed (%s), %d to sync; %s", listing.owner_type, owner, len(repos),
+               listing.visibility, len(targets), estimate.describe())  # fmt: skip
     return Discovery(
         owner=owner,
-        owner_type=owner_type,
+        owner_type=listing.owner_type,
+        visibility=listing.visibility,
         targets=tuple(targets),
         listed=len(repos),
         removed=removed,

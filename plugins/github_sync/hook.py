@@ -209,6 +209,10 @@ class HookStats:
         """Return the counters as a plain dict (for logs and XComs)."""
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
+    def since(self, earlier: HookStats) -> HookStats:
+        """The counters added after ``earlier`` (a snapshot of the same hook)."""
+        return HookStats(**{f.name: getattr(self, f.name) - getattr(earlier, f.name) for f in fields(self)})
+
 
 class _Counters:
     """Thread-safe mutable twin of :class:`HookStats`."""

@@ -19,6 +19,10 @@ Rules every upsert follows:
 * Columns only some sources have (a PR's refs and line counts are in webhooks and the
   pulls endpoint, not in the issues listing) keep their stored value when the
   incoming row has none.
+
+Besides the upserts, :func:`rescore_open_bugs` re-ages the priority of open issues in SQL
+(the one score part that moves with time alone), with the same rules: only changed rows
+are written, and they get ``synced_at = now()``.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ from itertools import islice
 from typing import Any
 
 from psycopg import sql
+
+from github_sync import scoring
 
 log = logging.getLogger(__name__)
 
@@ -146,8 +152,8 @@ BUGS = TableSpec(
     key=("github_id",),
     columns=(
         "github_id", "project_id", "bug_number", "number", "title", "description", "severity", "status",
-        "sla_hours", "priority_score", "is_blocker", "labels", "assignees", "author", "github_url",
-        "created_at", "updated_at", "resolved_at",
+        "sla_hours", "priority_score", "priority_base", "is_blocker", "labels", "assignees", "author",
+        "github_url", "created_at", "updated_at", "resolved_at",
     ),
     newer_than="updated_at",
     clears=("removed_at", "removed_reason"),
@@ -329,3 +335,63 @@ def get_cursor_details(cursor: Any, project_id: int, stream: str) -> dict[str, A
     )
     row = cursor.fetchone()
     return dict(row[0]) if row else {}
+
+
+def rescore_open_bugs(cursor: Any, *, as_of: datetime, project_ids: Sequence[int] | None = None) -> int:
+    """Re-age the priority of open issues as of ``as_of``, in SQL; return how many rows changed.
+
+    ``priority_score`` is ``clamp(priority_base + age points)`` (:mod:`github_sync.scoring`), and
+    only the age points move while an issue stays unchanged on GitHub. This recomputes the score
+    of every live (``removed_at`` NULL), not closed (a closed issue stopped ageing when it was
+    closed) bug from its stored ``priority_base`` and ``created_at``, in one ``UPDATE`` and
+    without any API request, so every run can call it. The rules and constants are
+    scoring's own, passed as parameters: for every row the result is what
+    :func:`github_sync.scoring.priority_score` gives for the same issue at ``as_of``.
+
+    Rows whose ``priority_base`` is NULL (written before migration 0003, until the sync
+    rewrites them) are left alone. Only rows whose score changes are written, and those get
+    ``synced_at = now()`` like any other change by the sync; a second call with the same
+    ``as_of`` writes nothing. The caller commits.
+
+    Args:
+        cursor: a DB-API cursor of a psycopg 3 connection.
+        as_of: the run's time (aware).
+        project_ids: only the bugs of these projects; all projects when None.
+
+    Returns:
+        The number of rows whose ``priority_score`` changed.
+
+    Raises:
+        ValueError: ``as_of`` is naive (PostgreSQL would read it in the session's time zone).
+    """
+    if as_of.tzinfo is None or as_of.utcoffset() is None:
+        raise ValueError(f"as_of must be a timezone-aware datetime, got naive {as_of.isoformat()}")
+    # scoring.age_points: full weeks open (never negative), times the points per week, at most
+    # MAX_AGE_POINTS; scoring.priority_score: clamp(base + age). div() on the exact numeric epoch
+    # seconds truncates toward zero, which is floor once negatives are raised to 0, so week
+    # boundaries fall exactly where Python's timedelta floor division puts them (to the us).
+    score = sql.SQL(
+        "GREATEST(%(score_min)s::integer, LEAST(%(score_max)s::integer, priority_base + LEAST("
+        "%(max_age_points)s::integer, GREATEST(0, div(extract(epoch FROM %(as_of)s::timestamptz - created_at), "
+        "extract(epoch FROM %(week)s::interval))) * %(points_per_week)s::integer)))"
+    )
+    conditions = [sql.SQL("removed_at IS NULL AND status <> 'closed' AND priority_base IS NOT NULL")]
+    params: dict[str, Any] = {
+        "score_min": scoring.SCORE_MIN,
+        "score_max": scoring.SCORE_MAX,
+        "max_age_points": scoring.MAX_AGE_POINTS,
+        "points_per_week": scoring.AGE_POINTS_PER_WEEK,
+        "week": scoring.WEEK,
+        "as_of": as_of,
+    }
+    if project_ids is not None:
+        conditions.append(sql.SQL("project_id = ANY(%(project_ids)s::bigint[])"))
+        params["project_ids"] = list(project_ids)
+    cursor.execute(
+        sql.SQL(
+            "UPDATE bugs SET priority_score = {score}, synced_at = now() "
+            "WHERE {conditions} AND priority_score IS DISTINCT FROM {score}"
+        ).format(score=score, conditions=sql.SQL(" AND ").join(conditions)),
+        params,
+    )
+    return max(cursor.rowcount, 0)

@@ -183,16 +183,17 @@ def main() -> int:
         apply_migrations(conn)
 
     simulator = None
-    if settings.github_token and settings.github_owner:
-        api_url, token, owner = settings.github_api_url, settings.github_token, settings.github_owner
-        log.info("Syncing %s from %s", owner, api_url)
+    if settings.github_token and settings.github_owners:
+        api_url, token = settings.github_api_url, settings.github_token
+        owners = list(settings.github_owners)
+        log.info("Syncing %s from %s", ", ".join(owners), api_url)
     else:
         simulator, api_url = start_simulator()
-        token, owner = DEMO_TOKEN, DEMO_OWNER
+        token, owners = DEMO_TOKEN, [DEMO_OWNER]
         log.info("No GITHUB_TOKEN/GITHUB_OWNER: syncing the built-in GitHub simulator (%s, %d repositories)",
                  api_url, DEMO_REPOSITORIES)  # fmt: skip
     extra_env = {
-        "GITHUB_OWNER": owner,
+        "GITHUB_OWNER": ",".join(owners),
         "GITHUB_SYNC_DATABASE_URL": database_url,
         **connection_env(
             {
@@ -212,7 +213,7 @@ def main() -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         airflow.wait_for_dags(SYNC_DAGS)
-        run_id = first_full_sync(airflow, owner)
+        run_id = first_full_sync(airflow, owners)
         with psycopg.connect(database_url) as conn:
             state = watch_run(airflow, conn, "github_full_sync", run_id)
             summary = summarize(conn, run_id)
@@ -245,7 +246,7 @@ def _interrupt(*_: object) -> None:
     raise KeyboardInterrupt
 
 
-def first_full_sync(airflow: LocalAirflow, owner: str, wait_s: float = 20) -> str:
+def first_full_sync(airflow: LocalAirflow, owners: list[str], wait_s: float = 20) -> str:
     """Unpause github_full_sync and return the run to watch.
 
     Unpausing a scheduled DAG makes the scheduler create its latest scheduled run at once
@@ -268,7 +269,7 @@ def first_full_sync(airflow: LocalAirflow, owner: str, wait_s: float = 20) -> st
             log.info("Watching github_full_sync run %s", run_id)
             return run_id
         time.sleep(2)
-    run_id = airflow.trigger("github_full_sync", {"owner": owner})
+    run_id = airflow.trigger("github_full_sync", {"owners": owners})
     log.info("Triggered github_full_sync run %s", run_id)
     return run_id
 

@@ -1,8 +1,9 @@
 """Turn GitHub's JSON (REST responses and webhook payloads) into rows for the dashboard's tables.
 
 Every function is pure: no I/O, no clock (the run's "as of" time is a parameter). Each returns a
-plain dict whose keys are exactly column names of ``migrations/0001_initial.sql``; the loader adds
-``project_id`` and the database fills ``id`` and ``synced_at``.
+plain dict whose keys are exactly column names of the schema (``migrations/0001_initial.sql`` and
+the columns later migrations add); the loader adds ``project_id`` and the database fills ``id``
+and ``synced_at``.
 
 Text that goes to PostgreSQL is cleaned: NUL characters are removed (PostgreSQL's ``text`` rejects
 them, and GitHub accepts them in bodies) and lone UTF-16 surrogates (possible through JSON
@@ -17,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from github_sync.labels import LabelRules
-from github_sync.scoring import priority_score, sla_hours
+from github_sync.scoring import priority_base, priority_score, sla_hours
 from github_sync.timestamps import parse_github_timestamp
 
 __all__ = [
@@ -189,6 +190,9 @@ def normalize_issue(
       resolved.
     * ``priority_score``: see :func:`github_sync.scoring.priority_score`; a closed issue stops
       ageing at ``resolved_at``.
+    * ``priority_base``: the score without its age part and before clamping
+      (:func:`github_sync.scoring.priority_base`), kept so that the age of open issues can be
+      re-scored in SQL (``github_sync.loader.rescore_open_bugs``) without reading them again.
 
     Args:
         issue: The issue object.
@@ -197,8 +201,8 @@ def normalize_issue(
 
     Returns:
         Keys: github_id, number, bug_number, title, description, severity, status, sla_hours,
-        priority_score, is_blocker, labels, assignees, author, github_url, created_at,
-        updated_at, resolved_at.
+        priority_score, priority_base, is_blocker, labels, assignees, author, github_url,
+        created_at, updated_at, resolved_at.
 
     Raises:
         NotAnIssueError: The object is a pull request; use :func:`normalize_pull_request`.
@@ -243,6 +247,7 @@ def normalize_issue(
             closed_at=resolved_at,
             rules=rules,
         ),
+        "priority_base": priority_base(severity=severity, is_blocker=is_blocker, labels=labels, rules=rules),
         "is_blocker": is_blocker,
         "labels": labels,
         "assignees": assignees,

@@ -19,7 +19,13 @@ from airflow.sdk import BaseOperator, Context
 
 from github_sync.config import DATABASE_CONN_ID, GITHUB_CONN_ID
 from github_sync.errors import RateLimitExhausted, RepositoryUnavailable
-from github_sync.repository_sync import RepositoryTarget, SyncOptions, sync_repository
+from github_sync.repository_sync import (
+    DEFAULT_COMMITS_SINCE_DAYS,
+    RepositoryTarget,
+    SyncOptions,
+    sync_repository,
+)
+from github_sync.run_guard import explain_permanent
 from github_sync.run_records import RepositoryOutcome, record_repository_outcome
 from github_sync.runtime import (
     RunInfo,
@@ -30,8 +36,6 @@ from github_sync.runtime import (
 )
 
 log = logging.getLogger(__name__)
-
-DEFAULT_COMMITS_SINCE_DAYS = 90
 
 
 class SyncRepositoryOperator(BaseOperator):
@@ -99,6 +103,12 @@ class SyncRepositoryOperator(BaseOperator):
                 resume_at, skipped = None, exc
             except Exception as exc:
                 self._record(conn, run, self._failed_outcome(target, "failed", exc, hook))
+                fix = explain_permanent(exc, github_conn_id=self.github_conn_id)
+                if fix is not None:
+                    # Bad credentials, a lost permission, a bad Variable: every retry fails alike.
+                    from airflow.sdk.exceptions import AirflowFailException
+
+                    raise AirflowFailException(fix) from exc
                 raise
             else:
                 resume_at, skipped = None, None

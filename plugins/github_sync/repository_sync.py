@@ -122,6 +122,10 @@ class RepositoryTarget:
         }
 
 
+# Days of commit history a sync keeps unless a run says otherwise.
+DEFAULT_COMMITS_SINCE_DAYS = 90
+
+
 @dataclass(frozen=True)
 class SyncOptions:
     """How a repository is synced.

@@ -146,6 +146,53 @@ def add_run_details(
     )
 
 
+STAGE_DONE = "done"
+STAGE_FAILED = "failed"
+
+
+def record_stage(cursor: Any, *, dag_id: str, run_id: str, mode: str, stage: str, error: str | None) -> None:
+    """Record how a run-level task ended in ``sync_runs.details.stages`` (the latest try wins).
+
+    Creates the run's row when the task failed before opening it (bad Params, say), so the
+    cause still reaches ``import_logs``.
+    """
+    if mode not in MODES:
+        raise ValueError(f"unknown sync mode {mode!r}; expected one of {MODES}")
+    entry = {"state": STAGE_DONE} if error is None else {"state": STAGE_FAILED, "error": error}
+    cursor.execute(
+        "INSERT INTO sync_runs (dag_id, run_id, mode, details) "
+        "VALUES (%(dag_id)s, %(run_id)s, %(mode)s, jsonb_build_object('stages', jsonb_build_object(%(stage)s::text, %(entry)s::jsonb))) "
+        "ON CONFLICT (dag_id, run_id) DO UPDATE SET details = sync_runs.details || jsonb_build_object('stages', "
+        "coalesce(sync_runs.details -> 'stages', '{}'::jsonb) || jsonb_build_object(%(stage)s::text, %(entry)s::jsonb))",
+        {"dag_id": dag_id, "run_id": run_id, "mode": mode, "stage": stage, "entry": json.dumps(entry)},
+    )
+
+
+def stage_errors(details: Mapping[str, Any] | None) -> dict[str, str]:
+    """The run-level tasks whose last try failed, with their causes."""
+    stages = (details or {}).get("stages") or {}
+    return {
+        stage: str(entry.get("error") or "failed")
+        for stage, entry in stages.items()
+        if isinstance(entry, Mapping) and entry.get("state") == STAGE_FAILED
+    }
+
+
+def stage_done(details: Mapping[str, Any] | None, stage: str) -> bool:
+    entry = ((details or {}).get("stages") or {}).get(stage)
+    return isinstance(entry, Mapping) and entry.get("state") == STAGE_DONE
+
+
+def read_run_details(cursor: Any, *, dag_id: str, run_id: str) -> tuple[dict[str, Any], int] | None:
+    """A run's ``(details, repositories_total)``, or None when no task recorded it yet."""
+    cursor.execute(
+        "SELECT details, repositories_total FROM sync_runs WHERE dag_id = %s AND run_id = %s",
+        (dag_id, run_id),
+    )
+    row = cursor.fetchone()
+    return (dict(row[0] or {}), int(row[1] or 0)) if row else None
+
+
 def close_run(cursor: Any, *, dag_id: str, run_id: str, state: str, details: Mapping[str, Any]) -> None:
     """Close a run's ``sync_runs`` row with its final state and run-level details."""
     cursor.execute(
@@ -204,6 +251,51 @@ def summarize_run(cursor: Any, *, dag_id: str, run_id: str) -> RunSummary:
     )
 
 
+@dataclass(frozen=True)
+class Verdict:
+    """Why a run failed (``problems``; empty: it succeeded), and which causes no other record explains."""
+
+    problems: tuple[str, ...]
+    unexplained: tuple[str, ...]
+
+
+def failure_verdict(
+    details: Mapping[str, Any], summary: RunSummary, *, expected: int, tolerance: int, targets_stage: str
+) -> Verdict:
+    """The failure rule of a sync run.
+
+    A run fails when:
+
+    * its targets stage (listing, change detection, resolving the repository) did not
+      finish: nothing is fresh, whatever happened after;
+    * repositories it meant to sync never recorded an outcome (their tasks never ran);
+    * more repositories failed than ``tolerance``;
+    * repositories were expected and none could be synced (failures, none succeeded),
+      whatever the tolerance.
+
+    Repositories skipped on purpose (gone, empty, blocked) never fail it.
+    """
+    problems: list[str] = []
+    unexplained: list[str] = []
+    stages = details.get("stages") or {}
+    if targets_stage not in stages or not stage_done(details, targets_stage):
+        problems.append("the repositories to sync could not be determined, so nothing was synced")
+        if targets_stage not in stages:
+            unexplained.append(f"{targets_stage} left no record (its task never ran or was killed)")
+        return Verdict(tuple(problems), tuple(unexplained))
+    never_ran = max(0, expected - summary.total)
+    if never_ran:
+        text = f"{never_ran} of {expected} repositories never ran"
+        problems.append(text)
+        unexplained.append(text)
+    failed = summary.failed + never_ran
+    if failed > tolerance:
+        problems.append(f"{failed} repositories failed (tolerance {tolerance})")
+    elif failed and not summary.succeeded:
+        problems.append(f"none of the {expected or summary.total} repositories could be synced")
+    return Verdict(tuple(problems), tuple(unexplained))
+
+
 def write_import_log(
     cursor: Any,
     *,
@@ -236,7 +328,9 @@ def write_import_log(
     )
     missing = cursor.fetchall()
     missing_logs = [f"{r[0]}/{r[1]}" for r in missing]
-    errors = [f"{repo} | {error} | {now.isoformat()}" for repo, error in summary.failures]
+    errors = [f"{stage} | {error} | {now.isoformat()}" for stage, error in stage_errors(details).items()]
+    errors.extend(f"run | {error} | {now.isoformat()}" for error in (details or {}).get("run_errors") or [])
+    errors.extend(f"{repo} | {error} | {now.isoformat()}" for repo, error in summary.failures)
     errors.extend(extra_errors)
     if state == "failed" and not errors:
         # The run failed before or outside any repository (bad Params, listing failed...).

@@ -6,7 +6,8 @@ Kept apart from the sync logic so that the logic stays testable without Airflow.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -122,3 +123,19 @@ def close_github_hook(hook: Any) -> None:
     cache = getattr(hook, "http_cache", None)
     if cache is not None and hasattr(cache, "close"):
         cache.close()
+
+
+@contextmanager
+def github_session(
+    github_conn_id: str = GITHUB_CONN_ID, postgres_conn_id: str = DATABASE_CONN_ID
+) -> Iterator[tuple[Any, Any]]:
+    """The ``(GitHub hook, target database connection)`` of a task body, both closed at the end."""
+    conn = connect_database(postgres_conn_id)
+    try:
+        hook = build_github_hook(github_conn_id, postgres_conn_id)
+        try:
+            yield hook, conn
+        finally:
+            close_github_hook(hook)
+    finally:
+        conn.close()

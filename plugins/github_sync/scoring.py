@@ -6,6 +6,12 @@ Reachable ranges with these constants: priority 25..100 (the lowest is a ``low``
 ``documentation`` and ``good first issue``: 50 + 10 - 15 - 20), health 50..100. Both are still
 clamped to 0..100 (:func:`clamp_score`) so that changing a constant can never produce a value the
 database's CHECK constraint rejects.
+
+The priority splits into a part that only changes when the issue does (:func:`priority_base`:
+everything but the age, unclamped) and the age part (:func:`age_points`), which grows with the
+run's time alone. ``bugs.priority_base`` stores the first, so that
+``github_sync.loader.rescore_open_bugs`` can re-age open issues in SQL, with these same
+constants, without asking GitHub again.
 """
 
 from __future__ import annotations
@@ -31,8 +37,11 @@ __all__ = [
     "SCORE_MIN",
     "SEVERITY_POINTS",
     "SLA_HOURS",
+    "WEEK",
+    "age_points",
     "clamp_score",
     "health_score",
+    "priority_base",
     "priority_score",
     "sla_hours",
 ]
@@ -72,7 +81,8 @@ HEALTH_POINTS: dict[str, int] = {
     "has_tests": 10,
 }
 
-_WEEK = timedelta(weeks=1)
+#: The unit of :func:`age_points`: only full weeks count.
+WEEK = timedelta(weeks=1)
 
 
 def clamp_score(value: int) -> int:
@@ -137,8 +147,44 @@ def age_points(created_at: datetime, as_of: datetime, closed_at: datetime | None
     if closed_at is not None:
         _require_aware("closed_at", closed_at)
         end = min(end, closed_at)
-    full_weeks = max(0, (end - created_at) // _WEEK)
+    full_weeks = max(0, (end - created_at) // WEEK)
     return min(MAX_AGE_POINTS, full_weeks * AGE_POINTS_PER_WEEK)
+
+
+def priority_base(
+    *,
+    severity: str,
+    is_blocker: bool,
+    labels: Iterable[str],
+    rules: LabelRules | None = None,
+) -> int:
+    """Return the part of an issue's priority that does not depend on time, unclamped.
+
+    Base 50; severity critical +40, high +30, medium +20, low +10; blocker +30; then each score
+    modifier the labels trigger, once: ``security`` +25, ``regression`` +20, ``documentation``
+    -15, ``good first issue`` -20. Which labels trigger a modifier is decided by ``rules``
+    (case-insensitive). Not clamped: with these constants it is 25..165, and
+    :func:`priority_score` adds the age before clamping.
+
+    Args:
+        severity: One of ``critical``, ``high``, ``medium``, ``low``.
+        is_blocker: Whether the issue is a blocker.
+        labels: The issue's label names.
+        rules: Label rules; the shipped defaults when None.
+
+    Returns:
+        The raw sum (it may lie outside 0..100).
+
+    Raises:
+        ValueError: Unknown severity.
+    """
+    _check_severity(severity)
+    rules = rules or LabelRules.default()
+    score = PRIORITY_BASE + SEVERITY_POINTS[severity]
+    if is_blocker:
+        score += BLOCKER_POINTS
+    score += sum(MODIFIER_POINTS[name] for name in rules.modifiers_for(labels))
+    return score
 
 
 def priority_score(
@@ -153,11 +199,12 @@ def priority_score(
 ) -> int:
     """Return an issue's priority, 0..100 (higher is more urgent).
 
-    Base 50; severity critical +40, high +30, medium +20, low +10; blocker +30; age +1 per full
-    week open (see :func:`age_points`), at most +20; then each score modifier the labels trigger,
-    once: ``security`` +25, ``regression`` +20, ``documentation`` -15, ``good first issue`` -20.
-    Which labels trigger a modifier is decided by ``rules`` (case-insensitive). The sum is
-    clamped to 0..100.
+    :func:`priority_base` (base 50; severity critical +40, high +30, medium +20, low +10;
+    blocker +30; each score modifier the labels trigger, once: ``security`` +25,
+    ``regression`` +20, ``documentation`` -15, ``good first issue`` -20) plus the age, +1 per
+    full week open (see :func:`age_points`), at most +20. Which labels trigger a modifier is
+    decided by ``rules`` (case-insensitive). The sum is clamped to 0..100
+    (:func:`clamp_score`).
 
     Args:
         severity: One of ``critical``, ``high``, ``medium``, ``low``.
@@ -174,14 +221,8 @@ def priority_score(
     Raises:
         ValueError: Unknown severity, or a naive datetime.
     """
-    _check_severity(severity)
-    rules = rules or LabelRules.default()
-    score = PRIORITY_BASE + SEVERITY_POINTS[severity]
-    if is_blocker:
-        score += BLOCKER_POINTS
-    score += age_points(created_at, as_of, closed_at)
-    score += sum(MODIFIER_POINTS[name] for name in rules.modifiers_for(labels))
-    return clamp_score(score)
+    base = priority_base(severity=severity, is_blocker=is_blocker, labels=labels, rules=rules)
+    return clamp_score(base + age_points(created_at, as_of, closed_at))
 
 
 def health_score(

@@ -15,10 +15,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from github_sync.change_detection import detect_changes
-from github_sync.discovery import discover_repositories
+from github_sync.discovery import DEFAULT_INCLUDE_ARCHIVED, discover_owners
 from github_sync.errors import RepositoryUnavailable
 from github_sync.labels import LabelRules
-from github_sync.repository_sync import RepositoryTarget, SyncOptions, sync_repository
+from github_sync.repository_sync import (
+    DEFAULT_COMMITS_SINCE_DAYS,
+    RepositoryTarget,
+    SyncOptions,
+    sync_repository,
+)
 
 log = logging.getLogger(__name__)
 
@@ -37,12 +42,12 @@ def run_sync(
     client: Any,
     conn: Any,
     *,
-    owner: str,
+    owner: str | Sequence[str],
     as_of: datetime,
     incremental: bool,
     rules: LabelRules | None = None,
-    commits_since_days: int = 90,
-    include_archived: bool = False,
+    commits_since_days: int = DEFAULT_COMMITS_SINCE_DAYS,
+    include_archived: bool = DEFAULT_INCLUDE_ARCHIVED,
     repos: Sequence[str] | None = None,
     before_repository: Callable[[RepositoryTarget], None] | None = None,
     reconcile_every: int = 24,
@@ -52,7 +57,7 @@ def run_sync(
     Args:
         client: the GitHub hook.
         conn: a psycopg 3 connection to the target database.
-        owner: the user or organisation.
+        owner: the user or organisation, or several.
         as_of: the run's time.
         incremental: probe and sync only changed repositories.
         rules: label rules (defaults when None).
@@ -62,10 +67,11 @@ def run_sync(
         before_repository: called before each repository (tests inject crashes here).
         reconcile_every: incremental runs reconcile 1/N of the repositories (1: all).
     """
-    discovery = discover_repositories(
-        client, conn, owner=owner, allow=repos, include_archived=include_archived, as_of=as_of
+    owners = [owner] if isinstance(owner, str) else list(owner)
+    discoveries = discover_owners(
+        client, conn, owners=owners, allow=repos, include_archived=include_archived, as_of=as_of
     )
-    targets: Sequence[RepositoryTarget] = discovery.targets
+    targets: Sequence[RepositoryTarget] = [t for discovery in discoveries for t in discovery.targets]
     result = RunResult(probed=len(targets))
     if incremental:
         targets = detect_changes(client, conn, targets, as_of=as_of, reconcile_every=reconcile_every).changed

@@ -502,24 +502,34 @@ def process_deliveries(
     return summary
 
 
-def run_from_context(context: Any) -> dict[str, Any]:
-    """Body of the DAG's task: validate the conf, then :func:`process_deliveries`."""
+def run_from_context(context: Any, *, outlets: Sequence[Any] = ()) -> dict[str, Any]:
+    """Body of the DAG's task: bring the schema up, validate the conf, then :func:`process_deliveries`.
+
+    A successful run's summary becomes the ``extra`` of the events of ``outlets``.
+    """
     from github_sync.config import DATABASE_CONN_ID
+    from github_sync.run_guard import run_stage
     from github_sync.runtime import RunInfo, connect_database, label_rules_from_variable
+    from github_sync.tasks import TARGETS_STAGE, prepare_target_database
 
     run = RunInfo.from_context(context)
-    delivery_ids = validate_conf(context["dag_run"].conf)
-    rules = label_rules_from_variable()
-    conn = connect_database(DATABASE_CONN_ID)
-    try:
-        return process_deliveries(
-            conn,
-            dag_id=run.dag_id,
-            run_id=run.run_id,
-            try_number=run.try_number,
-            as_of=run.as_of,
-            delivery_ids=delivery_ids,
-            rules=rules,
-        )
-    finally:
-        conn.close()
+    with run_stage(run, mode="webhook", stage=TARGETS_STAGE):
+        conn = connect_database(DATABASE_CONN_ID)
+        try:
+            prepare_target_database(conn)
+            delivery_ids = validate_conf(context["dag_run"].conf)
+            rules = label_rules_from_variable()
+            summary = process_deliveries(
+                conn,
+                dag_id=run.dag_id,
+                run_id=run.run_id,
+                try_number=run.try_number,
+                as_of=run.as_of,
+                delivery_ids=delivery_ids,
+                rules=rules,
+            )
+        finally:
+            conn.close()
+    for asset in outlets:
+        context["outlet_events"][asset].extra = {"dag_id": run.dag_id, "run_id": run.run_id, **summary}
+    return summary

@@ -45,6 +45,7 @@ def _bugs(project_index: int, count: int) -> list[dict[str, Any]]:
                 "status": ("pending", "in_progress", "closed")[n % 3],
                 "sla_hours": (4, 24, 72, 168)[n % 4],
                 "priority_score": n % 101,
+                "priority_base": n % 101,
                 "is_blocker": n % 17 == 0,
                 "labels": ["bug", "area/parser"] if n % 2 else ["enhancement"],
                 "assignees": ["alice"] if n % 3 == 0 else [],

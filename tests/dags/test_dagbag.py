@@ -65,3 +65,41 @@ def test_invalid_params_are_refused_with_the_reason(
 
     with pytest.raises(ParamValidationError):
         dagbag.dags[dag_id].params.get_param(param).resolve(bad_value)
+
+
+@pytest.mark.parametrize("dag_id", SYNC_DAGS)
+def test_the_trigger_form_reads_as_a_form(dagbag: Any, dag_id: str) -> None:
+    # Airflow's form shows a Param's title (else its raw name) and description, and marks a
+    # field required unless its schema type admits null.
+    params = dagbag.dags[dag_id].params
+    for name in params:
+        param = params.get_param(name)
+        assert param.schema.get("title") and param.description, name
+    if dag_id != "github_repo_sync":
+        for optional in ("owner", "repos"):
+            assert "null" in params.get_param(optional).schema["type"]
+            params.get_param(optional).resolve(None)
+        owners = params.get_param("owners").schema
+        assert owners["type"] == "array" and owners["items"]["type"] == "string"
+        assert params.get_param("include_archived").value is True
+
+
+@pytest.mark.parametrize("bad_owners", [[], ["not a login"], ["ok", "-leading-hyphen"], "acme"])
+def test_invalid_owner_lists_are_refused_by_the_form(dagbag: Any, bad_owners: Any) -> None:
+    from airflow.sdk.exceptions import ParamValidationError
+
+    with pytest.raises(ParamValidationError):
+        dagbag.dags["github_full_sync"].params.get_param("owners").resolve(bad_owners)
+
+
+@pytest.mark.parametrize("dag_id", [*SYNC_DAGS, "github_webhook_events"])
+def test_only_the_deciding_task_emits_the_refreshed_tables_as_assets(dagbag: Any, dag_id: str) -> None:
+    from github_sync.assets import ASSETS_BY_MODE
+
+    dag = dagbag.dags[dag_id]
+    emitting = {task.task_id: task for task in dag.tasks if task.outlets}
+    mode = {"github_full_sync": "full", "github_incremental_sync": "incremental",
+            "github_repo_sync": "repository", "github_webhook_events": "webhook"}[dag_id]  # fmt: skip
+    leaf = "apply_deliveries" if mode == "webhook" else "summary"
+    assert set(emitting) == {leaf}
+    assert list(emitting[leaf].outlets) == list(ASSETS_BY_MODE[mode])

@@ -51,15 +51,18 @@ def expected_from_simulator(sim: Simulator, as_of: Any, commits_days: int = 90) 
     }
 
 
-def test_full_sync_holds_what_github_holds_and_a_rerun_is_free(
-    dagbag: Any, wired: tuple[Simulator, psycopg.Connection]
+def test_full_sync_on_an_unmigrated_database_with_default_params_holds_what_github_holds_and_a_rerun_is_free(
+    dagbag: Any, monkeypatch: pytest.MonkeyPatch, simulator: Simulator, empty_database: str
 ) -> None:
-    sim, conn = wired
+    # Every Param at its default (owner "acme" from the parse-time default, archived repositories
+    # included), on a database where `github-sync migrate` never ran: the first task migrates it.
+    sim = simulator
+    connect_airflow_to(monkeypatch, sim, empty_database)
     dag = dagbag.get_dag("github_full_sync")
-    conn.execute("UPDATE projects SET complexity = 1")  # nothing yet; dashboard columns checked below
 
-    run = dag.test(run_conf={"owner": "acme", "include_archived": True})
+    run = dag.test()
     assert run.state == "success"
+    conn = psycopg.connect(empty_database)
     first_budget = sim.stats()["budget_spent"]
     as_of = run.run_after
     counts = table_counts(conn)
@@ -128,7 +131,7 @@ def test_full_sync_holds_what_github_holds_and_a_rerun_is_free(
     conn.commit()
     before = content_fingerprint(conn)
     sim.reset_stats()
-    rerun = dag.test(run_conf={"owner": "acme", "include_archived": True})
+    rerun = dag.test()
     assert rerun.state == "success"
     second_budget = sim.stats()["budget_spent"]
     print(f"\nfull sync budget: first run {first_budget}, second run {second_budget} "
@@ -141,6 +144,7 @@ def test_full_sync_holds_what_github_holds_and_a_rerun_is_free(
     ).fetchone()
     assert second_log[0] == 0
     assert second_log[1]["budget_spent"] == second_budget
+    conn.close()
 
 
 @pytest.fixture
@@ -170,7 +174,7 @@ def test_a_repository_failing_forever_fails_alone(
             "SELECT p.full_name FROM projects p JOIN project_metrics m ON m.project_id = p.id"
         )
     }
-    expected = {f"acme/{r.name}" for r in sim.state.repos() if not r.archived} - {f"acme/{victim}"}
+    expected = {f"acme/{r.name}" for r in sim.state.repos()} - {f"acme/{victim}"}  # archived ones too
     assert synced == expected
     victim_rows = pg_conn.execute(
         "SELECT count(*) FROM bugs b JOIN projects p ON p.id = b.project_id WHERE p.name = %s", (victim,)
@@ -238,8 +242,8 @@ def test_budget_exhaustion_defers_instead_of_sleeping(
         print(f"\ndeferred repository tasks: {deferrals}")
         assert deferrals >= 1
         synced = pg_conn.execute("SELECT count(*) FROM project_metrics").fetchone()[0]
-        assert synced == sum(1 for r in sim.state.repos() if not r.archived)
+        assert synced == sum(1 for r in sim.state.repos())  # archived ones included by default
         bugs = pg_conn.execute("SELECT count(*) FROM bugs").fetchone()[0]
         assert bugs == sum(
-            1 for r in sim.state.repos() if not r.archived for i in r.issues.values() if not i.is_pr
+            1 for r in sim.state.repos() for i in r.issues.values() if not i.is_pr
         )

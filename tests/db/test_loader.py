@@ -46,6 +46,7 @@ def bug_row(github_id: int, number: int, **overrides: object) -> dict[str, objec
         "status": "pending",
         "sla_hours": 24,
         "priority_score": 80,
+        "priority_base": 80,
         "is_blocker": False,
         "labels": ["bug", "severity: high"],
         "assignees": [],

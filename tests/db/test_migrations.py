@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import shutil
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
 
 from github_sync.migrations import MIGRATIONS_DIR, MigrationError, apply_migrations, discover_migrations
-from tests.conftest import PG_SERVER_DSN
 
 SCHEMA_FINGERPRINT_SQL = """
 SELECT 'column', table_name || '.' || column_name || ' ' || data_type || ' ' || is_nullable
@@ -26,18 +23,6 @@ UNION ALL
 SELECT 'migration', version || ' ' || checksum || ' ' || applied_at FROM schema_migrations
 ORDER BY 1, 2
 """
-
-
-@pytest.fixture
-def empty_database() -> Iterator[str]:
-    name = f"github_sync_migrations_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(PG_SERVER_DSN, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield PG_SERVER_DSN.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with psycopg.connect(PG_SERVER_DSN, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def test_migrations_apply_twice_and_change_nothing_the_second_time(empty_database: str) -> None:
@@ -80,3 +65,37 @@ def test_a_failing_migration_rolls_back_alone(empty_database: str, tmp_path: Pat
         applied = {v for (v,) in conn.execute("SELECT version FROM schema_migrations")}
     assert "9999_broken" not in applied
     assert "0001_initial" in applied
+
+
+def test_ensure_schema_migrates_an_empty_database_or_refuses_naming_the_command(
+    empty_database: str, tmp_path: Path
+) -> None:
+    from github_sync.migrations import SchemaNotReady, ensure_schema, pending_migrations
+
+    versions = [m.version for m in discover_migrations()]
+    with psycopg.connect(empty_database) as conn:
+        assert pending_migrations(conn) == versions
+        with pytest.raises(SchemaNotReady, match=r"has no github-sync schema.*`github-sync migrate`"):
+            ensure_schema(conn, auto_migrate=False)
+        assert conn.execute("SELECT to_regclass('schema_migrations')").fetchone() == (None,)  # nothing written
+
+        first_only = tmp_path / "first"
+        first_only.mkdir()
+        shutil.copy(MIGRATIONS_DIR / "0001_initial.sql", first_only)
+        apply_migrations(conn, first_only)
+        with pytest.raises(SchemaNotReady, match=r"is behind \(pending migrations: 0002"):
+            ensure_schema(conn, auto_migrate=False)
+
+        assert ensure_schema(conn, auto_migrate=True) == versions[1:]
+        assert ensure_schema(conn, auto_migrate=False) == []  # up to date: the check passes
+        assert ensure_schema(conn, auto_migrate=True) == []
+
+
+def test_the_auto_migrate_setting_is_validated() -> None:
+    from github_sync.config import ConfigError, auto_migrate_enabled
+
+    assert auto_migrate_enabled({}) is True
+    assert auto_migrate_enabled({"GITHUB_SYNC_AUTO_MIGRATE": " False "}) is False
+    assert auto_migrate_enabled({"GITHUB_SYNC_AUTO_MIGRATE": "yes"}) is True
+    with pytest.raises(ConfigError, match="GITHUB_SYNC_AUTO_MIGRATE must be true or false"):
+        auto_migrate_enabled({"GITHUB_SYNC_AUTO_MIGRATE": "maybe"})

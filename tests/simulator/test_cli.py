@@ -34,3 +34,21 @@ def test_cli_starts_and_answers() -> None:
         proc.terminate()
         proc.wait(timeout=10)
     assert proc.returncode == 0
+
+
+def test_cli_visibility_flags() -> None:
+    from github_sync.simulator import Simulator
+    from github_sync.simulator.cli import build_parser, config_from_args
+
+    argv = ["--port", "0", "--repos", "6", "--owner", "octo", "--owner-type", "User", "--private-repos", "2"]
+    argv += ["--owner-token", "mine", "--outsider-token", "stranger", "--outsider-token", "other"]
+    config = config_from_args(build_parser().parse_args(argv))
+    assert config.owner_tokens == ["mine"] and config.outsider_tokens == ["stranger", "other"]
+    assert config.private_repos == 2
+    defaults = config_from_args(build_parser().parse_args([]))
+    assert defaults.owner_tokens is None and defaults.outsider_tokens == [] and defaults.private_repos is None
+    with Simulator(config) as sim:
+        mine = requests.get(f"{sim.url}/user/repos", headers={"Authorization": "token mine"}, timeout=5)
+        assert len(mine.json()) == 6 and sum(r["private"] for r in mine.json()) == 2
+        theirs = requests.get(f"{sim.url}/user/repos", headers={"Authorization": "token stranger"}, timeout=5)
+        assert theirs.json() == []

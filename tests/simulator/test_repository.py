@@ -122,15 +122,21 @@ def test_determinism_per_seed() -> None:
 def test_user_owner() -> None:
     from tests.simulator.conftest import small_config
 
-    with Simulator(small_config(owner="octo", owner_type="User", repos=4, big_repos=0)) as s:
-        headers = {"Authorization": "token t"}
+    config = small_config(owner="octo", owner_type="User", repos=4, big_repos=0, private_repos=1)
+    with Simulator(config) as s:
+        headers = {"Authorization": "token t"}  # owner_tokens=None: every token is octo's own
         assert requests.get(f"{s.url}/orgs/octo", headers=headers, timeout=5).status_code == 404
         user = requests.get(f"{s.url}/users/octo", headers=headers, timeout=5).json()
-        assert user["type"] == "User" and user["public_repos"] == 4
+        assert user["type"] == "User" and user["public_repos"] == 3
+        # GET /users/{username}/repos lists public repositories only, even to the user themself.
         first = requests.get(f"{s.url}/users/octo/repos?per_page=2", headers=headers, timeout=5)
         names = [r["name"] for r in first.json()]
         assert names == sorted(names) and first.links["next"]["url"].startswith(
             f"{s.url}/user/{user['id']}/repos"
         )
         second = requests.get(first.links["next"]["url"], headers=headers, timeout=5).json()
-        assert len(second) == 2 and second[0]["owner"]["login"] == "octo"
+        assert len(second) == 1 and second[0]["owner"]["login"] == "octo"
+        assert not any(r["private"] for r in [*first.json(), *second])
+        # The private one is listed by GET /user/repos for the owner's token.
+        mine = requests.get(f"{s.url}/user/repos", headers=headers, timeout=5).json()
+        assert len(mine) == 4 and sum(r["private"] for r in mine) == 1

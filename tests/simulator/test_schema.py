@@ -99,6 +99,9 @@ def _cases(sim: Simulator) -> list[tuple[str, str, str]]:
         (f"/orgs/{OWNER}", "/orgs/{org}", "200"),
         (f"/orgs/{OWNER}/repos?per_page=100", "/orgs/{org}/repos", "200"),
         (f"/users/{OWNER}/repos?per_page=100", "/users/{username}/repos", "200"),
+        ("/user/repos?per_page=100", "/user/repos", "200"),  # repos/list-for-authenticated-user
+        ("/user/repos?per_page=5&visibility=all&affiliation=organization_member", "/user/repos", "200"),
+        ("/user/repos?type=owner&visibility=all", "/user/repos", "422"),
         (r, "/repos/{owner}/{repo}", "200"),
         (f"/repositories/{repo_id}", "/repos/{owner}/{repo}", "200"),
         (f"{r}/issues?state=all&per_page=100", "/repos/{owner}/{repo}/issues", "200"),
@@ -139,3 +142,27 @@ def test_every_repository_validates(openapi: dict[str, Any], shared_sim: Simulat
         for repo in http.get(f"{shared_sim.url}/orgs/{OWNER}/repos?per_page=100", timeout=10).json():
             body = http.get(f"{shared_sim.url}/repos/{OWNER}/{repo['name']}", timeout=10).json()
             _validate(openapi, "/repos/{owner}/{repo}", "200", body)
+
+
+def test_user_owner_endpoints_match_openapi(openapi: dict[str, Any]) -> None:
+    # A user owner with private repositories: GET /user answers the owner itself and GET /user/repos
+    # (operation repos/list-for-authenticated-user) lists ``repository`` bodies, private ones included.
+    config = small_config(owner="octo", owner_type="User", repos=6, big_repos=0, private_repos=2)
+    with Simulator(config) as sim, requests.Session() as http:
+        http.headers.update(auth())
+        cases = [
+            ("/user", "/user", "200"),
+            ("/users/octo", "/users/{username}", "200"),
+            ("/users/octo/repos?per_page=100", "/users/{username}/repos", "200"),
+            ("/user/repos?per_page=100", "/user/repos", "200"),
+            ("/user/repos?type=private", "/user/repos", "200"),
+            ("/user/repos?type=all&affiliation=owner", "/user/repos", "422"),
+        ]
+        for url_path, op_path, status in cases:
+            resp = http.get(sim.url + url_path, timeout=10)
+            assert str(resp.status_code) == status, (url_path, resp.text[:200])
+            _validate(openapi, op_path, status, resp.json())
+        assert any(r["private"] for r in http.get(f"{sim.url}/user/repos", timeout=10).json())
+        anonymous = requests.get(f"{sim.url}/user/repos", timeout=10)
+        assert anonymous.status_code == 401
+        _validate(openapi, "/user/repos", "401", anonymous.json())

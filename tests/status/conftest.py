@@ -15,7 +15,7 @@ import pytest
 
 # The DAG tests' fixtures: migrated Airflow metadata DB, the DagBag, the simulator wiring.
 from tests.dags.conftest import airflow_db, connect_airflow_to, dagbag  # noqa: F401
-from tests.status.seed import Seeded, clear_run_tables, seed_history
+from tests.status.seed import Seeded, clear_run_tables, seed_history, seed_owners
 
 
 @pytest.fixture(scope="session")
@@ -84,3 +84,10 @@ def run_tables(pg_conn: psycopg.Connection) -> Iterator[psycopg.Connection]:
 def seeded(run_tables: psycopg.Connection) -> Seeded:
     """Ten finished runs of the full, incremental and webhook modes, two of them failed."""
     return seed_history(run_tables)
+
+
+@pytest.fixture
+def seeded_owners(seeded: Seeded, run_tables: psycopg.Connection) -> Seeded:
+    """:func:`seeded` plus projects and runs of more owners (``octo``, ``Ghost``, an acme+octo run)."""
+    seeded.runs.extend(seed_owners(run_tables))
+    return seeded

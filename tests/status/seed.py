@@ -7,6 +7,7 @@ are moved into the past so durations and ordering are known to the tests.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -53,10 +54,24 @@ class SeedRun:
     ended_ago: timedelta
     repos: tuple[Repo, ...]
     total: int | None = None
+    # owners: the run's list (``details.owners``, the contract of multi-owner runs); None
+    # writes a row of before that list, with only the text ``owner``.
+    owners: tuple[str, ...] | None = None
+    owner: str = "acme"
 
     @property
     def dag_id(self) -> str:
         return DAG_BY_MODE[self.mode]
+
+    @property
+    def owner_text(self) -> str:
+        """``sync_runs.owner``: the owners joined with ", " (or the legacy single owner)."""
+        return ", ".join(self.owners) if self.owners else self.owner
+
+    def includes(self, owner: str) -> bool:
+        """Whether the run synced ``owner`` (case-insensitive), by the data contract."""
+        listed = self.owners or tuple(part.strip() for part in self.owner.split(","))
+        return owner.lower() in {o.lower() for o in listed}
 
 
 def _repos(prefix: str, n: int, **overrides: Any) -> tuple[Repo, ...]:
@@ -115,8 +130,15 @@ def write_run(conn: psycopg.Connection, run: SeedRun, *, now: datetime, finished
     finished_at = now - run.ended_ago
     started_at = finished_at - timedelta(seconds=run.duration_s)
     with conn.cursor() as cur:
-        open_run(cur, dag_id=run.dag_id, run_id=run.run_id, mode=run.mode, owner="acme",
+        open_run(cur, dag_id=run.dag_id, run_id=run.run_id, mode=run.mode, owner=run.owner_text,
                  repositories_total=run.total or len(run.repos))  # fmt: skip
+        if run.owners is not None:
+            # What the listing task records (add_run_details), copied to import_logs.metadata.
+            cur.execute(
+                "UPDATE sync_runs SET details = details || jsonb_build_object('owners', %s::jsonb) "
+                "WHERE dag_id = %s AND run_id = %s",
+                (json.dumps(list(run.owners)), run.dag_id, run.run_id),
+            )
         for repo in run.repos:
             outcome = RepositoryOutcome(
                 repository=repo.name,
@@ -162,6 +184,79 @@ def seed_history(conn: psycopg.Connection) -> Seeded:
         write_run(conn, run, now=now)
         seeded.runs.append(run)
     return seeded
+
+
+@dataclass(frozen=True)
+class SeedProject:
+    """A ``projects`` row (only what the owner views read)."""
+
+    full_name: str
+    removed: bool = False
+
+    @property
+    def owner(self) -> str:
+        return self.full_name.split("/", 1)[0]
+
+
+# Projects of the owners' seed: acme's live repositories (and one removed), octo's two.
+# "Ghost" has no project: it is only known from an old run.
+OWNER_PROJECTS = (
+    *(SeedProject(f"acme/svc-{i}") for i in range(4)),
+    SeedProject("acme/monolith"),
+    SeedProject("acme/legacy"),
+    SeedProject("acme/retired", removed=True),
+    SeedProject("octo/app-0"),
+    SeedProject("octo/app-1"),
+)
+# Far from any id or URL the simulator uses, so a real sync in the same database never
+# collides with the seeded projects.
+SEED_GITHUB_ID_BASE = 9_000_000_000
+
+
+def owner_runs() -> list[SeedRun]:
+    """Runs of a second owner, a two-owner run and an old run of a third, on top of :func:`history_runs`.
+
+    No full run: the full mode's figures stay those of :func:`history_runs`.
+    """
+    hours = timedelta(hours=1)
+    return [
+        SeedRun("incremental", "manual__octo-1", "success", 45, 30 * hours,
+                (Repo("octo/app-0", records=7, requests=5, not_modified=1, duration_s=20),
+                 Repo("octo/app-1", records=3, requests=4, not_modified=2, duration_s=12)),
+                owners=("octo",)),
+        # The list spells the login differently: owners compare case-insensitively.
+        SeedRun("incremental", "manual__octo-2", "failed", 20, 8 * hours,
+                (Repo("octo/app-1", state="failed", records=0, requests=6, not_modified=0, duration_s=15,
+                      error="HTTP 500 from /repos/octo/app-1/pulls"),),
+                owners=("Octo",)),
+        SeedRun("incremental", "manual__acme-and-octo", "success", 120, 3 * hours,
+                (Repo("acme/svc-3", records=2, requests=3, not_modified=1, duration_s=30),
+                 Repo("octo/app-0", records=4, requests=3, not_modified=0, duration_s=90)),
+                owners=("acme", "octo")),
+        # Written before runs listed their owners: only sync_runs.owner / metadata.owner.
+        SeedRun("webhook", "manual__ghost-delivery", "success", 3, 50 * hours,
+                (Repo("Ghost/tool", records=1, requests=1, not_modified=0, duration_s=2),),
+                owner="Ghost"),
+    ]  # fmt: skip
+
+
+def seed_owners(conn: psycopg.Connection) -> list[SeedRun]:
+    """Add :data:`OWNER_PROJECTS` and :func:`owner_runs` (call after :func:`seed_history`)."""
+    now = datetime.now(UTC)
+    with conn.cursor() as cur:
+        for index, project in enumerate(OWNER_PROJECTS):
+            name = project.full_name.split("/", 1)[1]
+            cur.execute(
+                "INSERT INTO projects (github_id, owner, name, full_name, github_url, removed_at) "
+                "VALUES (%s, %s, %s, %s, %s, CASE WHEN %s THEN now() END)",
+                (SEED_GITHUB_ID_BASE + index, project.owner, name, project.full_name,
+                 f"https://seed.invalid/{project.full_name}", project.removed),
+            )  # fmt: skip
+    conn.commit()
+    runs = owner_runs()
+    for run in runs:
+        write_run(conn, run, now=now)
+    return runs
 
 
 def percentile_cont(values: list[float], fraction: float) -> float:

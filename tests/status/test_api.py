@@ -18,6 +18,8 @@ API_ROUTES = (
     "/github-sync/api/rate-limit",
     "/github-sync/api/repositories",
     "/github-sync/api/progress",
+    "/github-sync/api/owners",
+    "/github-sync/api/repositories?owner=acme",
     "/github-sync/stream",
     "/github-sync/static/dashboard.js",
 )

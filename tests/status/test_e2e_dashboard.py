@@ -22,7 +22,7 @@ from github_sync.local_airflow import LocalAirflow, start_local_airflow
 from github_sync.simulator import Simulator, SimulatorConfig
 from tests.conftest import PG_SERVER_DSN, REPO_ROOT
 from tests.dags.conftest import TEST_TOKEN
-from tests.status.seed import seed_history
+from tests.status.seed import seed_history, seed_owners
 
 pytestmark = pytest.mark.e2e
 
@@ -45,6 +45,7 @@ SIM_LATENCY_MS = 120
 POOL_SLOTS = 3
 UI_TIMEOUT_MS = 60_000
 RUN_TIMEOUT_S = 150
+HISTORY_PAGE = 15  # rows per page of the dashboard's history table
 
 
 @pytest.fixture
@@ -69,8 +70,9 @@ def slow_simulator() -> Iterator[Simulator]:
 
 @pytest.fixture
 def seeded_target(pg_conn: psycopg.Connection) -> psycopg.Connection:
-    """The target database with the run history, written before Airflow starts any task."""
+    """The target database with the run history (acme, and octo's runs), written before Airflow starts any task."""
     seed_history(pg_conn)
+    seed_owners(pg_conn)
     return pg_conn
 
 
@@ -159,7 +161,7 @@ def test_dashboard_in_airflow(local_airflow: LocalAirflow, browser: Any, pg_data
     assert frame.locator("#kpi-success-rate").inner_text() == expected["success_rate"]
     assert frame.locator("#kpi-records").inner_text() == expected["records"]
     assert frame.locator("[data-mode='full'] [data-role='success-rate']").inner_text() == "66.7 %"
-    assert frame.locator("#history tbody tr").count() == 10
+    assert frame.locator("#history tbody tr").count() == min(expected["runs"], HISTORY_PAGE)
     assert "acme/legacy" in frame.locator("#failing").inner_text()
     page.screenshot(path=str(ARTIFACTS / "dashboard-in-airflow.png"), full_page=True)
 
@@ -200,4 +202,38 @@ def test_dashboard_in_airflow(local_airflow: LocalAirflow, browser: Any, pg_data
     href = row.locator("a").get_attribute("href")
     assert href.startswith("/dags/github_full_sync/runs/")
     dashboard.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
+
+    check_owner_filter(dashboard, pg_database)
     context.close()
+
+
+def check_owner_filter(dashboard: Any, database_url: str) -> None:
+    """Selecting an owner re-queries the page for it, keeps it in the URL, and a reload keeps it."""
+    with psycopg.connect(database_url) as conn:
+        logged = [row[0] for row in conn.execute("SELECT metadata FROM import_logs").fetchall()]
+    octo_runs = sum("octo" in {o.lower() for o in meta.get("owners") or []} for meta in logged)
+    assert octo_runs == 3
+
+    def assert_only_octo() -> None:
+        dashboard.locator("body[data-loaded='true'][data-owner='octo']").wait_for()
+        slowest = dashboard.locator("#slowest tbody tr td:first-child").all_inner_texts()
+        assert slowest and all(name.startswith("octo/") for name in slowest), slowest
+        failing = dashboard.locator("#failing tbody tr td:first-child").all_inner_texts()
+        assert failing == ["octo/app-1"], failing
+        assert dashboard.locator("#history tbody tr").count() == octo_runs
+        owners = dashboard.locator("#history tbody tr td.owners").all_inner_texts()
+        assert all("octo" in cell.lower() for cell in owners), owners
+
+    assert "acme/" in dashboard.locator("#slowest").inner_text()  # all owners so far
+    dashboard.locator("#owner").select_option("octo")
+    assert_only_octo()
+    assert "owner=octo" in dashboard.url
+    dashboard.screenshot(path=str(ARTIFACTS / "dashboard-owner.png"), full_page=True)
+
+    dashboard.reload()
+    assert_only_octo()
+    assert dashboard.locator("#owner").input_value() == "octo"
+    dashboard.locator("#owner").select_option("")
+    dashboard.locator("body[data-loaded='true'][data-owner='']").wait_for()
+    assert "owner=" not in dashboard.url
+    assert "acme/" in dashboard.locator("#slowest").inner_text()

@@ -119,3 +119,33 @@ def test_generator_survives_a_database_outage(monkeypatch: Any) -> None:
     chunks = asyncio.run(collect())
     assert any("database unavailable" in c for c in chunks)
     assert any("event: sync:start" in c for c in chunks)
+
+
+def test_generator_filters_by_owner(monkeypatch: Any) -> None:
+    seen: list[Any] = []
+
+    def fake_snapshots(conn: Any, **kwargs: Any) -> tuple[datetime, dict[Any, Any]]:
+        seen.append(kwargs.get("owner"))
+        return datetime.now(UTC), {}
+
+    class FakeConn:
+        closed = False
+
+        def close(self) -> None:
+            self.closed = True
+
+    monkeypatch.setattr(stream, "run_snapshots", fake_snapshots)
+
+    async def disconnected() -> bool:
+        return len(seen) >= 2
+
+    async def collect() -> list[str]:
+        return [
+            c
+            async for c in sync_events(
+                FakeConn, is_disconnected=disconnected, poll_interval_s=0, owner="octo"
+            )
+        ]
+
+    asyncio.run(collect())
+    assert seen == ["octo", "octo"]

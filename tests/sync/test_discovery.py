@@ -41,9 +41,10 @@ def test_projects_follow_renames_deletions_and_archiving(
     assert rows[renamed.id] == ("acme/brand-new-name", "active", None)
     assert rows[deleted.id][2] == "no longer listed for acme"  # kept, marked
     assert rows[archived.id][1] == "shipped"
-    assert f"acme/{archived.name}" not in {
-        t.full_name for t in second.targets
-    }  # archived: not synced by default
+    # Archived repositories are synced by default (read once, then answered by 304s); a run may opt out.
+    assert f"acme/{archived.name}" in {t.full_name for t in second.targets}
+    opted_out = discover_repositories(hook, pg_conn, owner="acme", include_archived=False, as_of=datetime.now(UTC))
+    assert f"acme/{archived.name}" not in {t.full_name for t in opted_out.targets}
 
 
 def test_an_unknown_repository_in_the_allow_list_is_refused_before_anything_is_written(

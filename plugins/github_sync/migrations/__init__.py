@@ -27,6 +27,10 @@ class MigrationError(RuntimeError):
     """A migration could not be applied, or an applied one was edited afterwards."""
 
 
+class SchemaNotReady(MigrationError):
+    """The target schema is missing or behind, and this process may not migrate it."""
+
+
 @dataclass(frozen=True)
 class Migration:
     """One SQL migration file."""
@@ -114,3 +118,58 @@ def _apply_locked(conn: psycopg.Connection, directory: Path) -> list[str]:
     if not newly_applied:
         log.info("Schema is up to date (%d migrations)", len(applied))
     return newly_applied
+
+
+def pending_migrations(conn: psycopg.Connection, directory: Path = MIGRATIONS_DIR) -> list[str]:
+    """The versions not yet applied (all of them on an empty database); reads only.
+
+    Raises:
+        MigrationError: an applied migration's file changed since.
+    """
+    exists = conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()
+    applied: dict[str, str] = {}
+    if exists and exists[0]:
+        applied = dict(conn.execute("SELECT version, checksum FROM schema_migrations").fetchall())
+    pending = []
+    for migration in discover_migrations(directory):
+        recorded = applied.get(migration.version)
+        if recorded is None:
+            pending.append(migration.version)
+        elif recorded != migration.checksum:
+            raise MigrationError(
+                f"migration {migration.version} was applied with checksum {recorded[:12]} but "
+                f"{migration.path.name} now has {migration.checksum[:12]}"
+            )
+    return pending
+
+
+def ensure_schema(
+    conn: psycopg.Connection, *, auto_migrate: bool, directory: Path = MIGRATIONS_DIR
+) -> list[str]:
+    """Bring the target schema up to date, or, with ``auto_migrate`` off, check that it is.
+
+    What a run's first task calls, so that a package installed into an existing Airflow
+    works on its first run. Cheap when nothing is pending: one locked read of
+    ``schema_migrations``. Returns the versions applied by this call.
+
+    Raises:
+        SchemaNotReady: ``auto_migrate`` is off and migrations are pending (names them and
+            the command that applies them).
+        MigrationError: a migration failed or an applied one was edited.
+    """
+    if auto_migrate:
+        return apply_migrations(conn, directory)
+    pending = pending_migrations(conn, directory)
+    conn.rollback()  # leave no transaction open on the caller's connection
+    if pending:
+        state = (
+            "has no github-sync schema"
+            if len(pending) == len(discover_migrations(directory))
+            else "is behind"
+        )
+        raise SchemaNotReady(
+            f"the target database {state} (pending migrations: {', '.join(pending)}) and automatic "
+            "migration is off (GITHUB_SYNC_AUTO_MIGRATE=false): run `github-sync migrate` with "
+            "GITHUB_SYNC_DATABASE_URL pointing at it, then trigger the run again"
+        )
+    return []

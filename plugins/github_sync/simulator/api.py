@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from github_sync.simulator.access import AccessPolicy
+from github_sync.simulator.config import SimulatorConfig
 from github_sync.simulator.dataset import Issue, Repo, User
 from github_sync.simulator.faults import FaultConfig
 from github_sync.simulator.pagination import (
@@ -24,6 +26,19 @@ from github_sync.simulator.state import MAX_EVENTS, SimState
 
 DOCS = "https://docs.github.com/rest"
 EMPTY_REPO_MESSAGE = "Git Repository is empty."
+REPO_SORTS = ("created", "updated", "pushed", "full_name")
+# GET /user/repos parameters (https://docs.github.com/en/rest/repos/repos#list-repositories-for-the-authenticated-user).
+USER_REPOS_DOCS = "https://docs.github.com/rest/repos/repos#list-repositories-for-the-authenticated-user"
+AFFILIATIONS = ("owner", "collaborator", "organization_member")
+VISIBILITIES = ("all", "public", "private")
+# What each legacy `type` of GET /user/repos means as (visibility, affiliations).
+USER_REPO_TYPES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "all": ("all", AFFILIATIONS),
+    "owner": ("all", ("owner",)),
+    "public": ("public", AFFILIATIONS),
+    "private": ("private", AFFILIATIONS),
+    "member": ("all", ("collaborator", "organization_member")),
+}
 LARGE_PAGE_MESSAGE = (
     "Pagination with the page parameter is not supported for large datasets, "
     "please use cursor based pagination (after/before)"
@@ -63,6 +78,14 @@ def not_found() -> Response:
     return error(404, "Not Found", "https://docs.github.com/rest")
 
 
+def _invalid(field_name: str, doc: str = DOCS, message: str | None = None) -> Response:
+    """GitHub's 422 "Validation Failed" for an invalid parameter of a repository listing."""
+    detail: dict[str, Any] = {"resource": "Repository", "field": field_name, "code": "invalid"}
+    if message:
+        detail["message"] = message
+    return error(422, "Validation Failed", doc, errors=[detail])
+
+
 def _parse_time(value: str | None) -> datetime | None:
     if not value:
         return None
@@ -78,9 +101,22 @@ Handler = Callable[..., Response]
 class GitHubApi:
     """Routes GitHub paths to handlers that read :class:`SimState`."""
 
-    def __init__(self, state: SimState, faults: FaultConfig, cursor_min_items: int) -> None:
-        """Create the API over a state and its fault knobs."""
+    def __init__(
+        self,
+        state: SimState,
+        faults: FaultConfig,
+        cursor_min_items: int,
+        access: AccessPolicy | None = None,
+    ) -> None:
+        """Create the API over a state and its fault knobs.
+
+        ``access`` decides what each token may see; ``None`` uses the defaults of
+        :class:`SimulatorConfig` (every token a member, or the owner's own for a user owner).
+        """
         self.state = state
+        self.access = access or AccessPolicy(
+            SimulatorConfig(owner=state.owner.login, owner_type=state.owner.type), state
+        )
         self.faults = faults
         self.cursor_min_items = cursor_min_items
         self.api_base = ""
@@ -88,6 +124,7 @@ class GitHubApi:
         self._routes: list[tuple[re.Pattern[str], str, Handler]] = [
             (re.compile(r"^/rate_limit$"), "/rate_limit", self.rate_limit),
             (re.compile(r"^/user$"), "/user", self.get_authenticated),
+            (re.compile(r"^/user/repos$"), "/user/repos", self.list_authenticated_repos),
             (re.compile(r"^/users/(?P<login>[^/]+)$"), "/users/{username}", self.get_user),
             (re.compile(r"^/users/(?P<login>[^/]+)/repos$"), "/users/{username}/repos", self.list_user_repos),
             (re.compile(r"^/user/(?P<uid>\d+)/repos$"), "/users/{username}/repos", self.list_user_repos),
@@ -162,10 +199,12 @@ class GitHubApi:
         resp.headers["Location"] = location
         return resp
 
-    @staticmethod
-    def _visible(req: Request, repo: Repo) -> bool:
-        # Private repositories exist only for authenticated callers.
-        return not repo.private or req.token is not None
+    def _visible(self, req: Request, repo: Repo) -> bool:
+        # A private repository exists only for tokens with access to it (the owner's own tokens,
+        # members of the owner organisation); anyone else, unauthenticated callers included, gets
+        # 404 for it and everything under it, as GitHub hides private resources:
+        # https://docs.github.com/en/rest/using-the-rest-api/troubleshooting-the-rest-api#404-not-found-for-an-existing-resource
+        return self.access.visible(req.token, repo)
 
     # -- accounts --------------------------------------------------------------------------------
     def rate_limit(self, req: Request) -> Response:
@@ -173,7 +212,12 @@ class GitHubApi:
         return Response(200, None, spend=False)
 
     def get_authenticated(self, req: Request) -> Response:
-        """``GET /user``: the token's account as a ``private-user``."""
+        """``GET /user``: the token's account as a ``private-user``.
+
+        The owner's own token (user owner) answers the owner, with its private repository counts
+        (https://docs.github.com/en/rest/users/users#get-the-authenticated-user); any other token
+        answers its deterministic pool account, which owns nothing.
+        """
         if req.user is None:
             return error(
                 401,
@@ -182,13 +226,14 @@ class GitHubApi:
             )
         r = self.state.renderer
         with self.state.lock:
-            out = r.public_user(req.user, 0)
+            public, private = self._owner_repo_count(req) if req.user is self.state.owner else (0, 0)
+            out = r.public_user(req.user, public)
         out.update(
             {
                 "user_view_type": "private",
                 "private_gists": 0,
-                "total_private_repos": 0,
-                "owned_private_repos": 0,
+                "total_private_repos": private,
+                "owned_private_repos": private,
                 "disk_usage": 0,
                 "collaborators": 0,
                 "two_factor_authentication": True,
@@ -220,19 +265,17 @@ class GitHubApi:
             public, private = self._owner_repo_count(req)
             return Response(200, self.state.renderer.organization(owner, public, private))
 
-    def _list_repos(self, req: Request, default_sort: str, canonical: str) -> Response:
-        q = req.query
-        sort = q.get("sort", default_sort)
-        if sort not in ("created", "updated", "pushed", "full_name"):
-            return error(
-                422,
-                "Validation Failed",
-                errors=[{"resource": "Repository", "field": "sort", "code": "invalid"}],
-            )
-        direction = q.get("direction", "asc" if sort == "full_name" else "desc")
-        kind = q.get("type", "all")
+    def _list_repos(
+        self, req: Request, default_sort: str, canonical: str, public_only: bool = False
+    ) -> Response:
+        sort = req.query.get("sort", default_sort)
+        if sort not in REPO_SORTS:
+            return _invalid("sort")
+        kind = req.query.get("type", "all")
         with self.state.lock:
-            repos = [r for r in self.state.repos() if self._visible(req, r)]
+            repos = [
+                r for r in self.state.repos() if self._visible(req, r) and not (public_only and r.private)
+            ]
             if kind == "public":
                 repos = [r for r in repos if not r.private]
             elif kind == "private":
@@ -243,13 +286,20 @@ class GitHubApi:
                 repos = [r for r in repos if not r.fork]
             elif kind == "member":
                 repos = []
-            keys: dict[str, Callable[[Repo], Any]] = {
-                "created": lambda r: (r.created_at, r.id),
-                "updated": lambda r: (r.updated_at, r.id),
-                "pushed": lambda r: (r.pushed_at, r.id),
-                "full_name": lambda r: r.name.lower(),
-            }
-            repos.sort(key=keys[sort], reverse=direction == "desc")
+            return self._repo_page(req, repos, sort, canonical)
+
+    def _repo_page(self, req: Request, repos: list[Repo], sort: str, canonical: str) -> Response:
+        # Sort (direction defaults to asc for full_name, else desc, as documented) and page.
+        q = req.query
+        direction = q.get("direction", "asc" if sort == "full_name" else "desc")
+        keys: dict[str, Callable[[Repo], Any]] = {
+            "created": lambda r: (r.created_at, r.id),
+            "updated": lambda r: (r.updated_at, r.id),
+            "pushed": lambda r: (r.pushed_at, r.id),
+            "full_name": lambda r: r.name.lower(),
+        }
+        with self.state.lock:
+            repos = sorted(repos, key=keys[sort], reverse=direction == "desc")
             fault = self._page_size_fault(q, None)
             if fault:
                 return fault
@@ -258,7 +308,12 @@ class GitHubApi:
         return self._page_response(body, page.link)
 
     def list_org_repos(self, req: Request, login: str | None = None, oid: str | None = None) -> Response:
-        """``GET /orgs/{org}/repos`` (links use ``/organizations/{id}/repos`` as GitHub's do)."""
+        """``GET /orgs/{org}/repos`` (links use ``/organizations/{id}/repos`` as GitHub's do).
+
+        Private repositories are listed only to tokens with access (members); outsiders and
+        unauthenticated callers see the public ones
+        (https://docs.github.com/en/rest/repos/repos#list-organization-repositories).
+        """
         owner = self.state.owner
         if owner.type != "Organization":
             return not_found()
@@ -269,7 +324,11 @@ class GitHubApi:
         return self._list_repos(req, "created", f"{self.api_base}/organizations/{owner.id}/repos")
 
     def list_user_repos(self, req: Request, login: str | None = None, uid: str | None = None) -> Response:
-        """``GET /users/{username}/repos``: the owner's repositories; other accounts own none."""
+        """``GET /users/{username}/repos``: the owner's public repositories; other accounts own none.
+
+        ``type`` is ``owner`` (default), ``all`` or ``member`` (always empty: only the owner's
+        repositories exist).
+        """
         with self.state.lock:
             user = self.state.user(login) if login is not None else None
             if uid is not None:
@@ -282,7 +341,65 @@ class GitHubApi:
             return not_found()
         if user is not self.state.owner:
             return self._page_response([], None)
-        return self._list_repos(req, "full_name", f"{self.api_base}/user/{user.id}/repos")
+        # "Lists public repositories for the specified user", whoever asks, the user themself with
+        # their own token included (private ones come from GET /user/repos):
+        # https://docs.github.com/en/rest/repos/repos#list-repositories-for-a-user
+        return self._list_repos(req, "full_name", f"{self.api_base}/user/{user.id}/repos", public_only=True)
+
+    def list_authenticated_repos(self, req: Request) -> Response:
+        """``GET /user/repos``: repositories the token's account has explicit permission to access.
+
+        https://docs.github.com/en/rest/repos/repos#list-repositories-for-the-authenticated-user
+        Private ones included. Only the owner's repositories exist in the simulator, so the owner's
+        own token (user owner, ``affiliation`` with ``owner``) and the tokens of organisation
+        members (``affiliation`` with ``organization_member``) list them; every other token owns
+        nothing and gets ``[]``.
+        """
+        if req.user is None:
+            # https://docs.github.com/en/rest/repos/repos#list-repositories-for-the-authenticated-user
+            # answers 401 "Requires authentication" without a token.
+            return error(401, "Requires authentication", USER_REPOS_DOCS)
+        q = req.query
+        if "type" in q and ("visibility" in q or "affiliation" in q):
+            # `type`: "Will cause a 422 error if used in the same request as visibility or
+            # affiliation." (https://docs.github.com/en/rest/repos/repos#list-repositories-for-the-authenticated-user)
+            return _invalid(
+                "type",
+                USER_REPOS_DOCS,
+                message="If you specify visibility or affiliation, you cannot specify type.",
+            )
+        if "type" in q:
+            if q["type"] not in USER_REPO_TYPES:
+                return _invalid("type", USER_REPOS_DOCS)
+            visibility, affiliations = USER_REPO_TYPES[q["type"]]
+        else:
+            visibility = q.get("visibility", "all")
+            if visibility not in VISIBILITIES:
+                return _invalid("visibility", USER_REPOS_DOCS)
+            raw = q.get("affiliation", ",".join(AFFILIATIONS))
+            affiliations = tuple(a.strip() for a in raw.split(",") if a.strip())
+            if not affiliations or any(a not in AFFILIATIONS for a in affiliations):
+                return _invalid("affiliation", USER_REPOS_DOCS)
+        sort = q.get("sort", "full_name")
+        if sort not in REPO_SORTS:
+            return _invalid("sort", USER_REPOS_DOCS)
+        access = self.access
+        # The owner's own token owns every repository; a member reaches them through the
+        # organisation; nobody is a collaborator of anything in the simulator.
+        reachable = ("owner" in affiliations and access.is_owner(req.token)) or (
+            "organization_member" in affiliations and access.is_member(req.token)
+        )
+        since, before = _parse_time(q.get("since")), _parse_time(q.get("before"))
+        with self.state.lock:
+            repos = [
+                r
+                for r in (self.state.repos() if reachable else [])
+                if self._visible(req, r)
+                and (visibility == "all" or r.private == (visibility == "private"))
+                and (since is None or r.updated_at > since)
+                and (before is None or r.updated_at < before)
+            ]
+        return self._repo_page(req, repos, sort, f"{self.api_base}/user/repos")
 
     # -- repository ------------------------------------------------------------------------------
     def get_repo(self, req: Request, repo: Repo) -> Response:
@@ -490,7 +607,14 @@ class GitHubApi:
     # -- events ----------------------------------------------------------------------------------
     def _events(self, req: Request, repo_ids: set[int] | None, canonical: str) -> Response:
         with self.state.lock:
-            events = [e for e in reversed(self.state.events) if repo_ids is None or e["repo_id"] in repo_ids]
+            # Events of private repositories the caller cannot see are hidden like the
+            # repositories themselves (deleted repositories included).
+            hidden = {r.id for r in self.state.data.repos if not self._visible(req, r)}
+            events = [
+                e
+                for e in reversed(self.state.events)
+                if (repo_ids is None or e["repo_id"] in repo_ids) and e["repo_id"] not in hidden
+            ]
             events = events[:MAX_EVENTS]
             page = paginate(events, req.query, req.params, canonical)
             body = []
@@ -513,7 +637,7 @@ class GitHubApi:
                     },
                     "repo": {"id": e["repo_id"], "name": name, "url": f"{self.api_base}/repos/{name}"},
                     "payload": e["payload"],
-                    "public": True,
+                    "public": repo is None or not repo.private,
                     "created_at": iso(e["created_at"]),
                 }
                 if self.state.owner.type == "Organization":

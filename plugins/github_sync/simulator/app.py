@@ -8,6 +8,7 @@ import time
 from types import TracebackType
 from typing import Any
 
+from github_sync.simulator.access import AccessPolicy
 from github_sync.simulator.api import GitHubApi
 from github_sync.simulator.clock import SimClock
 from github_sync.simulator.config import SimulatorConfig
@@ -52,7 +53,8 @@ class Simulator:
         )
         self.secondary = SecondaryLimiter(self.clock)
         self.stats_counter = Stats()
-        self.api = GitHubApi(self.state, self.faults, self.config.cursor_min_items)
+        self.access = AccessPolicy(self.config, self.state)
+        self.api = GitHubApi(self.state, self.faults, self.config.cursor_min_items, self.access)
         self.control = ControlApi(self)
         self._webhooks = WebhookEmitter()
         self.state.listeners.append(self._webhooks.on_event)

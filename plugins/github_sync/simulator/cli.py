@@ -36,6 +36,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--token", action="append", dest="tokens", help="accepted token (repeatable; default: any)"
     )
+    p.add_argument(
+        "--owner-token",
+        action="append",
+        dest="owner_tokens",
+        help="token of the owner account itself (repeatable; --owner-type User only; "
+        "default: every token is the owner's)",
+    )
+    p.add_argument(
+        "--outsider-token",
+        action="append",
+        dest="outsider_tokens",
+        default=[],
+        help="token of an account without access to private repositories (repeatable)",
+    )
+    p.add_argument(
+        "--private-repos", type=int, default=None, help="number of private repositories (default: seeded)"
+    )
     p.add_argument("--max-page-size-before-502", type=int, default=None)
     p.add_argument("--random-5xx-rate", type=float, default=0.0)
     p.add_argument("--secondary-limit-concurrency", type=int, default=None)
@@ -48,13 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the simulator until SIGINT/SIGTERM; returns the exit status."""
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    config = SimulatorConfig(
+def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
+    """Return the :class:`SimulatorConfig` that parsed ``github-sim`` arguments describe."""
+    return SimulatorConfig(
         owner=args.owner,
         owner_type=args.owner_type,
         repos=args.repos,
@@ -65,8 +78,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         tokens=args.tokens,
         host=args.host,
         port=args.port,
+        owner_tokens=args.owner_tokens,
+        outsider_tokens=args.outsider_tokens,
+        private_repos=args.private_repos,
     )
-    sim = Simulator(config)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the simulator until SIGINT/SIGTERM; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    sim = Simulator(config_from_args(args))
     sim.faults.update(
         {
             "max_page_size_before_502": args.max_page_size_before_502,

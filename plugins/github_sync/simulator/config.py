@@ -38,6 +38,17 @@ class SimulatorConfig:
         data_anchor: end of the generated history.
         start_time: what the clock shows at start; ``None`` follows real time.
         html_base: base of the ``html_url`` fields.
+        owner_tokens: tokens that belong to the owner account; only meaningful when ``owner_type``
+            is ``"User"``. ``None`` makes every accepted token (except ``outsider_tokens``) the
+            owner's own token, as a personal access token would be; ignored for an
+            ``"Organization"``, which has no tokens of its own. The owner's tokens see its private
+            repositories and ``GET /user`` answers the owner.
+        outsider_tokens: tokens of accounts that are neither the owner nor members of the owner
+            organisation: they see public repositories only (``GET /orgs/{org}/repos``,
+            ``GET /repos/...``) and ``GET /user/repos`` answers ``[]``. Every other accepted token
+            of an ``"Organization"`` owner is a member with access to all its repositories.
+        private_repos: number of private repositories, chosen deterministically from the seed
+            (non-big, non-empty ones first); ``None`` keeps the seeded default share of small ones.
     """
 
     owner: str = "acme"
@@ -58,9 +69,17 @@ class SimulatorConfig:
     data_anchor: datetime = field(default=DATA_ANCHOR)
     start_time: datetime | None = None
     html_base: str = "https://github.com"
+    owner_tokens: list[str] | None = None
+    outsider_tokens: list[str] = field(default_factory=list)
+    private_repos: int | None = None
 
     def __post_init__(self) -> None:
         if self.owner_type not in ("Organization", "User"):
             raise ValueError(f"owner_type must be 'Organization' or 'User', not {self.owner_type!r}")
         if self.repos < 0:
             raise ValueError("repos must be >= 0")
+        if self.private_repos is not None and not 0 <= self.private_repos <= self.repos:
+            raise ValueError(f"private_repos must be between 0 and repos ({self.repos})")
+        both = set(self.owner_tokens or ()) & set(self.outsider_tokens)
+        if both:
+            raise ValueError(f"tokens cannot be both owner and outsider tokens: {sorted(both)}")

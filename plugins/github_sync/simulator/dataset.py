@@ -731,6 +731,20 @@ def repo_kinds(config: SimulatorConfig) -> list[str]:
     return kinds
 
 
+def private_indexes(kinds: list[str], seed: int, count: int) -> set[int]:
+    """Return ``count`` repository indexes to make private, chosen by the seeded RNG.
+
+    Repositories that are neither big nor empty come first (a private repository with history is
+    the interesting case); big and empty ones are only used when ``count`` needs them.
+    """
+    rng = random.Random(f"private:{seed}")
+    preferred = [i for i, kind in enumerate(kinds) if kind not in ("big", "empty")]
+    others = [i for i, kind in enumerate(kinds) if kind in ("big", "empty")]
+    rng.shuffle(preferred)
+    rng.shuffle(others)
+    return set((preferred + others)[:count])
+
+
 def generate(config: SimulatorConfig) -> DataSet:
     """Generate the organisation described by ``config``."""
     anchor = config.data_anchor
@@ -746,5 +760,11 @@ def generate(config: SimulatorConfig) -> DataSet:
     names = _repo_names(config.seed, config.repos)
     kinds = repo_kinds(config)
     repos = [make_repo(config.seed, i, names[i], kinds[i], users, bot, anchor) for i in range(config.repos)]
+    if config.private_repos is not None:
+        # Override the per-repository draw only after generation, so every other field (and every
+        # repository of a config without private_repos) stays exactly what the seed gives.
+        private = private_indexes(kinds, config.seed, config.private_repos)
+        for repo in repos:
+            repo.private = repo.index in private
     log.debug("generated %d repositories for %s (seed %d)", len(repos), config.owner, config.seed)
     return DataSet(owner=owner, users=users, bot=bot, repos=repos)

@@ -177,11 +177,7 @@ class SimRequestHandler(BaseHTTPRequestHandler):
         is_rate_limit = path == "/rate_limit"
         bucket = limiter.peek(key)
         if not is_rate_limit and bucket.remaining <= 0:
-            who = (
-                f"user ID {sim.state.user_for_token(token).id}"
-                if token is not None
-                else self.client_address[0]
-            )
+            who = f"user ID {sim.access.account(token).id}" if token is not None else self.client_address[0]
             message = f"API rate limit exceeded for {who}."
             if token is None:
                 message += (
@@ -210,7 +206,7 @@ class SimRequestHandler(BaseHTTPRequestHandler):
             )
             return
 
-        user = sim.state.user_for_token(token) if token is not None else None
+        user = sim.access.account(token) if token is not None else None
         req = Request(method, path, dict(params), params, token, user)
         endpoint, resp = sim.api.route(req)
         if is_rate_limit and resp.status == 200:

@@ -29,6 +29,7 @@ from fastapi.responses import (
 )
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from github_sync.owners import is_github_login
 from github_sync.run_records import MODES
 from github_sync.status import queries
 from github_sync.status.db import DatabaseNotConfigured, DatabaseProvider
@@ -45,6 +46,26 @@ RUN_STATES = ("success", "failed")
 VENDOR_CACHE_CONTROL = "private, max-age=86400"
 OWN_CACHE_CONTROL = "no-cache"
 UNAUTHORIZED_STATUSES = (401, 403)
+# How much of a rejected owner is echoed back in the 422.
+OWNER_ECHO_CHARS = 60
+
+
+def owner_filter(
+    owner: str | None = Query(
+        None,
+        description="Only this GitHub owner (organisation or user login, compared case-insensitively).",
+    ),
+) -> str | None:
+    """The optional ``owner`` query parameter, validated as a GitHub login (422 otherwise)."""
+    if owner is None or is_github_login(owner):
+        return owner
+    raise HTTPException(
+        status_code=422,
+        detail=(
+            "owner must be a GitHub user or organisation login (letters, digits and hyphens, "
+            f"at most 39 characters, not starting with a hyphen), got {owner[:OWNER_ECHO_CHARS]!r}"
+        ),
+    )
 
 
 class StreamRegistry:
@@ -176,10 +197,16 @@ def create_app(
         )
 
     @app.get("/api/stats")
-    def stats(days: int = Query(queries.DEFAULT_STATS_DAYS, ge=1, le=MAX_DAYS)) -> dict[str, Any]:
-        """Per-mode and overall statistics of the runs logged in the last ``days`` days."""
+    def stats(
+        days: int = Query(queries.DEFAULT_STATS_DAYS, ge=1, le=MAX_DAYS),
+        owner: str | None = Depends(owner_filter),
+    ) -> dict[str, Any]:
+        """Per-mode and overall statistics of the runs logged in the last ``days`` days.
+
+        With ``owner``: of the runs that included that owner.
+        """
         with connection() as conn:
-            return queries.statistics(conn, days=days)
+            return queries.statistics(conn, days=days, owner=owner)
 
     @app.get("/api/history")
     def history(
@@ -187,14 +214,15 @@ def create_app(
         offset: int = Query(0, ge=0),
         mode: str | None = Query(None),
         state: str | None = Query(None),
+        owner: str | None = Depends(owner_filter),
     ) -> dict[str, Any]:
-        """A page of logged runs, newest first."""
+        """A page of logged runs, newest first (with ``owner``: the runs that included it)."""
         if mode is not None and mode not in MODES:
             raise HTTPException(status_code=422, detail=f"mode must be one of {', '.join(MODES)}")
         if state is not None and state not in RUN_STATES:
             raise HTTPException(status_code=422, detail=f"state must be one of {', '.join(RUN_STATES)}")
         with connection() as conn:
-            return queries.history(conn, limit=limit, offset=offset, mode=mode, state=state)
+            return queries.history(conn, limit=limit, offset=offset, mode=mode, state=state, owner=owner)
 
     @app.get("/api/runs/{dag_id}/{run_id:path}")
     def run(dag_id: str, run_id: str) -> dict[str, Any]:
@@ -215,20 +243,33 @@ def create_app(
     def repositories(
         days: int = Query(queries.DEFAULT_STATS_DAYS, ge=1, le=MAX_DAYS),
         limit: int = Query(queries.DEFAULT_REPOSITORY_LIMIT, ge=1, le=100),
+        owner: str | None = Depends(owner_filter),
     ) -> dict[str, Any]:
-        """The slowest and the failing repositories."""
+        """The slowest and the failing repositories (with ``owner``: that owner's repositories)."""
         with connection() as conn:
-            return queries.repositories(conn, days=days, limit=limit)
+            return queries.repositories(conn, days=days, limit=limit, owner=owner)
 
     @app.get("/api/progress")
-    def progress() -> dict[str, Any]:
-        """The runs in progress, with done/total, current repositories, elapsed and ETA."""
+    def progress(owner: str | None = Depends(owner_filter)) -> dict[str, Any]:
+        """The runs in progress, with done/total, current repositories, elapsed and ETA.
+
+        With ``owner``: the runs that include that owner.
+        """
         with connection() as conn:
-            return queries.progress(conn)
+            return queries.progress(conn, owner=owner)
+
+    @app.get("/api/owners")
+    def owners() -> dict[str, Any]:
+        """The GitHub owners known from live projects and recorded runs, with their repository counts."""
+        with connection() as conn:
+            return queries.owners(conn)
 
     @app.get("/stream")
-    async def stream(request: Request) -> StreamingResponse:
-        """Server-sent ``sync:start|progress|complete|error`` events until the client leaves."""
+    async def stream(request: Request, owner: str | None = Depends(owner_filter)) -> StreamingResponse:
+        """Server-sent ``sync:start|progress|complete|error`` events until the client leaves.
+
+        With ``owner``: only the runs that include that owner.
+        """
         registry: StreamRegistry = app.state.streams
         registry.opened()
         events = sync_events(
@@ -237,6 +278,7 @@ def create_app(
             poll_interval_s=poll_interval_s,
             heartbeat_s=heartbeat_s,
             on_close=registry.close,
+            owner=owner,
         )
         return StreamingResponse(
             events,

@@ -4,6 +4,13 @@ Every function takes an open psycopg connection (autocommit, read-only) and retu
 JSON-ready dicts. Finished runs are read from ``import_logs`` (one row per run, written
 by the DAG callback); running runs from ``sync_runs`` and ``sync_repository_runs``, which
 the tasks update while they work.
+
+Owners: a run may sync several GitHub owners. Its owners are the JSON array
+``sync_runs.details -> 'owners'`` (copied to ``import_logs.metadata -> 'owners'``); rows
+written before that list existed only have the text ``owner`` (one login, or several
+joined with ``", "``). The ``owner`` filters compare logins case-insensitively: run-level
+views (statistics, history, progress) keep the runs that included the owner, with the
+whole run's figures; repository-level views keep that owner's repositories.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from urllib.parse import quote
 
 from psycopg.rows import dict_row
 
+from github_sync.owners import is_github_login
 from github_sync.run_records import MODES, SOURCE, STALE_OPEN_RUN_HOURS
 from github_sync.status.progress import estimate_progress
 
@@ -33,6 +41,40 @@ BUDGET_WINDOW_HOURS = 1
 FINAL_REPOSITORY_STATES = ("success", "failed", "skipped")
 
 RunKey = tuple[str, str]
+
+
+def _owners_sql(array: str, text: str, *, lower: bool = True) -> str:
+    """SQL for a run's owners as ``text[]``: the JSON ``array`` when set, else ``text`` split on commas."""
+    item = "lower({})" if lower else "{}"
+    return (
+        f"(CASE WHEN jsonb_typeof({array}) = 'array' AND {array} <> '[]'::jsonb "
+        f"THEN ARRAY(SELECT {item.format('btrim(login)')} FROM jsonb_array_elements_text({array}) AS login) "
+        f"ELSE ARRAY(SELECT {item.format('btrim(login)')} FROM unnest(string_to_array({text}, ',')) AS login) "
+        "END)"
+    )
+
+
+# The lower-case owners of an import_logs row and of a sync_runs row (alias r).
+LOG_OWNERS = _owners_sql("metadata -> 'owners'", "metadata ->> 'owner'")
+RUN_OWNERS = _owners_sql("r.details -> 'owners'", "r.owner")
+# A sync_repository_runs row's repository is ``owner/name``.
+REPOSITORY_OWNER = "lower(split_part(repository, '/', 1))"
+
+
+def _owner_param(owner: str | None, params: dict[str, Any]) -> bool:
+    """Put the (validated) owner filter into ``params``; tell whether there is one."""
+    if owner is None:
+        return False
+    params["owner"] = owner.lower()
+    return True
+
+
+def _meta_owners(meta: Mapping[str, Any], owner: str | None) -> list[str]:
+    """The owners of a run as recorded (the list, else the joined text split)."""
+    owners = meta.get("owners")
+    if isinstance(owners, list) and owners:
+        return [str(o) for o in owners]
+    return [part.strip() for part in (owner or "").split(",") if part.strip()]
 
 
 def grid_path(dag_id: str, run_id: str) -> str:
@@ -54,8 +96,10 @@ def _round(value: float | None, digits: int = 3) -> float | None:
     return round(float(value), digits) if value is not None else None
 
 
-def statistics(conn: Any, *, days: int = DEFAULT_STATS_DAYS) -> dict[str, Any]:
+def statistics(conn: Any, *, days: int = DEFAULT_STATS_DAYS, owner: str | None = None) -> dict[str, Any]:
     """Per-mode and overall statistics of the runs logged in the last ``days`` days.
+
+    With ``owner``, only the runs that included that owner count (with their whole figures).
 
     Returns:
         ``{"window_days", "generated_at", "overall": {...}, "modes": {mode: {...}}}``; each
@@ -78,25 +122,29 @@ def statistics(conn: Any, *, days: int = DEFAULT_STATS_DAYS) -> dict[str, Any]:
             coalesce(sum((metadata ->> 'budget_spent')::bigint), 0) AS budget_spent,
             coalesce(sum((metadata ->> 'not_modified')::bigint), 0) AS not_modified
         FROM import_logs
-        WHERE source = %(source)s AND "timestamp" >= now() - make_interval(days => %(days)s)
+        WHERE source = %(source)s AND "timestamp" >= now() - make_interval(days => %(days)s) {owner_filter}
         {group_by}
     """
-    params = {"source": SOURCE, "days": days}
+    params: dict[str, Any] = {"source": SOURCE, "days": days}
+    owner_filter = f"AND %(owner)s = ANY({LOG_OWNERS})" if _owner_param(owner, params) else ""
     with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(aggregate.format(group="metadata ->> 'mode'", group_by="GROUP BY 1"), params)
+        cur.execute(
+            aggregate.format(group="metadata ->> 'mode'", group_by="GROUP BY 1", owner_filter=owner_filter),
+            params,
+        )
         per_mode = {row["mode"]: row for row in cur.fetchall()}
-        cur.execute(aggregate.format(group="NULL::text", group_by=""), params)
+        cur.execute(aggregate.format(group="NULL::text", group_by="", owner_filter=owner_filter), params)
         overall = cur.fetchone()
         # Last sync and last success per mode are not limited to the window: "the last
         # full sync succeeded 40 days ago" is exactly what the page must show.
         cur.execute(
-            """
+            f"""
             SELECT DISTINCT ON (metadata ->> 'mode', coalesce(metadata ->> 'state' = 'success', false))
                 metadata ->> 'mode' AS mode, coalesce(metadata ->> 'state' = 'success', false) AS ok,
                 metadata ->> 'dag_id' AS dag_id, metadata ->> 'run_id' AS run_id,
                 metadata ->> 'state' AS state,
                 "timestamp", records_imported, (metadata ->> 'duration_s')::float8 AS duration_s
-            FROM import_logs WHERE source = %(source)s
+            FROM import_logs WHERE source = %(source)s {owner_filter}
             ORDER BY metadata ->> 'mode', coalesce(metadata ->> 'state' = 'success', false),
                 "timestamp" DESC, id DESC
             """,
@@ -147,7 +195,13 @@ def statistics(conn: Any, *, days: int = DEFAULT_STATS_DAYS) -> dict[str, Any]:
             "last_sync": run_ref(last),
             "last_success": run_ref(success),
         }
-    return {"window_days": days, "generated_at": _iso(now), "overall": block(overall), "modes": modes}
+    return {
+        "window_days": days,
+        "owner": owner,
+        "generated_at": _iso(now),
+        "overall": block(overall),
+        "modes": modes,
+    }
 
 
 def _history_item(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -161,6 +215,7 @@ def _history_item(row: Mapping[str, Any]) -> dict[str, Any]:
         "mode": meta.get("mode"),
         "state": meta.get("state"),
         "owner": meta.get("owner"),
+        "owners": _meta_owners(meta, meta.get("owner")),
         "records_imported": row["records_imported"],
         "records_failed": row["records_failed"],
         "error_count": row["error_count"],
@@ -184,12 +239,13 @@ def history(
     offset: int = 0,
     mode: str | None = None,
     state: str | None = None,
+    owner: str | None = None,
 ) -> dict[str, Any]:
-    """A page of ``import_logs``, newest first.
+    """A page of ``import_logs``, newest first (with ``owner``: the runs that included it).
 
     Returns:
         ``{"total", "limit", "offset", "items": [...]}``; an item has id, timestamp, dag_id,
-        run_id, mode, state, owner, records_imported, records_failed, error_count,
+        run_id, mode, state, owner (as recorded), owners (list), records_imported, records_failed, error_count,
         started_at, finished_at, duration_s, requests, budget_spent, not_modified, retries,
         rate_limit_remaining, repositories ``{total, ok, failed, skipped, mapped}`` and grid_path.
     """
@@ -201,6 +257,8 @@ def history(
     if state:
         filters.append("metadata ->> 'state' = %(state)s")
         params["state"] = state
+    if _owner_param(owner, params):
+        filters.append(f"%(owner)s = ANY({LOG_OWNERS})")
     where = " AND ".join(filters)
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(f"SELECT count(*) AS n FROM import_logs WHERE {where}", params)
@@ -272,11 +330,15 @@ def run_detail(conn: Any, dag_id: str, run_id: str) -> dict[str, Any] | None:
         ]
     started_at = run["started_at"] if run else None
     finished_at = run["finished_at"] if run else None
+    run_owners = (
+        _meta_owners(run["details"] or {}, run["owner"]) if run else _meta_owners(meta, meta.get("owner"))
+    )
     return {
         "dag_id": dag_id,
         "run_id": run_id,
         "mode": run["mode"] if run else meta.get("mode"),
         "owner": run["owner"] if run else meta.get("owner"),
+        "owners": run_owners,
         "state": run["state"] if run else meta.get("state"),
         "started_at": _iso(started_at) if run else meta.get("started_at"),
         "finished_at": _iso(finished_at) if run else meta.get("finished_at"),
@@ -343,33 +405,40 @@ def rate_limit(conn: Any) -> dict[str, Any]:
 
 
 def repositories(
-    conn: Any, *, days: int = DEFAULT_STATS_DAYS, limit: int = DEFAULT_REPOSITORY_LIMIT
+    conn: Any,
+    *,
+    days: int = DEFAULT_STATS_DAYS,
+    limit: int = DEFAULT_REPOSITORY_LIMIT,
+    owner: str | None = None,
 ) -> dict[str, Any]:
     """The slowest and the most often failing repositories over the last ``days`` days.
+
+    With ``owner``, only that owner's repositories (``owner/name``), whichever runs synced them.
 
     Returns:
         ``{"window_days", "slowest": [{repository, runs, avg_duration_s, max_duration_s,
         avg_requests}], "failing": [{repository, failures, runs, last_error, last_failed_at,
         dag_id, run_id, grid_path}]}``.
     """
-    params = {"days": days, "limit": limit}
+    params: dict[str, Any] = {"days": days, "limit": limit}
+    owner_filter = f"AND {REPOSITORY_OWNER} = %(owner)s" if _owner_param(owner, params) else ""
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(
-            """
+            f"""
             SELECT repository, count(*) AS runs,
                 avg(extract(epoch FROM finished_at - started_at))::float8 AS avg_duration_s,
                 max(extract(epoch FROM finished_at - started_at))::float8 AS max_duration_s,
                 avg(requests)::float8 AS avg_requests
             FROM sync_repository_runs
             WHERE finished_at IS NOT NULL AND state IN ('success', 'failed')
-                AND started_at >= now() - make_interval(days => %(days)s)
+                AND started_at >= now() - make_interval(days => %(days)s) {owner_filter}
             GROUP BY repository ORDER BY avg_duration_s DESC NULLS LAST, repository LIMIT %(limit)s
             """,
             params,
         )
         slowest = cur.fetchall()
         cur.execute(
-            """
+            f"""
             SELECT repository,
                 count(*) FILTER (WHERE state = 'failed') AS failures, count(*) AS runs,
                 (array_agg(error ORDER BY started_at DESC) FILTER (WHERE state = 'failed'))[1] AS last_error,
@@ -377,7 +446,7 @@ def repositories(
                 (array_agg(dag_id ORDER BY started_at DESC) FILTER (WHERE state = 'failed'))[1] AS dag_id,
                 (array_agg(run_id ORDER BY started_at DESC) FILTER (WHERE state = 'failed'))[1] AS run_id
             FROM sync_repository_runs
-            WHERE state <> 'running' AND started_at >= now() - make_interval(days => %(days)s)
+            WHERE state <> 'running' AND started_at >= now() - make_interval(days => %(days)s) {owner_filter}
             GROUP BY repository HAVING count(*) FILTER (WHERE state = 'failed') > 0
             ORDER BY failures DESC, last_failed_at DESC, repository LIMIT %(limit)s
             """,
@@ -390,11 +459,15 @@ def repositories(
     for row in failing:
         row["last_failed_at"] = _iso(row["last_failed_at"])
         row["grid_path"] = grid_path(row["dag_id"], row["run_id"])
-    return {"window_days": days, "slowest": slowest, "failing": failing}
+    return {"window_days": days, "owner": owner, "slowest": slowest, "failing": failing}
 
 
 def run_snapshots(
-    conn: Any, *, tracked: Iterable[RunKey] = (), finished_since: datetime | None = None
+    conn: Any,
+    *,
+    tracked: Iterable[RunKey] = (),
+    finished_since: datetime | None = None,
+    owner: str | None = None,
 ) -> tuple[datetime, dict[RunKey, dict[str, Any]]]:
     """Progress snapshots of the running runs, plus the ``tracked`` runs and recently finished ones.
 
@@ -405,20 +478,30 @@ def run_snapshots(
         conn: the connection.
         tracked: runs the caller is following (returned whatever their state).
         finished_since: also return runs finished at or after this time (``None``: now).
+        owner: only the running and finished runs that included this owner; ``tracked`` runs
+            are returned whatever their owners (a followed run never vanishes from a stream).
 
     Returns:
         The database's current time and ``{(dag_id, run_id): snapshot}``; a snapshot has
-        dag_id, run_id, mode, owner, state, started_at, finished_at, total, done,
+        dag_id, run_id, mode, owner, owners, state, started_at, finished_at, total, done,
         running, succeeded, failed, skipped, deferred, records, requests, budget_spent,
         not_modified, current_repositories, failed_repositories, percent, elapsed_s,
         rate_per_min, eta_s and grid_path.
     """
     keys = list(tracked)
+    params: dict[str, Any] = {
+        "final": list(FINAL_REPOSITORY_STATES),
+        "stale_hours": STALE_OPEN_RUN_HOURS,
+        "since": finished_since,
+        "dag_ids": [k[0] for k in keys],
+        "run_ids": [k[1] for k in keys],
+    }
+    owner_filter = f"AND %(owner)s = ANY({RUN_OWNERS})" if _owner_param(owner, params) else ""
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(
-            """
-            SELECT r.dag_id, r.run_id, r.mode, r.owner, r.state, r.repositories_total, r.started_at,
-                r.finished_at, now() AS now,
+            f"""
+            SELECT r.dag_id, r.run_id, r.mode, r.owner, r.details -> 'owners' AS owners, r.state,
+                r.repositories_total, r.started_at, r.finished_at, now() AS now,
                 count(rr.repository) FILTER (WHERE rr.state = ANY(%(final)s)) AS done,
                 count(rr.repository) FILTER (WHERE rr.state = 'running') AS running,
                 count(rr.repository) FILTER (WHERE rr.state = 'deferred') AS deferred,
@@ -437,19 +520,16 @@ def run_snapshots(
                     FILTER (WHERE rr.state = ANY(%(final)s) AND rr.finished_at IS NOT NULL) AS completions
             FROM sync_runs r
             LEFT JOIN sync_repository_runs rr ON rr.dag_id = r.dag_id AND rr.run_id = r.run_id
-            WHERE (r.state = 'running' AND r.started_at >= now() - make_interval(hours => %(stale_hours)s))
-                OR r.finished_at >= coalesce(%(since)s, now())
+            WHERE (
+                    ((r.state = 'running' AND r.started_at >= now() - make_interval(hours => %(stale_hours)s))
+                        OR r.finished_at >= coalesce(%(since)s, now()))
+                    {owner_filter}
+                )
                 OR (r.dag_id, r.run_id) IN (SELECT * FROM unnest(%(dag_ids)s::text[], %(run_ids)s::text[]))
             GROUP BY r.dag_id, r.run_id
             ORDER BY r.started_at
             """,
-            {
-                "final": list(FINAL_REPOSITORY_STATES),
-                "stale_hours": STALE_OPEN_RUN_HOURS,
-                "since": finished_since,
-                "dag_ids": [k[0] for k in keys],
-                "run_ids": [k[1] for k in keys],
-            },
+            params,
         )
         rows = cur.fetchall()
         if not rows:
@@ -479,6 +559,7 @@ def _snapshot(row: Mapping[str, Any], now: datetime) -> dict[str, Any]:
         "run_id": row["run_id"],
         "mode": row["mode"],
         "owner": row["owner"],
+        "owners": _meta_owners({"owners": row["owners"]}, row["owner"]),
         "state": row["state"],
         "started_at": _iso(row["started_at"]),
         "finished_at": _iso(row["finished_at"]),
@@ -497,12 +578,59 @@ def _snapshot(row: Mapping[str, Any], now: datetime) -> dict[str, Any]:
     }
 
 
-def progress(conn: Any) -> dict[str, Any]:
-    """The runs in progress.
+def progress(conn: Any, *, owner: str | None = None) -> dict[str, Any]:
+    """The runs in progress (with ``owner``: those that include it).
 
     Returns:
-        ``{"generated_at", "runs": [snapshot, ...]}`` (see :func:`run_snapshots`), oldest first.
+        ``{"generated_at", "owner", "runs": [snapshot, ...]}`` (see :func:`run_snapshots`),
+        oldest first.
     """
-    now, snapshots = run_snapshots(conn, finished_since=None)
+    now, snapshots = run_snapshots(conn, finished_since=None, owner=owner)
     running = [s for s in snapshots.values() if s["state"] == "running"]
-    return {"generated_at": _iso(now), "runs": running}
+    return {"generated_at": _iso(now), "owner": owner, "runs": running}
+
+
+def owners(conn: Any) -> dict[str, Any]:
+    """The GitHub owners the status knows: of live projects and of recorded runs.
+
+    An owner is listed once whatever the case of its login (the projects' spelling wins,
+    else the newest run's); ``repositories`` counts its live (not removed) projects, 0 for
+    an owner only seen in runs. Values that are not logins (never written by the sync) are
+    left out, so every listed owner is a valid ``owner`` filter.
+
+    Returns:
+        ``{"owners": [{"owner", "repositories"}, ...]}``, ordered by login.
+    """
+    run_owners = _owners_sql("r.details -> 'owners'", "r.owner", lower=False)
+    log_owners = _owners_sql("metadata -> 'owners'", "metadata ->> 'owner'", lower=False)
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            f"""
+            WITH seen AS (
+                SELECT login, r.started_at AS at FROM sync_runs r CROSS JOIN LATERAL unnest({run_owners}) AS login
+                UNION ALL
+                SELECT login, "timestamp" FROM import_logs CROSS JOIN LATERAL unnest({log_owners}) AS login
+                WHERE source = %(source)s
+            ),
+            ran AS (
+                SELECT DISTINCT ON (lower(login)) lower(login) AS key, login
+                FROM seen WHERE login <> '' ORDER BY lower(login), at DESC
+            ),
+            live AS (
+                SELECT lower(owner) AS key, mode() WITHIN GROUP (ORDER BY owner) AS login, count(*) AS repositories
+                FROM projects WHERE removed_at IS NULL GROUP BY lower(owner)
+            )
+            SELECT coalesce(live.login, ran.login) AS owner, coalesce(live.repositories, 0) AS repositories
+            FROM live FULL JOIN ran USING (key)
+            ORDER BY key
+            """,
+            {"source": SOURCE},
+        )
+        rows = cur.fetchall()
+    return {
+        "owners": [
+            {"owner": row["owner"], "repositories": int(row["repositories"])}
+            for row in rows
+            if is_github_login(row["owner"])
+        ]
+    }

@@ -11,7 +11,8 @@ Events (``data`` is a run snapshot, see :func:`github_sync.status.queries.run_sn
 * ``sync:complete``: a followed run finished with state ``success``;
 * ``sync:error``: a followed run finished ``failed`` (or its row vanished).
 
-Comment lines (``: heartbeat``) keep idle connections open through proxies.
+Comment lines (``: heartbeat``) keep idle connections open through proxies. With an
+``owner``, a stream only announces the runs that include that owner.
 """
 
 from __future__ import annotations
@@ -135,6 +136,7 @@ async def sync_events(
     heartbeat_s: float = DEFAULT_HEARTBEAT_S,
     clock: Callable[[], float] = time.monotonic,
     on_close: Callable[[], None] | None = None,
+    owner: str | None = None,
 ) -> AsyncIterator[str]:
     """The event stream of one client, until it disconnects.
 
@@ -145,6 +147,7 @@ async def sync_events(
         heartbeat_s: longest silence before a comment line is sent.
         clock: monotonic clock (tests).
         on_close: called once when the stream ends, however it ends.
+        owner: only runs that include this GitHub owner (a validated login).
 
     Yields:
         ``text/event-stream`` chunks.
@@ -161,7 +164,7 @@ async def sync_events(
                 if conn is None or conn.closed:
                     conn = await asyncio.to_thread(connect)
                 now, snapshots = await asyncio.to_thread(
-                    run_snapshots, conn, tracked=list(tracker.followed), finished_since=since
+                    run_snapshots, conn, tracked=list(tracker.followed), finished_since=since, owner=owner
                 )
             except Exception:
                 # The database may restart under a long-lived stream: say so in a comment

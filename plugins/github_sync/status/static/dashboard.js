@@ -2,6 +2,8 @@
  *
  * Reads the JSON API of the plugin (same origin: Airflow's session cookie authenticates
  * every fetch and the EventSource) and follows running syncs through /stream.
+ * The owner selector re-queries every owner-aware route with ?owner= and keeps the
+ * choice in the page's own query string, so a link opens the same view.
  * Everything user-controlled (repository names, errors) goes through textContent, never
  * innerHTML.
  */
@@ -18,8 +20,22 @@
   // Refreshing after a run ends lets its import_logs row (written by the DAG callback) land.
   const REFRESH_DELAY_MS = 2500;
   const FALLBACK_REFRESH_MS = 60000;
+  // A GitHub login, the rule the API enforces (an invalid ?owner= in the URL is ignored).
+  const LOGIN = /^[A-Za-z0-9][A-Za-z0-9-]{0,38}$/;
 
-  const state = { days: 30, offset: 0, total: 0, charts: {}, live: new Map() };
+  function ownerFromUrl() {
+    const value = new URLSearchParams(window.location.search).get("owner");
+    return value && LOGIN.test(value) ? value : "";
+  }
+
+  const state = { days: 30, owner: ownerFromUrl(), offset: 0, total: 0, charts: {}, live: new Map(),
+    refresh: 0, ownersKey: null, stream: null };
+
+  // The path with the selected owner's filter (routes without one are called without it).
+  function withOwner(path) {
+    if (!state.owner) return path;
+    return `${path}${path.includes("?") ? "&" : "?"}owner=${encodeURIComponent(state.owner)}`;
+  }
 
   // ---- helpers -------------------------------------------------------------------------
   function el(tag, attrs, ...children) {
@@ -221,6 +237,7 @@
       return el("tr", { "data-run-id": r.run_id },
         el("td", { text: fmtTime(r.timestamp) }),
         el("td", {}, el("span", { class: "mode-tag", style: `--mode-color: var(--${r.mode})`, text: r.mode || "?" })),
+        el("td", { class: "owners", text: (r.owners || []).join(", ") || "–" }),
         el("td", {}, badge(r.state)),
         el("td", {}, gridLink(r.grid_path, r.run_id || "?")),
         el("td", { class: "num", text: fmtDuration(r.duration_s) }),
@@ -229,12 +246,44 @@
         el("td", { class: "num", text: fmtInt(r.requests) }),
         el("td", { class: "num", text: fmtPct(share, 0) }),
         el("td", { class: "num", text: fmtInt(r.rate_limit_remaining) }));
-    }), "No run logged yet.", 10);
+    }), state.owner ? `No run of ${state.owner} logged yet.` : "No run logged yet.", 11);
     const from = page.total ? page.offset + 1 : 0;
     const to = Math.min(page.offset + page.items.length, page.total);
     document.getElementById("page-info").textContent = `${from}–${to} of ${fmtInt(page.total)}`;
     document.getElementById("prev").disabled = page.offset === 0;
     document.getElementById("next").disabled = page.offset + HISTORY_PAGE >= page.total;
+  }
+
+  // ---- owner selector ------------------------------------------------------------------
+  function renderOwners(owners) {
+    const select = document.getElementById("owner");
+    const listed = owners.map((o) => o.owner);
+    const wanted = state.owner.toLowerCase();
+    // A linked owner the API does not list (yet) stays selectable: the view matches the link.
+    if (state.owner && !listed.some((o) => o.toLowerCase() === wanted)) listed.push(state.owner);
+    const key = JSON.stringify(owners) + "|" + state.owner;
+    if (key !== state.ownersKey) {
+      state.ownersKey = key;
+      const counts = new Map(owners.map((o) => [o.owner, o.repositories]));
+      select.replaceChildren(el("option", { value: "", text: "All owners" }),
+        ...listed.map((o) => el("option", { value: o,
+          text: counts.has(o) ? `${o} (${fmtInt(counts.get(o))} repos)` : o })));
+    }
+    select.value = listed.find((o) => o.toLowerCase() === wanted) || "";
+  }
+
+  function selectOwner(owner) {
+    state.owner = owner;
+    state.offset = 0;
+    const url = new URL(window.location.href);
+    if (owner) url.searchParams.set("owner", owner);
+    else url.searchParams.delete("owner");
+    window.history.replaceState(null, "", url);
+    // Runs of the previous selection leave the live panel; the stream follows the new one.
+    state.live.clear();
+    renderLive();
+    connectStream();
+    refreshAll();
   }
 
   // ---- live progress -------------------------------------------------------------------
@@ -290,7 +339,10 @@
 
   function connectStream() {
     if (!window.EventSource) return;
-    const source = new EventSource(`${BASE}/stream`, { withCredentials: true });
+    if (state.stream) state.stream.close();
+    setStreamStatus("connecting", "connecting");
+    const source = new EventSource(BASE + withOwner("/stream"), { withCredentials: true });
+    state.stream = source;
     source.onopen = () => setStreamStatus("live", "live");
     source.onerror = () => setStreamStatus("error", "reconnecting");
     source.addEventListener("sync:start", (e) => upsertLive(JSON.parse(e.data)));
@@ -301,15 +353,22 @@
 
   // ---- loading -------------------------------------------------------------------------
   async function loadHistory() {
-    renderHistory(await getJSON(`/api/history?limit=${HISTORY_PAGE}&offset=${state.offset}`));
+    const owner = state.owner;
+    const page = await getJSON(withOwner(`/api/history?limit=${HISTORY_PAGE}&offset=${state.offset}`));
+    if (owner === state.owner) renderHistory(page);
   }
 
   async function refreshAll() {
+    // Only the latest refresh renders: an older one (another owner or window) is dropped.
+    const refresh = ++state.refresh;
+    const owner = state.owner;
     try {
-      const [stats, budget, chartRuns, repos, progress] = await Promise.all([
-        getJSON(`/api/stats?days=${state.days}`), getJSON("/api/rate-limit"),
-        getJSON(`/api/history?limit=${CHART_RUNS}`), getJSON(`/api/repositories?days=${state.days}`),
-        getJSON("/api/progress")]);
+      const [owners, stats, budget, chartRuns, repos, progress] = await Promise.all([
+        getJSON("/api/owners"), getJSON(withOwner(`/api/stats?days=${state.days}`)), getJSON("/api/rate-limit"),
+        getJSON(withOwner(`/api/history?limit=${CHART_RUNS}`)), getJSON(withOwner(`/api/repositories?days=${state.days}`)),
+        getJSON(withOwner("/api/progress"))]);
+      if (refresh !== state.refresh) return;
+      renderOwners(owners.owners);
       renderStats(stats, budget);
       drawCharts(chartRuns.items);
       renderRepositories(repos);
@@ -317,17 +376,21 @@
         if (!state.live.has(`${run.dag_id}/${run.run_id}`)) upsertLive(run);
       }
       await loadHistory();
+      if (refresh !== state.refresh) return;
       showError(null);
+      document.body.dataset.owner = owner;
       document.body.dataset.loaded = "true";
     } catch (error) {
-      showError(error);
+      if (refresh === state.refresh) showError(error);
     }
   }
 
+  document.getElementById("owner").addEventListener("change", (e) => selectOwner(e.target.value));
   document.getElementById("window-days").addEventListener("change", (e) => { state.days = Number(e.target.value); refreshAll(); });
   document.getElementById("prev").addEventListener("click", () => { state.offset = Math.max(0, state.offset - HISTORY_PAGE); loadHistory().catch(showError); });
   document.getElementById("next").addEventListener("click", () => { state.offset += HISTORY_PAGE; loadHistory().catch(showError); });
 
+  renderOwners([]); // a linked owner shows as selected before the list arrives
   refreshAll();
   connectStream();
   setInterval(refreshAll, FALLBACK_REFRESH_MS);

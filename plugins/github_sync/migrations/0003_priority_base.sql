@@ -1,0 +1,17 @@
+-- 0003: the part of bugs.priority_score that does not change with time.
+--
+-- priority_score = clamp(priority_base + age points), where the age points (+1 per full week
+-- open, at most +20) are the only part that moves while an issue stays unchanged on GitHub.
+-- Storing priority_base lets every run re-age open issues in SQL, with no API request
+-- (github_sync.loader.rescore_open_bugs; the constants come from github_sync.scoring).
+--
+-- priority_base is github_sync.scoring.priority_base: base + severity + blocker + label
+-- modifiers, before the age and before clamping, so it may lie outside 0..100 (25..165 with
+-- today's constants). No CHECK on purpose: its bounds follow the constants in scoring.py,
+-- and a CHECK here would be a second definition of them; the clamp applies to
+-- priority_score, whose CHECK stays.
+--
+-- Existing rows get NULL: they are filled when the sync next writes the row (any change on
+-- GitHub, or the weekly full sync, which rewrites every issue it reads since the stored
+-- row then differs in this column). Rows with a NULL priority_base are not re-scored.
+ALTER TABLE bugs ADD COLUMN priority_base smallint;
