@@ -126,7 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
     setup.add_argument("--pool-slots", type=int, default=DEFAULT_POOL_SLOTS)
     setup.set_defaults(func=cmd_setup_airflow)
     sync = commands.add_parser("sync", help="run a sync in this process, without Airflow")
-    sync.add_argument("--owner", help="the user or organisation (default: GITHUB_OWNER, which may list several)")
+    sync.add_argument(
+        "--owner", help="the user or organisation (default: GITHUB_OWNER, which may list several)"
+    )
     sync.add_argument("--incremental", action="store_true")
     sync.add_argument("--repo", action="append", help="limit to this repository (repeatable)")
     sync.add_argument("--exclude-archived", action="store_true", help="do not sync archived repositories")

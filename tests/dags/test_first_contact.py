@@ -17,7 +17,9 @@ from tests.dags.conftest import connect_airflow_to
 
 
 def run_metadata(conn: psycopg.Connection, run_id: str) -> dict[str, Any]:
-    return conn.execute("SELECT metadata FROM import_logs WHERE metadata->>'run_id' = %s", (run_id,)).fetchone()[0]
+    return conn.execute(
+        "SELECT metadata FROM import_logs WHERE metadata->>'run_id' = %s", (run_id,)
+    ).fetchone()[0]
 
 
 def asset_events(run: Any) -> dict[str, dict[str, Any]]:
@@ -38,7 +40,9 @@ def asset_events(run: Any) -> dict[str, dict[str, Any]]:
 @pytest.fixture
 def user_sim() -> Iterator[Simulator]:
     # A user account with half of its repositories private; every token is the user's own.
-    with Simulator(SimulatorConfig(owner="octo", owner_type="User", repos=10, private_repos=5, seed=7)) as sim:
+    with Simulator(
+        SimulatorConfig(owner="octo", owner_type="User", repos=10, private_repos=5, seed=7)
+    ) as sim:
         yield sim
 
 
@@ -58,7 +62,9 @@ def test_a_user_account_synced_with_its_own_token_lands_with_its_private_reposit
         "SELECT count(*) FROM bugs b JOIN projects p ON p.id = b.project_id WHERE p.full_name = ANY(%s)",
         (sorted(private),),
     ).fetchone()[0]
-    assert bugs == sum(1 for r in user_sim.state.repos() if r.private for i in r.issues.values() if not i.is_pr)
+    assert bugs == sum(
+        1 for r in user_sim.state.repos() if r.private for i in r.issues.values() if not i.is_pr
+    )
     metadata = run_metadata(pg_conn, run.run_id)
     assert metadata["owners"] == ["octo"]
     assert metadata["owner_listings"]["octo"] == {"type": "User", "visibility": VISIBILITY_ALL, "listed": 10}
@@ -85,7 +91,9 @@ def test_several_owners_in_one_run_keep_their_owner_and_the_allow_list_is_split_
 ) -> None:
     with Simulator(SimulatorConfig(owner="acme", repos=6, seed=5, big_repos=0)) as sim:
         connect_airflow_to(monkeypatch, sim, pg_database)
-        user = sim.state.data.users[0].login  # a user of the organisation's data set: no repositories of its own
+        user = sim.state.data.users[
+            0
+        ].login  # a user of the organisation's data set: no repositories of its own
         dag = dagbag.get_dag("github_full_sync")
         run = dag.test(run_conf={"owners": ["acme", user]})
         names = sorted(r.name for r in sim.state.repos())
@@ -94,7 +102,11 @@ def test_several_owners_in_one_run_keep_their_owner_and_the_allow_list_is_split_
         metadata = run_metadata(pg_conn, run.run_id)
         assert metadata["owners"] == ["acme", user]
         assert metadata["owner_listings"]["acme"]["listed"] == 6
-        assert metadata["owner_listings"][user] == {"type": "User", "visibility": VISIBILITY_PUBLIC, "listed": 0}
+        assert metadata["owner_listings"][user] == {
+            "type": "User",
+            "visibility": VISIBILITY_PUBLIC,
+            "listed": 0,
+        }
         assert pg_conn.execute("SELECT DISTINCT owner FROM projects").fetchall() == [("acme",)]
 
         # An allow-list that names no repository of one of the owners is refused: syncing all of that
@@ -122,9 +134,12 @@ def test_a_successful_run_emits_its_assets_with_the_summary_and_a_failed_one_non
     extra = events["github_sync.bugs"]
     assert extra["run_id"] == run.run_id and extra["mode"] == "repository"
     assert extra["succeeded"] == 1 and extra["failed"] == 0
-    assert extra["records_imported"] == pg_conn.execute(
-        "SELECT records_imported FROM import_logs WHERE metadata->>'run_id' = %s", (run.run_id,)
-    ).fetchone()[0]
+    assert (
+        extra["records_imported"]
+        == pg_conn.execute(
+            "SELECT records_imported FROM import_logs WHERE metadata->>'run_id' = %s", (run.run_id,)
+        ).fetchone()[0]
+    )
 
     assert missing.state == "failed"
     assert asset_events(missing) == {}

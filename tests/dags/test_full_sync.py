@@ -244,6 +244,4 @@ def test_budget_exhaustion_defers_instead_of_sleeping(
         synced = pg_conn.execute("SELECT count(*) FROM project_metrics").fetchone()[0]
         assert synced == sum(1 for r in sim.state.repos())  # archived ones included by default
         bugs = pg_conn.execute("SELECT count(*) FROM bugs").fetchone()[0]
-        assert bugs == sum(
-            1 for r in sim.state.repos() for i in r.issues.values() if not i.is_pr
-        )
+        assert bugs == sum(1 for r in sim.state.repos() for i in r.issues.values() if not i.is_pr)

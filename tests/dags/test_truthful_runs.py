@@ -132,7 +132,9 @@ def test_an_unknown_owner_fails_at_once_naming_the_param(
     assert run.state == "failed"
     assert task_tries(run, "list_repositories") == ("failed", 1)
     errors, _ = import_log(pg_database)
-    assert any("no user or organisation 'no-such-owner'" in e and "Param 'owners'" in e for e in errors), errors
+    assert any("no user or organisation 'no-such-owner'" in e and "Param 'owners'" in e for e in errors), (
+        errors
+    )
 
 
 def test_a_listing_too_long_to_map_fails_at_once_and_says_how_to_fix_it(
@@ -192,7 +194,9 @@ def test_an_outdated_schema_with_automatic_migration_off_fails_with_the_command_
     assert task_tries(run, "list_repositories") == ("failed", 1)
     errors, metadata = import_log(empty_database)
     assert metadata["state"] == "failed"
-    assert any("is behind" in e and "0002_webhooks" in e and "`github-sync migrate`" in e for e in errors), errors
+    assert any("is behind" in e and "0002_webhooks" in e and "`github-sync migrate`" in e for e in errors), (
+        errors
+    )
 
 
 def test_invalid_params_fail_at_once_naming_the_param(

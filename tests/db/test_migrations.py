@@ -77,7 +77,9 @@ def test_ensure_schema_migrates_an_empty_database_or_refuses_naming_the_command(
         assert pending_migrations(conn) == versions
         with pytest.raises(SchemaNotReady, match=r"has no github-sync schema.*`github-sync migrate`"):
             ensure_schema(conn, auto_migrate=False)
-        assert conn.execute("SELECT to_regclass('schema_migrations')").fetchone() == (None,)  # nothing written
+        assert conn.execute("SELECT to_regclass('schema_migrations')").fetchone() == (
+            None,
+        )  # nothing written
 
         first_only = tmp_path / "first"
         first_only.mkdir()

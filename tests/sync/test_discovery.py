@@ -43,7 +43,9 @@ def test_projects_follow_renames_deletions_and_archiving(
     assert rows[archived.id][1] == "shipped"
     # Archived repositories are synced by default (read once, then answered by 304s); a run may opt out.
     assert f"acme/{archived.name}" in {t.full_name for t in second.targets}
-    opted_out = discover_repositories(hook, pg_conn, owner="acme", include_archived=False, as_of=datetime.now(UTC))
+    opted_out = discover_repositories(
+        hook, pg_conn, owner="acme", include_archived=False, as_of=datetime.now(UTC)
+    )
     assert f"acme/{archived.name}" not in {t.full_name for t in opted_out.targets}
 
 

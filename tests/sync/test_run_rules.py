@@ -41,8 +41,12 @@ DONE = {"stages": {"targets": {"state": "done"}}}
         ({}, summary(), 0, 99, True),  # the listing left no record at all
     ],
 )
-def test_the_failure_rule(details: dict, outcome: RunSummary, expected: int, tolerance: int, fails: bool) -> None:
-    verdict = failure_verdict(details, outcome, expected=expected, tolerance=tolerance, targets_stage="targets")
+def test_the_failure_rule(
+    details: dict, outcome: RunSummary, expected: int, tolerance: int, fails: bool
+) -> None:
+    verdict = failure_verdict(
+        details, outcome, expected=expected, tolerance=tolerance, targets_stage="targets"
+    )
     assert bool(verdict.problems) is fails
 
 
@@ -102,7 +106,10 @@ def test_repository_names_that_would_change_the_api_path_are_refused(bad: str) -
 
 def test_the_allow_list_is_split_between_owners() -> None:
     assert allow_lists_by_owner(["a", "acme/b"], ["acme"]) == {"acme": ["a", "acme/b"]}
-    assert allow_lists_by_owner(["acme/a", "Octo/b"], ["acme", "octo"]) == {"acme": ["acme/a"], "octo": ["Octo/b"]}
+    assert allow_lists_by_owner(["acme/a", "Octo/b"], ["acme", "octo"]) == {
+        "acme": ["acme/a"],
+        "octo": ["Octo/b"],
+    }
     assert allow_lists_by_owner(None, ["acme", "octo"]) == {"acme": [], "octo": []}
     with pytest.raises(DiscoveryError, match="ambiguous"):
         allow_lists_by_owner(["a"], ["acme", "octo"])
