@@ -100,7 +100,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
         result = run_sync(
             hook,
             conn,
-            owners=owners,
+            owner=owners,
             as_of=datetime.now(UTC),
             incremental=args.incremental,
             repos=args.repo or None,

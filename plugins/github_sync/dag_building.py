@@ -32,8 +32,9 @@ def sync_repositories(targets: Any, *, mode: str) -> Any:
 
     # all_done: the summary runs whatever happened upstream, and is the run's only leaf, so
     # it decides the run's state itself (tasks.summarize fails the run when the listing
-    # failed or repositories did). No retries: its verdict does not change on a retry.
-    @task(task_id="summary", trigger_rule="all_done", retries=0, outlets=list(outlets))
+    # failed or repositories did). Its verdict fails at once (AirflowFailException); the
+    # default retries only cover a database hiccup while it reads and closes the run.
+    @task(task_id="summary", trigger_rule="all_done", outlets=list(outlets))
     def summary(params: dict | None = None) -> dict:
         return tasks.summarize(
             get_current_context(),

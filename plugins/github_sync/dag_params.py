@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from datetime import datetime, timedelta
 from typing import Any
@@ -12,6 +13,8 @@ from github_sync.config import ENV_GITHUB_OWNER
 from github_sync.discovery import DEFAULT_INCLUDE_ARCHIVED
 from github_sync.owners import MAX_OWNERS, OWNER_PATTERN, REPOSITORY_PATTERN, OwnerError, parse_owner_list
 from github_sync.repository_sync import DEFAULT_COMMITS_SINCE_DAYS
+
+log = logging.getLogger(__name__)
 
 # The scheduled runs' owner when GITHUB_OWNER is not set (the simulator's demo organisation).
 DEFAULT_OWNER = "acme"
@@ -58,13 +61,14 @@ SYNC_DAG_ARGS: dict[str, Any] = {
 def default_owners() -> list[str]:
     """The scheduled runs' owners: ``GITHUB_OWNER`` (comma-separated, read at parse time, no I/O).
 
-    A malformed value falls back to no owner, so the DAG still imports; the run then fails
-    at once naming the variable's rule.
+    A malformed value falls back to no owner, so the DAG still imports; its runs then fail
+    at once saying that no owner is set (and the DAG processor logs the variable's rule).
     """
     raw = os.environ.get(ENV_GITHUB_OWNER, DEFAULT_OWNER)
     try:
         return parse_owner_list(raw, source=ENV_GITHUB_OWNER)
-    except OwnerError:
+    except OwnerError as exc:
+        log.error("%s; scheduled runs have no owner until it is fixed", exc)
         return []
 
 
@@ -74,8 +78,10 @@ def sync_params() -> dict[str, Param]:
         "owners": Param(
             default_owners(),
             type="array",
+            # No minItems: Airflow validates a scheduled DAG's defaults at parse time, and an
+            # empty default (GITHUB_OWNER unset or malformed) must fail the run with the
+            # reason, not hide the DAG behind an import error.
             items={"type": "string", "pattern": OWNER_PATTERN},
-            minItems=1,
             maxItems=MAX_OWNERS,
             title="GitHub owners",
             description="Organisations and users whose repositories are synced, one per line. "

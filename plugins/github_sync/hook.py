@@ -39,6 +39,7 @@ from requests.adapters import HTTPAdapter
 from requests.auth import AuthBase
 
 from github_sync import __version__
+from github_sync.config import ConfigError
 from github_sync.errors import (
     GitHubClientError,
     GitHubError,
@@ -51,7 +52,7 @@ from github_sync.errors import (
     SecondaryRateLimitExceeded,
     UnavailableReason,
 )
-from github_sync.http_cache import CachedResponse, HttpCache, token_hash
+from github_sync.http_cache import TOUCH_AFTER, CachedResponse, HttpCache, token_hash
 from github_sync.pagination import (
     MAX_PER_PAGE,
     MIN_PER_PAGE,
@@ -335,9 +336,9 @@ class GitHubHook(BaseHook):
         """
         super().__init__(logger_name=logger_name)
         if not 0 <= reserve_fraction < 1:
-            raise ValueError("reserve_fraction must be in [0, 1)")
+            raise ConfigError("reserve_fraction must be in [0, 1)")
         if max_in_flight < 1:
-            raise ValueError("max_in_flight must be >= 1")
+            raise ConfigError("max_in_flight must be >= 1")
         self.github_conn_id = github_conn_id
         self._explicit_base_url = base_url
         self._explicit_token = token
@@ -387,7 +388,7 @@ class GitHubHook(BaseHook):
                     base_url = base_url or conn.host or DEFAULT_BASE_URL
                     token = token or conn.password
                 if not token:
-                    raise ValueError(
+                    raise ConfigError(
                         f"no GitHub token: set the password of connection {self.github_conn_id!r}"
                         " or pass token="
                     )
@@ -724,6 +725,8 @@ class GitHubHook(BaseHook):
                 raise GitHubServerError(
                     method="GET", path=path, status=status, message="304 without a cached copy"
                 )
+            if self.http_cache is not None and datetime.now(UTC) - cached.stored_at > TOUCH_AFTER:
+                self.http_cache.touch(cache_key_hash, url)
             return GitHubResponse(
                 status=status,
                 url=url,

@@ -26,8 +26,8 @@ import json
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
@@ -50,6 +50,10 @@ ON CONFLICT (token_hash, url) DO UPDATE SET
     stored_at = EXCLUDED.stored_at
 """
 _DELETE_SQL = f"DELETE FROM {TABLE} WHERE token_hash = %s AND url = %s"
+# Retention keys on stored_at; an entry that keeps answering 304s is in use and must survive it.
+_TOUCH_SQL = f"UPDATE {TABLE} SET stored_at = now() WHERE token_hash = %s AND url = %s"
+# A 304 refreshes stored_at only when it is older than this, so a hot entry costs one write a day.
+TOUCH_AFTER = timedelta(days=1)
 
 
 def token_hash(token: str) -> str:
@@ -105,6 +109,10 @@ class HttpCache(Protocol):
         """Forget the entry for the token and URL."""
         ...
 
+    def touch(self, token_hash: str, url: str) -> None:
+        """Mark the entry as still in use (it just answered a 304), so retention keeps it."""
+        ...
+
 
 class InMemoryHttpCache:
     """Thread-safe dict-backed :class:`HttpCache` (lives as long as the object)."""
@@ -128,6 +136,13 @@ class InMemoryHttpCache:
         """Forget the entry for the token and URL."""
         with self._lock:
             self._entries.pop((token_hash, url), None)
+
+    def touch(self, token_hash: str, url: str) -> None:
+        """Mark the entry as still in use."""
+        with self._lock:
+            entry = self._entries.get((token_hash, url))
+            if entry is not None:
+                self._entries[(token_hash, url)] = replace(entry, stored_at=datetime.now(UTC))
 
     def __len__(self) -> int:
         with self._lock:
@@ -228,6 +243,10 @@ class PostgresHttpCache:
     def delete(self, token_hash: str, url: str) -> None:
         """Forget the entry for the token and URL."""
         self._execute(_DELETE_SQL, (token_hash, url), fetch=False)
+
+    def touch(self, token_hash: str, url: str) -> None:
+        """Mark the entry as still in use."""
+        self._execute(_TOUCH_SQL, (token_hash, url), fetch=False)
 
     def close(self) -> None:
         """Close the connection (a later call opens a new one)."""

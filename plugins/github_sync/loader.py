@@ -349,7 +349,9 @@ def rescore_open_bugs(cursor: Any, *, as_of: datetime, project_ids: Sequence[int
     :func:`github_sync.scoring.priority_score` gives for the same issue at ``as_of``.
 
     Rows whose ``priority_base`` is NULL (written before migration 0003, until the sync
-    rewrites them) are left alone. Only rows whose score changes are written, and those get
+    rewrites them) are left alone. Only rows whose score rises are written (an older
+    ``as_of`` never lowers a score), rows locked by a concurrent transaction are skipped
+    until the next run, and the written ones get
     ``synced_at = now()`` like any other change by the sync; a second call with the same
     ``as_of`` writes nothing. The caller commits.
 
@@ -387,10 +389,14 @@ def rescore_open_bugs(cursor: Any, *, as_of: datetime, project_ids: Sequence[int
     if project_ids is not None:
         conditions.append(sql.SQL("project_id = ANY(%(project_ids)s::bigint[])"))
         params["project_ids"] = list(project_ids)
+    # Only upwards: ages only grow, so a run with an older as_of (a cleared old run, a long full
+    # sync beside a newer incremental one) never makes an issue younger. SKIP LOCKED: rows a
+    # concurrent repository transaction holds are re-scored by the next run instead of
+    # blocking this one (or deadlocking with it).
     cursor.execute(
         sql.SQL(
-            "UPDATE bugs SET priority_score = {score}, synced_at = now() "
-            "WHERE {conditions} AND priority_score IS DISTINCT FROM {score}"
+            "UPDATE bugs SET priority_score = {score}, synced_at = now() WHERE id IN ("
+            "SELECT id FROM bugs WHERE {conditions} AND priority_score < {score} FOR UPDATE SKIP LOCKED)"
         ).format(score=score, conditions=sql.SQL(" AND ").join(conditions)),
         params,
     )

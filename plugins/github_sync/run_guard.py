@@ -61,10 +61,17 @@ def explain_permanent(exc: BaseException, *, github_conn_id: str = GITHUB_CONN_I
     The text comes from the exception's own message (which never carries a secret: see
     :mod:`github_sync.errors`) and says where to act.
     """
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
     from github_sync.webhook_apply import WebhookConfError
 
     if isinstance(exc, (*PERMANENT_ERRORS, WebhookConfError)):
         return str(exc)
+    if isinstance(exc, AirflowNotFoundException):
+        return (
+            f"{exc}: define the Airflow connections {github_conn_id!r} (GitHub) and "
+            f"{DATABASE_CONN_ID!r} (target database), e.g. with `github-sync setup-airflow`"
+        )
     if isinstance(exc, SCHEMA_ERRORS):
         first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         return (
@@ -85,10 +92,7 @@ def explain_permanent(exc: BaseException, *, github_conn_id: str = GITHUB_CONN_I
                 "(or GITHUB_OWNER for scheduled runs)"
             )
         if exc.status == 403:
-            return (
-                f"GitHub refused access ({exc}): connection {github_conn_id!r} lacks a permission "
-                "this request needs"
-            )
+            return f"GitHub refused the request ({exc}): check what connection {github_conn_id!r} may read"
         return f"GitHub refused the request ({exc})"
     return None
 

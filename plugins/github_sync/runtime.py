@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from github_sync.config import DATABASE_CONN_ID, GITHUB_CONN_ID
+from github_sync.config import DATABASE_CONN_ID, GITHUB_CONN_ID, ConfigError
 from github_sync.labels import LABEL_RULES_VARIABLE, LabelRules, load_label_rules
 
 log = logging.getLogger(__name__)
@@ -74,11 +74,11 @@ def hook_options_from_extra(extra: Mapping[str, Any], conn_id: str) -> dict[str,
     for key, value in extra.items():
         kind = HOOK_EXTRA_OPTIONS.get(key)
         if kind is None:
-            raise ValueError(
+            raise ConfigError(
                 f"connection {conn_id!r}: unknown extra {key!r}; allowed: {sorted(HOOK_EXTRA_OPTIONS)}"
             )
         if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-            raise ValueError(
+            raise ConfigError(
                 f"connection {conn_id!r}: extra {key!r} must be a non-negative number, got {value!r}"
             )
         options[key] = kind(value)

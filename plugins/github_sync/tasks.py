@@ -68,9 +68,11 @@ def check_mappable(targets: Sequence[Any]) -> None:
         )
 
 
-def _discover(hook: Any, conn: Any, run: RunInfo, *, mode: str, owners: list[str],
+def _discover(hook: Any, conn: Any, run: RunInfo, *, mode: str, owner_params: tuple[object, object],
               repos: Sequence[str] | None, include_archived: bool) -> list[RepositoryTarget]:  # fmt: skip
+    # The schema first, so that even a bad Param's failure reaches import_logs on a fresh database.
     prepare_target_database(conn)
+    owners = resolve_owners(*owner_params)  # (owner, owners)
     label_rules_from_variable()  # validated before anything is written
     discoveries = discover_owners(
         hook, conn, owners=owners, allow=list(repos or []), include_archived=bool(include_archived),
@@ -78,7 +80,7 @@ def _discover(hook: Any, conn: Any, run: RunInfo, *, mode: str, owners: list[str
     )  # fmt: skip
     targets = [target for discovery in discoveries for target in discovery.targets]
     with conn.cursor() as cursor:
-        rescored = rescore_open_bugs(cursor, as_of=run.as_of)
+        rescored = rescore_open_bugs(cursor, as_of=run.as_of, project_ids=[t.project_id for t in targets])
         open_run(
             cursor, dag_id=run.dag_id, run_id=run.run_id, mode=mode, owner=", ".join(owners),
             repositories_total=len(targets),
@@ -121,9 +123,8 @@ def list_repositories(
     """
     run = RunInfo.from_context(context)
     with run_stage(run, mode=mode, stage=TARGETS_STAGE):
-        chosen = resolve_owners(owner, owners)
         with github_session() as (hook, conn):
-            targets = _discover(hook, conn, run, mode=mode, owners=chosen, repos=repos,
+            targets = _discover(hook, conn, run, mode=mode, owner_params=(owner, owners), repos=repos,
                                 include_archived=include_archived)  # fmt: skip
         check_mappable(targets)
     return [target.to_mapping() for target in targets]
@@ -146,9 +147,8 @@ def detect_changed_repositories(
 
     run = RunInfo.from_context(context)
     with run_stage(run, mode="incremental", stage=TARGETS_STAGE):
-        chosen = resolve_owners(owner, owners)
         with github_session() as (hook, conn):
-            targets = _discover(hook, conn, run, mode="incremental", owners=chosen, repos=repos,
+            targets = _discover(hook, conn, run, mode="incremental", owner_params=(owner, owners), repos=repos,
                                 include_archived=include_archived)  # fmt: skip
             listed = hook.stats
             detection = detect_changes(hook, conn, targets, as_of=run.as_of)
@@ -176,9 +176,9 @@ def resolve_repository(context: Any, *, repository: object) -> list[dict[str, An
 
     run = RunInfo.from_context(context)
     with run_stage(run, mode="repository", stage=TARGETS_STAGE):
-        owner, _ = check_repository(repository, source="Param 'repository'")
         with github_session() as (hook, conn):
             prepare_target_database(conn)
+            owner, _ = check_repository(repository, source="Param 'repository'")
             label_rules_from_variable()
             repo = hook.get(f"/repos/{repository}").json
             with conn.cursor() as cursor:

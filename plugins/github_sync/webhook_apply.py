@@ -419,10 +419,9 @@ def process_deliveries(
     groups: dict[str, list[StoredDelivery]] = {}
     for delivery in deliveries:
         groups.setdefault(delivery.repository_label, []).append(delivery)
-    owners = {label.split("/")[0] for label in groups if "/" in label}
+    owners = sorted({label.split("/")[0] for label in groups if "/" in label}, key=str.lower)
     with conn.cursor() as cursor:
-        open_run(cursor, dag_id=dag_id, run_id=run_id, mode="webhook",
-                 owner=owners.pop() if len(owners) == 1 else None,
+        open_run(cursor, dag_id=dag_id, run_id=run_id, mode="webhook", owner=", ".join(owners) or None,
                  repositories_total=len(groups) + (1 if missing else 0))  # fmt: skip
     conn.commit()
 
@@ -488,7 +487,7 @@ def process_deliveries(
     }
     with conn.cursor() as cursor:
         close_run(cursor, dag_id=dag_id, run_id=run_id, state="failed" if failures else "success",
-                  details={"webhook": summary})  # fmt: skip
+                  details={"webhook": summary, "owners": owners})  # fmt: skip
     conn.commit()
     log.info("Webhook run summary: %s", summary)
     if failures:

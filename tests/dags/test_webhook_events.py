@@ -201,3 +201,28 @@ def test_a_failed_delivery_fails_the_run_with_details(
     ).fetchone()
     assert metadata["state"] == "failed" and records_failed >= 1
     assert any(bad_id in e and "updated_at" in e for e in errors), errors
+
+
+def test_a_malformed_conf_fails_at_once_with_the_reason_in_import_logs(
+    dagbag: Any, monkeypatch: pytest.MonkeyPatch, pg_conn: psycopg.Connection, pg_database: str
+) -> None:
+    from datetime import timedelta
+
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+
+    connect_airflow_to(monkeypatch, NO_GITHUB, pg_database)  # type: ignore[arg-type]
+    dag = dagbag.get_dag("github_webhook_events")
+    dag.task_dict["apply_deliveries"].retry_delay = timedelta(0)  # a broken fail-fast shows as a second try
+
+    run = dag.test(run_conf={"delivery_ids": "not-a-list"})
+
+    assert run.state == "failed"
+    with create_session() as session:
+        ti = session.query(TaskInstance).filter_by(dag_id=run.dag_id, run_id=run.run_id).one()
+        assert (str(ti.state), ti.try_number) == ("failed", 1)
+    errors, metadata = pg_conn.execute(
+        "SELECT errors, metadata FROM import_logs WHERE metadata->>'run_id' = %s", (run.run_id,)
+    ).fetchone()
+    assert metadata["state"] == "failed" and metadata["mode"] == "webhook"
+    assert any("delivery_ids" in e and "non-empty list" in e for e in errors), errors

@@ -63,7 +63,7 @@ def test_causes_no_other_record_explains_are_kept_for_import_logs() -> None:
         (GitHubClientError(method="GET", path="/users/acme", status=401, message="Bad credentials"), "valid token"),
         (GitHubClientError(method="GET", path="/users/ghost", status=404, message="Not Found"),
          "no user or organisation 'ghost'"),
-        (GitHubClientError(method="GET", path="/orgs/acme/repos", status=403, message="Forbidden"), "lacks a permission"),
+        (GitHubClientError(method="GET", path="/orgs/acme/repos", status=403, message="Forbidden"), "check what connection"),
         (RepositoryUnavailable("acme/x", "gone", path="/repos/acme/x"), "check the repository's name"),
         (OwnerError("Param 'owner' must be ..."), "Param 'owner'"),
         (DiscoveryError("Param 'repos' names ..."), "Param 'repos'"),

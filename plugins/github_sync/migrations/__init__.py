@@ -157,10 +157,18 @@ def ensure_schema(
             the command that applies them).
         MigrationError: a migration failed or an applied one was edited.
     """
-    if auto_migrate:
-        return apply_migrations(conn, directory)
+    # Read-only first: an up-to-date schema costs one query and needs no CREATE privilege.
     pending = pending_migrations(conn, directory)
     conn.rollback()  # leave no transaction open on the caller's connection
+    if pending and auto_migrate:
+        try:
+            return apply_migrations(conn, directory)
+        except psycopg.errors.InsufficientPrivilege as exc:
+            raise SchemaNotReady(
+                f"the target database needs migrations {', '.join(pending)} but this connection may not "
+                f"change its schema ({exc}): run `github-sync migrate` as the schema's owner, or set "
+                "GITHUB_SYNC_AUTO_MIGRATE=false once it is migrated"
+            ) from exc
     if pending:
         state = (
             "has no github-sync schema"
