@@ -103,3 +103,19 @@ def test_only_the_deciding_task_emits_the_refreshed_tables_as_assets(dagbag: Any
     leaf = "apply_deliveries" if mode == "webhook" else "summary"
     assert set(emitting) == {leaf}
     assert list(emitting[leaf].outlets) == list(ASSETS_BY_MODE[mode])
+
+
+@pytest.mark.parametrize("value", ["not a login", ""])
+def test_a_malformed_github_owner_does_not_hide_the_dags(airflow_db: None, value: str) -> None:
+    # Airflow validates a scheduled DAG's Param defaults at parse time: a bad GITHUB_OWNER must
+    # leave the DAGs importable (their runs then fail saying no owner is set).
+    import os
+
+    code = (
+        "from airflow.dag_processing.dagbag import DagBag; import os; "
+        "bag = DagBag(dag_folder=os.environ['AIRFLOW__CORE__DAGS_FOLDER']); "
+        "print(sorted(bag.import_errors)); print(bag.dags['github_full_sync'].params['owners'])"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                            env={**os.environ, "GITHUB_OWNER": value}, timeout=300)  # fmt: skip
+    assert result.stdout.splitlines()[-2:] == ["[]", "[]"]
