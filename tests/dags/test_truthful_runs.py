@@ -63,6 +63,16 @@ def without_retry_delay(dag: Any, task_id: str) -> None:
     dag.task_dict[task_id].retry_exponential_backoff = 0
 
 
+def full_sync_failing_at_once(dagbag: Any, conf: dict[str, Any]) -> Any:
+    """Run github_full_sync; assert it failed with its listing tried once (retries configured)."""
+    dag = dagbag.get_dag("github_full_sync")
+    without_retry_delay(dag, "list_repositories")
+    run = dag.test(run_conf=conf)
+    assert run.state == "failed"
+    assert task_tries(run, "list_repositories") == ("failed", 1)
+    return run
+
+
 def wire(monkeypatch: pytest.MonkeyPatch, api_url: str, database_url: str, token: str = TEST_TOKEN) -> None:
     connections = {
         GITHUB_CONN_ID: github_connection(api_url, token, FAST_RETRIES),
@@ -124,13 +134,7 @@ def test_an_unknown_owner_fails_at_once_naming_the_param(
     pg_database: str,
 ) -> None:  # fmt: skip
     connect_airflow_to(monkeypatch, small_sim, pg_database)
-    dag = dagbag.get_dag("github_full_sync")
-    without_retry_delay(dag, "list_repositories")
-
-    run = dag.test(run_conf={"owner": "no-such-owner"})
-
-    assert run.state == "failed"
-    assert task_tries(run, "list_repositories") == ("failed", 1)
+    full_sync_failing_at_once(dagbag, {"owner": "no-such-owner"})
     errors, _ = import_log(pg_database)
     assert any("no user or organisation 'no-such-owner'" in e and "Param 'owners'" in e for e in errors), (
         errors
@@ -143,13 +147,7 @@ def test_a_listing_too_long_to_map_fails_at_once_and_says_how_to_fix_it(
 ) -> None:  # fmt: skip
     connect_airflow_to(monkeypatch, small_sim, pg_database)
     monkeypatch.setenv("AIRFLOW__CORE__MAX_MAP_LENGTH", "4")  # the simulator lists 6 repositories
-    dag = dagbag.get_dag("github_full_sync")
-    without_retry_delay(dag, "list_repositories")
-
-    run = dag.test(run_conf={"owner": "acme"})
-
-    assert run.state == "failed"
-    assert task_tries(run, "list_repositories") == ("failed", 1)
+    full_sync_failing_at_once(dagbag, {"owner": "acme"})
     errors, metadata = import_log(pg_database)
     assert any("exceed Airflow's [core] max_map_length (4)" in e and "AIRFLOW__CORE__MAX_MAP_LENGTH" in e
                for e in errors), errors  # fmt: skip
@@ -163,13 +161,7 @@ def test_a_missing_schema_with_automatic_migration_off_fails_at_once_naming_the_
 ) -> None:
     connect_airflow_to(monkeypatch, small_sim, empty_database)
     monkeypatch.setenv("GITHUB_SYNC_AUTO_MIGRATE", "false")
-    dag = dagbag.get_dag("github_full_sync")
-    without_retry_delay(dag, "list_repositories")
-
-    run = dag.test(run_conf={"owner": "acme"})
-
-    assert run.state == "failed"
-    assert task_tries(run, "list_repositories") == ("failed", 1)
+    full_sync_failing_at_once(dagbag, {"owner": "acme"})
     with psycopg.connect(empty_database) as conn:
         tables = conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'").fetchone()[0]
     assert tables == 0  # automatic migration off means the run never writes the schema
@@ -185,13 +177,7 @@ def test_an_outdated_schema_with_automatic_migration_off_fails_with_the_command_
         apply_migrations(conn, only_first)
     connect_airflow_to(monkeypatch, small_sim, empty_database)
     monkeypatch.setenv("GITHUB_SYNC_AUTO_MIGRATE", "false")
-    dag = dagbag.get_dag("github_full_sync")
-    without_retry_delay(dag, "list_repositories")
-
-    run = dag.test(run_conf={"owner": "acme"})
-
-    assert run.state == "failed"
-    assert task_tries(run, "list_repositories") == ("failed", 1)
+    full_sync_failing_at_once(dagbag, {"owner": "acme"})
     errors, metadata = import_log(empty_database)
     assert metadata["state"] == "failed"
     assert any("is behind" in e and "0002_webhooks" in e and "`github-sync migrate`" in e for e in errors), (
@@ -204,13 +190,7 @@ def test_invalid_params_fail_at_once_naming_the_param(
     pg_database: str,
 ) -> None:  # fmt: skip
     connect_airflow_to(monkeypatch, small_sim, pg_database)
-    dag = dagbag.get_dag("github_full_sync")
-    without_retry_delay(dag, "list_repositories")
-
-    run = dag.test(run_conf={"owner": None, "owners": ["acme", "other"], "repos": ["bare-name"]})
-
-    assert run.state == "failed"
-    assert task_tries(run, "list_repositories") == ("failed", 1)
+    full_sync_failing_at_once(dagbag, {"owner": None, "owners": ["acme", "other"], "repos": ["bare-name"]})
     errors, _ = import_log(pg_database)
     assert any("'bare-name' is ambiguous" in e and "owner/name" in e for e in errors), errors
     assert pg_conn.execute("SELECT count(*) FROM projects").fetchone()[0] == 0  # nothing written
