@@ -34,8 +34,10 @@ RUN pip install --no-cache-dir --require-hashes -r /tmp/requirements.txt
 
 COPY --chown=airflow:0 pyproject.toml uv.lock README.md /opt/github-sync/
 COPY --chown=airflow:0 plugins /opt/github-sync/plugins
-# The console scripts (github-sync, github-sync-relay, github-sim) and the github_sync package.
-RUN pip install --no-cache-dir --no-deps /opt/github-sync
+COPY --chown=airflow:0 simulator /opt/github-sync/simulator
+# The console scripts (github-sync, github-sync-relay) and the github_sync package; the
+# simulator (github-sim, standard library only) is its own distribution, for the demo profile.
+RUN pip install --no-cache-dir --no-deps /opt/github-sync /opt/github-sync/simulator
 
 # DAGs and the Airflow plugin (status dashboard) where the compose file points
 # AIRFLOW__CORE__DAGS_FOLDER / AIRFLOW__CORE__PLUGINS_FOLDER.

@@ -14,7 +14,7 @@ install: $(VENV)/.installed
 
 ## Run the product locally: migrations, Airflow 3.3 (LocalExecutor), connections, pool, full sync.
 run: install
-	$(PY) -m github_sync.local_run
+	$(PY) -m github_sync.devtools.local_run
 
 ## Run the whole test suite (lint included) against the real PostgreSQL.
 test: install

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from airflow.sdk import dag, get_current_context, task
 
-from github_sync import tasks
-from github_sync.callbacks import import_log_callbacks
-from github_sync.dag_building import sync_repositories
-from github_sync.dag_params import SYNC_DAG_ARGS, repository_params
+from github_sync.orchestration import tasks
+from github_sync.orchestration.callbacks import import_log_callbacks
+from github_sync.orchestration.dag_building import sync_repositories
+from github_sync.orchestration.params import SYNC_DAG_ARGS, repository_params
 
 
 @dag(

@@ -11,10 +11,10 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import dag, get_current_context, task
 
-from github_sync.assets import ASSETS_BY_MODE
-from github_sync.callbacks import import_log_callbacks
-from github_sync.dag_params import DEFAULT_ARGS
-from github_sync.webhook_apply import WEBHOOK_DAG_ID, run_from_context
+from github_sync.orchestration.assets import ASSETS_BY_MODE
+from github_sync.orchestration.callbacks import import_log_callbacks
+from github_sync.orchestration.params import DEFAULT_ARGS
+from github_sync.webhooks.apply import WEBHOOK_DAG_ID, run_from_context
 
 # A failed delivery is usually a bad payload, which a retry does not fix; one quick retry
 # covers a database hiccup (processed deliveries are skipped on the retry).

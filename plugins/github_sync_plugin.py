@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from github_sync.plugin import GitHubSyncPlugin
+from github_sync.orchestration.plugin import GitHubSyncPlugin
 
 __all__ = ["GitHubSyncPlugin"]

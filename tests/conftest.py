@@ -49,7 +49,7 @@ def pg_database() -> Iterator[str]:
     """
     import psycopg
 
-    from github_sync.migrations import apply_migrations
+    from github_sync.store.migrations import apply_migrations
 
     name = f"github_sync_test_{uuid.uuid4().hex[:10]}"
     try:

@@ -13,17 +13,17 @@ __version__ = "0.1.0"
 
 # public name -> module that defines it
 _EXPORTS: dict[str, str] = {
-    "GitHubHook": "github_sync.hook",
-    "RateLimit": "github_sync.ratelimit",
-    "normalize_repository": "github_sync.normalizer",
-    "normalize_issue": "github_sync.normalizer",
-    "normalize_pull_request": "github_sync.normalizer",
-    "normalize_commit": "github_sync.normalizer",
-    "priority_score": "github_sync.scoring",
-    "priority_base": "github_sync.scoring",
-    "health_score": "github_sync.scoring",
-    "project_metrics": "github_sync.metrics",
-    "apply_migrations": "github_sync.migrations",
+    "GitHubHook": "github_sync.github.hook",
+    "RateLimit": "github_sync.github.ratelimit",
+    "normalize_repository": "github_sync.transform.normalizer",
+    "normalize_issue": "github_sync.transform.normalizer",
+    "normalize_pull_request": "github_sync.transform.normalizer",
+    "normalize_commit": "github_sync.transform.normalizer",
+    "priority_score": "github_sync.transform.scoring",
+    "priority_base": "github_sync.transform.scoring",
+    "health_score": "github_sync.transform.scoring",
+    "project_metrics": "github_sync.transform.metrics",
+    "apply_migrations": "github_sync.store.migrations",
 }
 
 __all__ = ["__version__", *_EXPORTS]

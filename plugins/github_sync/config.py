@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from github_sync.owners import OwnerError, parse_owner_list
+from github_sync.github.owners import OwnerError, parse_owner_list
 
 GITHUB_CONN_ID = "github_default"
 DATABASE_CONN_ID = "github_sync_db"

@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 import requests
 
-from github_sync.simulator import Simulator, SimulatorConfig
+from github_sim import Simulator, SimulatorConfig
 
 log = logging.getLogger("bench_simulator")
 
@@ -48,7 +48,7 @@ def start_in_process(repos: int) -> tuple[str, Callable[[], None]]:
 
 def start_subprocess(repos: int) -> tuple[str, Callable[[], None]]:
     """Start ``github-sim`` in its own process (clients then do not share its GIL)."""
-    cmd = [sys.executable, "-m", "github_sync.simulator.cli", "--port", "0", "--repos", str(repos)]
+    cmd = [sys.executable, "-m", "github_sim.cli", "--port", "0", "--repos", str(repos)]
     cmd += ["--rate-limit", str(10**9)]
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
     assert proc.stderr is not None

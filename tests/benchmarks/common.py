@@ -54,7 +54,7 @@ class SimProcess:
     def start(self) -> SimProcess:
         """Start the server and wait for its ready line (it carries the chosen port)."""
         cmd = [
-            sys.executable, "-m", "github_sync.simulator.cli", "--port", "0", "--owner", OWNER,
+            sys.executable, "-m", "github_sim.cli", "--port", "0", "--owner", OWNER,
             "--repos", str(self.repos), "--seed", str(self.seed), "--latency-ms", str(self.latency_ms),
             "--log-level", "INFO",
         ]  # fmt: skip
@@ -126,7 +126,7 @@ def database_url(name: str) -> str:
 
 def create_database(prefix: str, *, migrate: bool = True) -> str:
     """Create a fresh (migrated) scratch database; return its URL."""
-    from github_sync.migrations import apply_migrations
+    from github_sync.store.migrations import apply_migrations
 
     name = f"{prefix}_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(PG_SERVER_DSN, autocommit=True) as admin:
@@ -299,6 +299,6 @@ def measured(child: ChildResult, sim_stats: Mapping[str, Any] | None, rows: int 
 
 def free_port() -> int:
     """A TCP port free on 127.0.0.1 right now."""
-    from github_sync.local_airflow import free_port as _free_port
+    from github_sync.devtools.local_airflow import free_port as _free_port
 
     return _free_port()

@@ -78,7 +78,7 @@ def load_rows(*, dsn: str, rows: int) -> dict[str, Any]:
     """Upsert ``rows`` issues and ``rows`` commits, then again unchanged; return the timings and rates."""
     import psycopg
 
-    from github_sync import loader
+    from github_sync.store import loader
 
     per_project = max(1, rows // PROJECTS)
     with psycopg.connect(dsn) as conn:

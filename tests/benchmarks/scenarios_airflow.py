@@ -1,6 +1,6 @@
 """Scenarios 1-5 through a real Airflow 3 (LocalExecutor, metadata in PostgreSQL): what a user sees.
 
-Airflow is started once with :func:`github_sync.local_airflow.start_local_airflow` (its own
+Airflow is started once with :func:`github_sync.devtools.local_airflow.start_local_airflow` (its own
 AIRFLOW_HOME, metadata database and target database, scheduled runs switched off) and the
 DAG runs are triggered over the REST API. Wall time is trigger -> run state ``success``
 (polled every 0.25 s). Peak memory is the peak RSS of the largest process of the deployment
@@ -130,7 +130,7 @@ class AirflowBench:
     """A local Airflow deployment for the benchmarks and the helpers to time DAG runs on it."""
 
     def __init__(self, sim: SimProcess) -> None:
-        from github_sync.local_airflow import start_local_airflow
+        from github_sync.devtools.local_airflow import start_local_airflow
 
         self.sim = sim
         self.target = create_database("bench_af_target")
@@ -255,7 +255,7 @@ def run_webhook(
     }
     if coalesce_s is not None:
         env["GITHUB_SYNC_RELAY_COALESCE_SECONDS"] = str(coalesce_s)
-    from github_sync.relay.settings import DEFAULT_COALESCE_SECONDS
+    from github_sync.webhooks.relay.settings import DEFAULT_COALESCE_SECONDS
 
     log_file = (bench.home / "relay.log").open("ab")
     relay = subprocess.Popen(

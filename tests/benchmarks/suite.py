@@ -121,7 +121,7 @@ def _main(args: argparse.Namespace) -> int:
             "changed": args.changed,
             "db_rows": args.db_rows,
             "systems": selected,
-            "in_process_path": "run_sync (github_sync.sync_runner) in a child process per run",
+            "in_process_path": "run_sync (github_sync.sync.runner) in a child process per run",
         }
     )
     sim = SimProcess(repos=args.repos, latency_ms=args.latency_ms, seed=args.seed).start()

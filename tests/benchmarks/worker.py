@@ -28,9 +28,9 @@ def product_sync(args: dict[str, Any]) -> dict[str, Any]:
     """A full or incremental sync of the owner with ``run_sync``: exactly what the DAG tasks run."""
     import psycopg
 
-    from github_sync.hook import GitHubHook
-    from github_sync.http_cache import PostgresHttpCache
-    from github_sync.sync_runner import run_sync
+    from github_sync.github.hook import GitHubHook
+    from github_sync.github.http_cache import PostgresHttpCache
+    from github_sync.sync.runner import run_sync
 
     hook = GitHubHook(
         base_url=args["api_url"], token=args["token"], http_cache=PostgresHttpCache(args["dsn"])
@@ -58,12 +58,12 @@ def product_repo(args: dict[str, Any]) -> dict[str, Any]:
     """``github_repo_sync``'s work in-process: GET the repository, record it, sync it (tasks.resolve_repository)."""
     import psycopg
 
-    from github_sync import loader
-    from github_sync.hook import GitHubHook
-    from github_sync.http_cache import PostgresHttpCache
-    from github_sync.labels import LabelRules
-    from github_sync.normalizer import normalize_repository
-    from github_sync.repository_sync import RepositoryTarget, SyncOptions, sync_repository
+    from github_sync.github.hook import GitHubHook
+    from github_sync.github.http_cache import PostgresHttpCache
+    from github_sync.store import loader
+    from github_sync.sync.repository import RepositoryTarget, SyncOptions, sync_repository
+    from github_sync.transform.labels import LabelRules
+    from github_sync.transform.normalizer import normalize_repository
 
     hook = GitHubHook(
         base_url=args["api_url"], token=args["token"], http_cache=PostgresHttpCache(args["dsn"])

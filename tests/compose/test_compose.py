@@ -34,7 +34,7 @@ import jsonschema
 import pytest
 import yaml
 
-from github_sync.local_airflow import COMPONENTS
+from github_sync.devtools.local_airflow import COMPONENTS
 from tests.conftest import REPO_ROOT
 
 HERE = Path(__file__).resolve().parent

@@ -18,6 +18,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from github_sim import Simulator, SimulatorConfig
 from github_sync.config import (
     DATABASE_CONN_ID,
     GITHUB_CONN_ID,
@@ -26,7 +27,6 @@ from github_sync.config import (
     github_connection,
     postgres_connection,
 )
-from github_sync.simulator import Simulator, SimulatorConfig
 
 AIRFLOW_BIN = str(Path(sys.executable).with_name("airflow"))
 TEST_TOKEN = "ghp_testtoken_dagtests_0123456789"

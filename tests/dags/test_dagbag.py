@@ -18,7 +18,7 @@ def test_the_package_imports_in_the_installed_environment() -> None:
         [
             sys.executable,
             "-c",
-            "import github_sync, github_sync.simulator, github_sync.relay; print(github_sync.__version__)",
+            "import github_sync, github_sim, github_sync.webhooks.relay; print(github_sync.__version__)",
         ],
         capture_output=True,
         text=True,
@@ -94,7 +94,7 @@ def test_invalid_owner_lists_are_refused_by_the_form(dagbag: Any, bad_owners: An
 
 @pytest.mark.parametrize("dag_id", [*SYNC_DAGS, "github_webhook_events"])
 def test_only_the_deciding_task_emits_the_refreshed_tables_as_assets(dagbag: Any, dag_id: str) -> None:
-    from github_sync.assets import ASSETS_BY_MODE
+    from github_sync.orchestration.assets import ASSETS_BY_MODE
 
     dag = dagbag.dags[dag_id]
     emitting = {task.task_id: task for task in dag.tasks if task.outlets}

@@ -9,10 +9,10 @@ from typing import Any
 import psycopg
 import pytest
 
-from github_sync.assets import ASSETS_BY_MODE
-from github_sync.discovery import VISIBILITY_ALL, VISIBILITY_PUBLIC
-from github_sync.scoring import priority_score
-from github_sync.simulator import Simulator, SimulatorConfig
+from github_sim import Simulator, SimulatorConfig
+from github_sync.orchestration.assets import ASSETS_BY_MODE
+from github_sync.sync.discovery import VISIBILITY_ALL, VISIBILITY_PUBLIC
+from github_sync.transform.scoring import priority_score
 from tests.dags.conftest import connect_airflow_to
 
 

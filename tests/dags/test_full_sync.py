@@ -9,7 +9,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from github_sync.simulator import Simulator, SimulatorConfig
+from github_sim import Simulator, SimulatorConfig
 from tests.dags.conftest import TEST_TOKEN, connect_airflow_to
 
 log = logging.getLogger(__name__)

@@ -7,10 +7,10 @@ from typing import Any
 
 import psycopg
 
-from github_sync.hook import GitHubHook
-from github_sync.http_cache import PostgresHttpCache
-from github_sync.simulator import Simulator
-from github_sync.sync_runner import run_sync
+from github_sim import Simulator
+from github_sync.github.hook import GitHubHook
+from github_sync.github.http_cache import PostgresHttpCache
+from github_sync.sync.runner import run_sync
 from tests.dags.conftest import TEST_TOKEN
 
 

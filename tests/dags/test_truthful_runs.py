@@ -17,6 +17,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from github_sim import Simulator, SimulatorConfig
 from github_sync.config import (
     DATABASE_CONN_ID,
     GITHUB_CONN_ID,
@@ -24,8 +25,7 @@ from github_sync.config import (
     github_connection,
     postgres_connection,
 )
-from github_sync.migrations import MIGRATIONS_DIR, apply_migrations
-from github_sync.simulator import Simulator, SimulatorConfig
+from github_sync.store.migrations import MIGRATIONS_DIR, apply_migrations
 from tests.dags.conftest import FAST_RETRIES, TEST_TOKEN, connect_airflow_to
 
 

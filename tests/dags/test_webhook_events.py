@@ -21,14 +21,14 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
-from github_sync.normalizer import (
+from github_sync.transform.normalizer import (
     normalize_commit,
     normalize_issue,
     normalize_pull_request,
     normalize_repository,
 )
-from github_sync.relay.app import create_app
-from github_sync.relay.store import DeliveryStore
+from github_sync.webhooks.relay.app import create_app
+from github_sync.webhooks.relay.store import DeliveryStore
 from tests.dags.conftest import connect_airflow_to
 from tests.relay.airflow_stub import AirflowStub
 from tests.relay.helpers import SAMPLES, body_of, fast_forwarder, headers, relay_settings

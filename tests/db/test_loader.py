@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import psycopg
 
-from github_sync import loader
+from github_sync.store import loader
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from github_sync.migrations import MIGRATIONS_DIR, MigrationError, apply_migrations, discover_migrations
+from github_sync.store.migrations import MIGRATIONS_DIR, MigrationError, apply_migrations, discover_migrations
 
 SCHEMA_FINGERPRINT_SQL = """
 SELECT 'column', table_name || '.' || column_name || ' ' || data_type || ' ' || is_nullable
@@ -70,7 +70,7 @@ def test_a_failing_migration_rolls_back_alone(empty_database: str, tmp_path: Pat
 def test_ensure_schema_migrates_an_empty_database_or_refuses_naming_the_command(
     empty_database: str, tmp_path: Path
 ) -> None:
-    from github_sync.migrations import SchemaNotReady, ensure_schema, pending_migrations
+    from github_sync.store.migrations import SchemaNotReady, ensure_schema, pending_migrations
 
     versions = [m.version for m in discover_migrations()]
     with psycopg.connect(empty_database) as conn:

@@ -1,7 +1,7 @@
 """rescore_open_bugs: the age part of open issues' priority, re-scored in SQL against real PostgreSQL.
 
 Rows are written the way the sync writes them (normalize_issue, then the BUGS upsert), and the
-SQL result is compared with github_sync.scoring.priority_score for the same issue.
+SQL result is compared with github_sync.transform.scoring.priority_score for the same issue.
 """
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from github_sync import loader, scoring
-from github_sync.normalizer import normalize_issue
+from github_sync.store import loader
+from github_sync.transform import scoring
+from github_sync.transform.normalizer import normalize_issue
 from tests.db.test_loader import project_row
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

@@ -9,9 +9,9 @@ from types import SimpleNamespace
 import psycopg
 import pytest
 
-from github_sync import run_records
-from github_sync.callbacks import import_log_callbacks
-from github_sync.run_records import RepositoryOutcome
+from github_sync.orchestration.callbacks import import_log_callbacks
+from github_sync.store import run_records
+from github_sync.store.run_records import RepositoryOutcome
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
@@ -107,7 +107,7 @@ def test_a_callback_that_cannot_reach_the_database_says_so_loudly(monkeypatch: p
     records: list[logging.LogRecord] = []
     handler = logging.Handler(level=logging.ERROR)
     handler.emit = records.append  # type: ignore[method-assign]
-    logger = logging.getLogger("github_sync.callbacks")
+    logger = logging.getLogger("github_sync.orchestration.callbacks")
     logger.addHandler(handler)
     try:
         context = {"dag_run": SimpleNamespace(dag_id="github_full_sync", run_id="r9"), "reason": "success"}
@@ -118,7 +118,7 @@ def test_a_callback_that_cannot_reach_the_database_says_so_loudly(monkeypatch: p
 
 
 def test_retention_prunes_only_old_state(pg_conn: psycopg.Connection) -> None:
-    from github_sync.retention import prune
+    from github_sync.store.retention import prune
 
     pg_conn.execute(
         "INSERT INTO github_http_cache (token_hash, url, body, stored_at) VALUES "

@@ -4,7 +4,7 @@ Started once for the package (``scope="package"``) and stopped after its last te
 does not idle on the 2-core CI machine while the other packages' tests run:
 
 * Airflow's api-server, scheduler, dag-processor and triggerer (LocalExecutor, metadata in
-  a throwaway PostgreSQL database) started by :func:`github_sync.local_airflow.start_local_airflow`,
+  a throwaway PostgreSQL database) started by :func:`github_sync.devtools.local_airflow.start_local_airflow`,
   the same commands as the compose services;
 * the GitHub simulator (``github-sim``) and the webhook relay (``github-sync-relay``) as
   real processes, each in its own process group;
@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from github_sync.config import DATABASE_CONN_ID, GITHUB_CONN_ID, postgres_connection
-from github_sync.local_airflow import free_port, start_local_airflow
+from github_sync.devtools.local_airflow import free_port, start_local_airflow
 from tests.conftest import REPO_ROOT
 from tests.e2e.harness import (
     BIN,

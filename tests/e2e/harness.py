@@ -25,7 +25,7 @@ from typing import Any
 import psycopg
 import requests
 
-from github_sync.local_airflow import LocalAirflow, free_port
+from github_sync.devtools.local_airflow import LocalAirflow, free_port
 from tests.conftest import PG_SERVER_DSN
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ def temporary_database(prefix: str, *, migrate: bool = False) -> Iterator[str]:
     url = database_url(name)
     try:
         if migrate:
-            from github_sync.migrations import apply_migrations
+            from github_sync.store.migrations import apply_migrations
 
             with psycopg.connect(url, autocommit=True) as conn:
                 apply_migrations(conn)

@@ -20,7 +20,7 @@ import pytest
 import redis
 
 from github_sync.config import postgres_connection
-from github_sync.local_airflow import LocalAirflow, free_port, start_local_airflow
+from github_sync.devtools.local_airflow import LocalAirflow, free_port, start_local_airflow
 from tests.e2e.harness import (
     Deployment,
     metadata_url,

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from github_sync.hook import GitHubHook
-from github_sync.retry import RetryPolicy
+from github_sync.github.hook import GitHubHook
+from github_sync.github.retry import RetryPolicy
 
 # Small, fast retry settings; the simulated clock absorbs the waits.
 FAST_RETRY = dict(backoff_initial_s=0.01, backoff_max_s=0.05, backoff_jitter_s=0.01)
@@ -19,7 +19,7 @@ FAST_RETRY = dict(backoff_initial_s=0.01, backoff_max_s=0.05, backoff_jitter_s=0
 @pytest.fixture
 def sim() -> Iterator[Any]:
     """A started simulator: 6 repositories, one of them big (>1,000 issues, cursor pages)."""
-    from github_sync.simulator import Simulator, SimulatorConfig
+    from github_sim import Simulator, SimulatorConfig
 
     simulator = Simulator(SimulatorConfig(owner="acme", repos=6, seed=1, big_repos=1, latency_ms=0))
     simulator.start()

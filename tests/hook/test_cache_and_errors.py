@@ -5,14 +5,20 @@ from __future__ import annotations
 import pickle
 from datetime import UTC, datetime
 
-from github_sync.errors import (
+from github_sync.github.errors import (
     GitHubClientError,
     GitHubServerError,
     RateLimitExhausted,
     RepositoryUnavailable,
     SecondaryRateLimitExceeded,
 )
-from github_sync.http_cache import CachedResponse, InMemoryHttpCache, decode_body, encode_body, token_hash
+from github_sync.github.http_cache import (
+    CachedResponse,
+    InMemoryHttpCache,
+    decode_body,
+    encode_body,
+    token_hash,
+)
 
 
 def test_token_hash_is_sha256_hex_and_not_the_token() -> None:

@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 
-from github_sync.errors import (
+from github_sync.github.errors import (
     GitHubServerError,
     GitHubTransportError,
     RateLimitExhausted,
     SecondaryRateLimitExceeded,
 )
-from github_sync.retry import RetryPolicy
+from github_sync.github.retry import RetryPolicy
 
 from .conftest import FAST_RETRY, big_repo_name, repo_of
 
@@ -50,7 +50,7 @@ def test_reserve_is_never_spent_and_long_wait_raises(
 
 
 def test_short_exhaustion_waits_until_reset_on_the_sim_clock(sim: Any, token: str, make_hook: Any) -> None:
-    from github_sync.simulator import Simulator, SimulatorConfig
+    from github_sim import Simulator, SimulatorConfig
 
     # A short window so that the wait (< max_wait_s) is slept, through the injected sleep.
     with Simulator(SimulatorConfig(repos=3, seed=2, reset_interval_s=30)) as short:
@@ -78,7 +78,7 @@ def test_short_exhaustion_waits_until_reset_on_the_sim_clock(sim: Any, token: st
 
 @pytest.mark.parametrize("status_429", [False, True])
 def test_primary_refusal_waits_for_reset(token: str, make_hook: Any, status_429: bool) -> None:
-    from github_sync.simulator import Simulator, SimulatorConfig
+    from github_sim import Simulator, SimulatorConfig
 
     with Simulator(SimulatorConfig(repos=3, seed=2, reset_interval_s=20)) as short:
         short.faults.status_429_for_primary = status_429

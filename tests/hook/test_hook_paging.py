@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from github_sync.errors import RepositoryMoved, RepositoryUnavailable
-from github_sync.http_cache import InMemoryHttpCache, PostgresHttpCache
-from github_sync.pagination import query_param
+from github_sync.github.errors import RepositoryMoved, RepositoryUnavailable
+from github_sync.github.http_cache import InMemoryHttpCache, PostgresHttpCache
+from github_sync.github.pagination import query_param
 
 from .conftest import big_repo_name, repo_of
 

@@ -14,10 +14,10 @@ import pytest
 import requests
 
 from github_sync import GitHubHook, __version__
-from github_sync.errors import GitHubClientError, GitHubError
-from github_sync.hook import DEFAULT_MAX_IN_FLIGHT, _BearerAuth
-from github_sync.http_cache import InMemoryHttpCache
-from github_sync.retry import RetryPolicy
+from github_sync.github.errors import GitHubClientError, GitHubError
+from github_sync.github.hook import DEFAULT_MAX_IN_FLIGHT, _BearerAuth
+from github_sync.github.http_cache import InMemoryHttpCache
+from github_sync.github.retry import RetryPolicy
 
 from .conftest import FAST_RETRY
 
@@ -161,7 +161,7 @@ def test_connection_defaults_and_bad_token(sim: Any, monkeypatch: pytest.MonkeyP
 
 
 def test_bad_credentials_fail_fast(token: str) -> None:
-    from github_sync.simulator import Simulator, SimulatorConfig
+    from github_sim import Simulator, SimulatorConfig
 
     with Simulator(SimulatorConfig(repos=2, seed=3, tokens=["good-token"])) as strict:
         hook = GitHubHook(base_url=strict.url, token="bad-token")
@@ -174,7 +174,7 @@ def test_bad_credentials_fail_fast(token: str) -> None:
 
 
 def test_threads_share_one_hook_within_max_in_flight(sim: Any, make_hook: Any) -> None:
-    from github_sync.simulator import Simulator, SimulatorConfig
+    from github_sim import Simulator, SimulatorConfig
 
     assert DEFAULT_MAX_IN_FLIGHT == 8
     with Simulator(SimulatorConfig(repos=4, seed=4, latency_ms=40)) as slow:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from github_sync.errors import PageTooLarge, PaginationLoopError
-from github_sync.pagination import (
+from github_sync.github.errors import PageTooLarge, PaginationLoopError
+from github_sync.github.pagination import (
     MAX_PER_PAGE,
     follow_pages,
     page_number,

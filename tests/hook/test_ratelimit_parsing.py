@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from github_sync import RateLimit
-from github_sync.ratelimit import (
+from github_sync.github.ratelimit import (
     RESET_SAFETY_MARGIN_S,
     RateLimitTracker,
     budget_wait_until,

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from github_sync.errors import GitHubClientError, GitHubServerError
-from github_sync.retry import (
+from github_sync.github.errors import GitHubClientError, GitHubServerError
+from github_sync.github.retry import (
     RETRYABLE_STATUSES,
     SECONDARY_MIN_WAIT_S,
     Outcome,

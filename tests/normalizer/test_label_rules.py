@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from github_sync.labels import (
+from github_sync.transform.labels import (
     LABEL_RULES_VARIABLE,
     SEVERITIES,
     LabelRules,

@@ -16,11 +16,11 @@ from github_sync import (
     normalize_repository,
     project_metrics,
 )
-from github_sync.normalizer import MalformedPayloadError, NotAnIssueError, is_pull_request
+from github_sync.transform.normalizer import MalformedPayloadError, NotAnIssueError, is_pull_request
 from tests.conftest import GITHUB_SAMPLES
 from tests.normalizer.conftest import AS_OF, load_json, openapi_value, webhook_files
 
-MIGRATIONS = Path(__file__).resolve().parents[2] / "plugins" / "github_sync" / "migrations"
+MIGRATIONS = Path(__file__).resolve().parents[2] / "plugins" / "github_sync" / "store" / "migrations"
 MIGRATION = MIGRATIONS / "0001_initial.sql"
 NOT_FROM_NORMALIZER = {"id", "project_id", "synced_at", "removed_at", "removed_reason"}
 

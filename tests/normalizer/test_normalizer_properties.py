@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta, timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from github_sync.labels import SEVERITIES, LabelRules
-from github_sync.normalizer import normalize_commit, normalize_issue, normalize_pull_request
-from github_sync.scoring import health_score, priority_score
-from github_sync.timestamps import parse_github_timestamp
+from github_sync.transform.labels import SEVERITIES, LabelRules
+from github_sync.transform.normalizer import normalize_commit, normalize_issue, normalize_pull_request
+from github_sync.transform.scoring import health_score, priority_score
+from github_sync.transform.timestamps import parse_github_timestamp
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 RULES = LabelRules.default()

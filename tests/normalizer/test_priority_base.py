@@ -9,9 +9,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import github_sync
-from github_sync.labels import SEVERITIES, LabelRules
-from github_sync.normalizer import normalize_issue
-from github_sync.scoring import (
+from github_sync.transform.labels import SEVERITIES, LabelRules
+from github_sync.transform.normalizer import normalize_issue
+from github_sync.transform.scoring import (
     BLOCKER_POINTS,
     MODIFIER_POINTS,
     PRIORITY_BASE,

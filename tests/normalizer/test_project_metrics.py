@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from github_sync.metrics import (
+from github_sync.transform.metrics import (
     BYTES_PER_LINE,
     estimate_lines_of_code,
     has_ci,

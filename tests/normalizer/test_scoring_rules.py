@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from github_sync.scoring import (
+from github_sync.transform.scoring import (
     SLA_HOURS,
     age_points,
     clamp_score,

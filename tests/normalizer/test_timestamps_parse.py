@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from github_sync.normalizer import clean_text
-from github_sync.timestamps import parse_github_timestamp
+from github_sync.transform.normalizer import clean_text
+from github_sync.transform.timestamps import parse_github_timestamp
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from github_sync.relay.store import DeliveryStore
+from github_sync.webhooks.relay.store import DeliveryStore
 from tests.relay.airflow_stub import AirflowStub
 
 

@@ -9,10 +9,10 @@ from typing import Any
 
 import psycopg
 
-from github_sync.relay.forwarder import AirflowClient, Forwarder
-from github_sync.relay.settings import RelaySettings
-from github_sync.relay.signature import compute_signature
-from github_sync.relay.store import DeliveryStore
+from github_sync.webhooks.relay.forwarder import AirflowClient, Forwarder
+from github_sync.webhooks.relay.settings import RelaySettings
+from github_sync.webhooks.relay.signature import compute_signature
+from github_sync.webhooks.relay.store import DeliveryStore
 from tests.relay.airflow_stub import PASSWORD, USERNAME
 
 SECRET = "relay-test-secret-Zq9"

@@ -12,10 +12,10 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
-from github_sync.relay.app import MAX_BODY_BYTES, create_app
-from github_sync.relay.settings import RelayConfigError, RelaySettings
-from github_sync.relay.signature import compute_signature
-from github_sync.relay.store import DeliveryStore
+from github_sync.webhooks.relay.app import MAX_BODY_BYTES, create_app
+from github_sync.webhooks.relay.settings import RelayConfigError, RelaySettings
+from github_sync.webhooks.relay.signature import compute_signature
+from github_sync.webhooks.relay.store import DeliveryStore
 from tests.relay.airflow_stub import AirflowStub
 from tests.relay.helpers import (
     SECRET,

@@ -16,8 +16,8 @@ from pathlib import Path
 import psycopg
 from fastapi.testclient import TestClient
 
-from github_sync.relay.app import create_app
-from github_sync.relay.store import DAG_RUN_ID_PREFIX, DeliveryStore
+from github_sync.webhooks.relay.app import create_app
+from github_sync.webhooks.relay.store import DAG_RUN_ID_PREFIX, DeliveryStore
 from tests.relay.airflow_stub import AirflowStub
 from tests.relay.helpers import fast_forwarder, headers, relay_settings
 
@@ -134,8 +134,8 @@ def test_a_permanently_rejected_batch_does_not_block_the_next(
     pg_database: str, pg_conn: psycopg.Connection, store: DeliveryStore, airflow_stub: AirflowStub,
     github_samples: Path,
 ) -> None:  # fmt: skip
-    from github_sync.relay.forwarder import AirflowClient, Forwarder
-    from github_sync.relay.store import ForwardBatch
+    from github_sync.webhooks.relay.forwarder import AirflowClient, Forwarder
+    from github_sync.webhooks.relay.store import ForwardBatch
 
     airflow_stub.start()
     settings = relay_settings(pg_database, airflow_stub.url)
@@ -146,7 +146,7 @@ def test_a_permanently_rejected_batch_does_not_block_the_next(
 
     class Refusing(AirflowClient):
         def trigger(self, batch: ForwardBatch) -> object:
-            from github_sync.relay.forwarder import RejectedError
+            from github_sync.webhooks.relay.forwarder import RejectedError
 
             raise RejectedError("Airflow answered 422: invalid conf")
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from github_sync.relay.signature import SignatureError, compute_signature, verify_signature
+from github_sync.webhooks.relay.signature import SignatureError, compute_signature, verify_signature
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Applying stored deliveries (github_sync.webhook_apply) on a real PostgreSQL, sample by sample.
+"""Applying stored deliveries (github_sync.webhooks.apply) on a real PostgreSQL, sample by sample.
 
 Every row is compared field by field with the normalizer's output for the same payload.
 """
@@ -15,20 +15,20 @@ from typing import Any
 import psycopg
 import pytest
 
-from github_sync.normalizer import (
+from github_sync.transform.normalizer import (
     normalize_commit,
     normalize_issue,
     normalize_pull_request,
     normalize_repository,
 )
-from github_sync.relay.app import build_delivery
-from github_sync.relay.store import DeliveryStore
-from github_sync.webhook_apply import (
+from github_sync.webhooks.apply import (
     WebhookConfError,
     WebhookDeliveriesFailed,
     process_deliveries,
     validate_conf,
 )
+from github_sync.webhooks.relay.app import build_delivery
+from github_sync.webhooks.relay.store import DeliveryStore
 from tests.relay.helpers import SAMPLES
 
 AS_OF = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)

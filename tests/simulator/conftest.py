@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from github_sync.simulator import Simulator, SimulatorConfig
+from github_sim import Simulator, SimulatorConfig
 
 TOKEN = "ghp_test_token_one"
 OTHER_TOKEN = "ghp_test_token_two"

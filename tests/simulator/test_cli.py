@@ -13,7 +13,7 @@ STARTUP_TIMEOUT_S = 20
 
 
 def test_cli_starts_and_answers() -> None:
-    cmd = [sys.executable, "-m", "github_sync.simulator.cli", "--port", "0", "--repos", "15", "--seed", "3"]
+    cmd = [sys.executable, "-m", "github_sim.cli", "--port", "0", "--repos", "15", "--seed", "3"]
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
     try:
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
@@ -37,8 +37,8 @@ def test_cli_starts_and_answers() -> None:
 
 
 def test_cli_visibility_flags() -> None:
-    from github_sync.simulator import Simulator
-    from github_sync.simulator.cli import build_parser, config_from_args
+    from github_sim import Simulator
+    from github_sim.cli import build_parser, config_from_args
 
     argv = ["--port", "0", "--repos", "6", "--owner", "octo", "--owner-type", "User", "--private-repos", "2"]
     argv += ["--owner-token", "mine", "--outsider-token", "stranger", "--outsider-token", "other"]

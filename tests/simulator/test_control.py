@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 import requests
 
-from github_sync.simulator import Simulator
-from github_sync.simulator.webhooks import signature
+from github_sim import Simulator
+from github_sim.webhooks import signature
 from tests.simulator.conftest import OWNER, TOKEN, big_repo
 
 

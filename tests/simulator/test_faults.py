@@ -7,7 +7,7 @@ import time
 import pytest
 import requests
 
-from github_sync.simulator import Simulator
+from github_sim import Simulator
 from tests.simulator.conftest import OWNER, TOKEN, big_repo
 
 

@@ -7,7 +7,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import requests
 
-from github_sync.simulator import Simulator
+from github_sim import Simulator
 from tests.simulator.conftest import OWNER, big_repo, walk
 
 

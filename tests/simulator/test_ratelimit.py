@@ -7,7 +7,7 @@ import time
 
 import requests
 
-from github_sync.simulator import Simulator
+from github_sim import Simulator
 from tests.simulator.conftest import OWNER, TOKEN, auth, small_config
 
 RATE_HEADERS = (

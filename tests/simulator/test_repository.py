@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import requests
 
-from github_sync.simulator import Simulator
+from github_sim import Simulator
 from tests.simulator.conftest import OWNER, big_repo, empty_repo
 
 

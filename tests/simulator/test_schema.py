@@ -13,7 +13,7 @@ import requests
 from jsonschema.exceptions import ValidationError
 from openapi_schema_validator import OAS30Validator
 
-from github_sync.simulator import Simulator
+from github_sim import Simulator
 from tests.simulator.conftest import OWNER, auth, big_repo, empty_repo, small_config
 
 

@@ -17,8 +17,8 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from github_sync.simulator import Simulator, SimulatorConfig
-from github_sync.simulator.dataset import generate
+from github_sim import Simulator, SimulatorConfig
+from github_sim.dataset import generate
 from tests.simulator.conftest import OTHER_TOKEN, OWNER, TOKEN, auth, small_config, walk
 
 USER = "octo"

@@ -50,7 +50,7 @@ def status_env(monkeypatch: pytest.MonkeyPatch, pg_database: str) -> str:
 
 
 def _expire_dsn_cache() -> None:
-    from github_sync.plugin import GitHubSyncPlugin
+    from github_sync.orchestration.plugin import GitHubSyncPlugin
 
     app = GitHubSyncPlugin.fastapi_apps[0]["app"]
     if getattr(app, "_app", None) is not None:

@@ -14,7 +14,7 @@ from typing import Any
 
 import psycopg
 
-from github_sync.run_records import (
+from github_sync.store.run_records import (
     RepositoryOutcome,
     close_run,
     open_run,

@@ -182,7 +182,7 @@ def test_progress_of_a_running_sync(auth_client: Any, run_tables: psycopg.Connec
 
 
 def test_database_unavailable_is_a_503(auth_client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    from github_sync.plugin import GitHubSyncPlugin
+    from github_sync.orchestration.plugin import GitHubSyncPlugin
 
     app = GitHubSyncPlugin.fastapi_apps[0]["app"].app
     monkeypatch.setattr(app.state.database, "_dsn", "postgresql://postgres@127.0.0.1:1/none")

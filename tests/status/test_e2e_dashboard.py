@@ -18,8 +18,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from github_sync.local_airflow import LocalAirflow, start_local_airflow
-from github_sync.simulator import Simulator, SimulatorConfig
+from github_sim import Simulator, SimulatorConfig
+from github_sync.devtools.local_airflow import LocalAirflow, start_local_airflow
 from tests.conftest import PG_SERVER_DSN, REPO_ROOT
 from tests.dags.conftest import TEST_TOKEN
 from tests.status.seed import seed_history, seed_owners

@@ -52,7 +52,7 @@ def stored_runs(conn: psycopg.Connection, owner: str) -> list[dict[str, Any]]:
 
 def status_app() -> Any:
     """The status app the plugin mounted (its stream registry counts open streams)."""
-    from github_sync.plugin import GitHubSyncPlugin
+    from github_sync.orchestration.plugin import GitHubSyncPlugin
 
     return GitHubSyncPlugin.fastapi_apps[0]["app"].app
 

@@ -18,7 +18,7 @@ import psycopg
 import pytest
 import uvicorn
 
-from github_sync.simulator import Simulator, SimulatorConfig
+from github_sim import Simulator, SimulatorConfig
 from tests.dags.conftest import connect_airflow_to
 from tests.status.seed import clear_run_tables
 
@@ -97,7 +97,7 @@ def test_stream_follows_a_dag_test_run(
     pg_conn: psycopg.Connection,
     pg_database: str,
 ) -> None:
-    from github_sync.plugin import GitHubSyncPlugin
+    from github_sync.orchestration.plugin import GitHubSyncPlugin
 
     clear_run_tables(pg_conn)
     registry = GitHubSyncPlugin.fastapi_apps[0]["app"].app.state.streams

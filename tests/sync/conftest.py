@@ -9,10 +9,10 @@ from typing import Any
 import psycopg
 import pytest
 
-from github_sync.hook import GitHubHook
-from github_sync.http_cache import PostgresHttpCache
-from github_sync.migrations import apply_migrations
-from github_sync.retry import RetryPolicy
+from github_sync.github.hook import GitHubHook
+from github_sync.github.http_cache import PostgresHttpCache
+from github_sync.github.retry import RetryPolicy
+from github_sync.store.migrations import apply_migrations
 from tests.conftest import PG_SERVER_DSN
 
 TOKEN = "ghp_sync_tests_token_0123456789"

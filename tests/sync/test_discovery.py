@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 import psycopg
 import pytest
 
-from github_sync.discovery import DiscoveryError, discover_repositories
-from github_sync.simulator import Simulator, SimulatorConfig
+from github_sim import Simulator, SimulatorConfig
+from github_sync.sync.discovery import DiscoveryError, discover_repositories
 from tests.sync.conftest import make_hook
 
 

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
-from github_sync.simulator import Simulator, SimulatorConfig
-from github_sync.sync_runner import run_sync
+from github_sim import Simulator, SimulatorConfig
+from github_sync.sync.runner import run_sync
 from tests.sync.conftest import make_hook
 
 

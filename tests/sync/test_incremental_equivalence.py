@@ -1,6 +1,6 @@
 """Incremental sync equals a fresh full sync, across a seeded sequence of GitHub changes, and after crashes.
 
-These run the sync in-process (github_sync.sync_runner: the same functions the DAG tasks
+These run the sync in-process (github_sync.sync.runner: the same functions the DAG tasks
 call) so that 50+ incremental runs fit in a test; the DAG wiring itself is tested in
 tests/dags/test_incremental_sync.py.
 """
@@ -15,9 +15,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from github_sync import repository_sync
-from github_sync.simulator import Simulator, SimulatorConfig
-from github_sync.sync_runner import run_sync
+from github_sim import Simulator, SimulatorConfig
+from github_sync.sync import repository as repository_sync
+from github_sync.sync.runner import run_sync
 from tests.sync.conftest import make_hook
 from tests.sync.fingerprint import differences, live_content
 

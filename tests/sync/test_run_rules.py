@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from github_sync.discovery import DiscoveryError, allow_lists_by_owner
-from github_sync.errors import (
+from github_sync.github.errors import (
     GitHubClientError,
     GitHubServerError,
     GitHubTransportError,
     RepositoryUnavailable,
 )
-from github_sync.owners import OwnerError, check_repository, parse_owner_list, resolve_owners
-from github_sync.run_guard import explain_permanent
-from github_sync.run_records import RunSummary, failure_verdict
+from github_sync.github.owners import OwnerError, check_repository, parse_owner_list, resolve_owners
+from github_sync.orchestration.run_guard import explain_permanent
+from github_sync.store.run_records import RunSummary, failure_verdict
+from github_sync.sync.discovery import DiscoveryError, allow_lists_by_owner
 
 
 def summary(*, succeeded: int = 0, failed: int = 0, skipped: int = 0) -> RunSummary:

@@ -29,11 +29,11 @@ from fastapi.responses import (
 )
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from github_sync.owners import is_github_login
-from github_sync.run_records import MODES
+from github_sync.github.owners import is_github_login
 from github_sync.status import queries
 from github_sync.status.db import DatabaseNotConfigured, DatabaseProvider
 from github_sync.status.stream import DEFAULT_HEARTBEAT_S, DEFAULT_POLL_INTERVAL_S, sync_events
+from github_sync.store.run_records import MODES
 
 log = logging.getLogger(__name__)
 

@@ -23,9 +23,9 @@ from urllib.parse import quote
 
 from psycopg.rows import dict_row
 
-from github_sync.owners import is_github_login
-from github_sync.run_records import MODES, SOURCE, STALE_OPEN_RUN_HOURS
+from github_sync.github.owners import is_github_login
 from github_sync.status.progress import estimate_progress
+from github_sync.store.run_records import MODES, SOURCE, STALE_OPEN_RUN_HOURS
 
 log = logging.getLogger(__name__)
 

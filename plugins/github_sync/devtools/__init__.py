@@ -1,0 +1,1 @@
+"""Developer and operator tools: the ``github-sync`` command, ``make run`` and a local Airflow."""

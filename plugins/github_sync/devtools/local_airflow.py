@@ -1,0 +1,240 @@
+"""Start a real local Airflow 3 (api-server, scheduler, dag-processor, triggerer) for this project.
+
+Used by ``make run`` (:mod:`github_sync.devtools.local_run`) and by the end-to-end tests: the same
+environment, the same commands as the docker-compose services, LocalExecutor, metadata in
+PostgreSQL. Every process is started in its own process group and stopped on exit.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+
+log = logging.getLogger(__name__)
+
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
+COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+ADMIN_USER = "admin"
+STARTUP_TIMEOUT_S = 180
+
+
+def free_port() -> int:
+    """A TCP port that is free on 127.0.0.1 right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def airflow_environment(
+    *,
+    home: Path,
+    metadata_url: str,
+    api_port: int,
+    admin_password: str,
+    extra: Mapping[str, str] | None = None,
+    executor: str = "LocalExecutor",
+) -> dict[str, str]:
+    """The environment every Airflow component of a local deployment shares."""
+    home.mkdir(parents=True, exist_ok=True)
+    passwords = home / "passwords.json"
+    passwords.write_text(json.dumps({ADMIN_USER: admin_password}))
+    passwords.chmod(0o600)
+    jwt_secret_file = home / "jwt_secret"
+    if not jwt_secret_file.exists():
+        jwt_secret_file.write_text(secrets.token_urlsafe(32))
+        jwt_secret_file.chmod(0o600)
+    api_url = f"http://127.0.0.1:{api_port}"
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__EXECUTOR": executor,
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_url,
+        "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+        "AIRFLOW__API__PORT": str(api_port),
+        "AIRFLOW__API__BASE_URL": api_url,
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{api_url}/execution/",
+        "AIRFLOW__API_AUTH__JWT_SECRET": jwt_secret_file.read_text(),
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+        "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "10",
+        "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
+        # Paused: unpausing a scheduled DAG creates its latest run at once, which callers
+        # (make run, the end-to-end tests) want to control.
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+    }
+    env.update(extra or {})
+    return env
+
+
+@dataclass
+class LocalAirflow:
+    """A running local Airflow deployment."""
+
+    home: Path
+    env: dict[str, str]
+    api_port: int
+    admin_password: str
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    def airflow(
+        self, *args: str, check: bool = True, timeout: float = 300
+    ) -> subprocess.CompletedProcess[str]:
+        """Run an ``airflow`` CLI command in this deployment's environment."""
+        return subprocess.run(
+            [str(Path(sys.executable).with_name("airflow")), *args],
+            env=self.env,
+            check=check,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    def start_component(self, name: str, *args: str) -> None:
+        """Start one long-running component (``api-server``, ``scheduler``...), logging to AIRFLOW_HOME."""
+        log_path = self.home / f"{name}.log"
+        # The child keeps its own copy of the descriptor: close ours, or every start leaks one.
+        with log_path.open("ab") as log_file:
+            self.processes[name] = subprocess.Popen(
+                [str(Path(sys.executable).with_name("airflow")), name.split(":")[0], *args],
+                env=self.env,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        log.info("Started airflow %s (pid %d, log %s)", name, self.processes[name].pid, log_path)
+
+    def stop_component(self, name: str, timeout: float = 30) -> None:
+        process = self.processes.pop(name, None)
+        if process is None or process.poll() is not None:
+            return
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)
+
+    def stop(self) -> None:
+        for name in list(self.processes):
+            self.stop_component(name)
+
+    def wait_for_api(self, timeout: float = STARTUP_TIMEOUT_S) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            process = self.processes.get("api-server")
+            if process is not None and process.poll() is not None:
+                raise RuntimeError(
+                    f"airflow api-server exited with {process.returncode}; see {self.home}/api-server.log"
+                )
+            try:
+                if requests.get(f"{self.api_url}/api/v2/monitor/health", timeout=2).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(1)
+        raise TimeoutError(f"airflow api-server did not answer within {timeout:.0f} s")
+
+    def token(self) -> str:
+        response = requests.post(
+            f"{self.api_url}/auth/token",
+            json={"username": ADMIN_USER, "password": self.admin_password},
+            timeout=10,
+        )
+        response.raise_for_status()
+        return str(response.json()["access_token"])
+
+    def api(self) -> requests.Session:
+        """A requests session authenticated against this deployment's REST API."""
+        session = requests.Session()
+        session.headers["Authorization"] = f"Bearer {self.token()}"
+        return session
+
+    def wait_for_dags(self, dag_ids: Sequence[str], timeout: float = STARTUP_TIMEOUT_S) -> None:
+        session = self.api()
+        deadline = time.monotonic() + timeout
+        missing: set[str] = set(dag_ids)
+        while time.monotonic() < deadline:
+            missing = {
+                d
+                for d in dag_ids
+                if session.get(f"{self.api_url}/api/v2/dags/{d}", timeout=10).status_code != 200
+            }
+            if not missing:
+                return
+            time.sleep(2)
+        raise TimeoutError(f"DAGs not parsed within {timeout:.0f} s: {sorted(missing)}")
+
+    def trigger(self, dag_id: str, conf: Mapping[str, Any] | None = None, run_id: str | None = None) -> str:
+        body: dict[str, Any] = {"logical_date": None, "conf": dict(conf or {})}
+        if run_id:
+            body["dag_run_id"] = run_id
+        session = self.api()
+        session.patch(
+            f"{self.api_url}/api/v2/dags/{dag_id}", json={"is_paused": False}, timeout=10
+        ).raise_for_status()
+        response = session.post(f"{self.api_url}/api/v2/dags/{dag_id}/dagRuns", json=body, timeout=30)
+        response.raise_for_status()
+        return str(response.json()["dag_run_id"])
+
+    def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 1800) -> str:
+        session = self.api()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            state = session.get(f"{self.api_url}/api/v2/dags/{dag_id}/dagRuns/{run_id}", timeout=10).json()[
+                "state"
+            ]
+            if state in ("success", "failed"):
+                return str(state)
+            time.sleep(2)
+        raise TimeoutError(f"{dag_id}/{run_id} did not finish within {timeout:.0f} s")
+
+
+def start_local_airflow(
+    *,
+    home: Path,
+    metadata_url: str,
+    extra_env: Mapping[str, str] | None = None,
+    components: Sequence[str] = COMPONENTS,
+    api_port: int | None = None,
+    pool_slots: int = 8,
+) -> LocalAirflow:
+    """Migrate the metadata database, create the pool and start the components."""
+    from github_sync.config import GITHUB_POOL
+
+    port = api_port or free_port()
+    password = secrets.token_urlsafe(12)
+    env = airflow_environment(
+        home=home, metadata_url=metadata_url, api_port=port, admin_password=password, extra=extra_env
+    )
+    airflow = LocalAirflow(home=home, env=env, api_port=port, admin_password=password)
+    airflow.airflow("db", "migrate", timeout=600)
+    airflow.airflow("pools", "set", GITHUB_POOL, str(pool_slots), "GitHub API concurrency (github-sync)")
+    try:
+        for name in components:
+            airflow.start_component(name)
+        airflow.wait_for_api()
+    except BaseException:
+        airflow.stop()
+        raise
+    return airflow

@@ -1,0 +1,534 @@
+"""Apply stored webhook deliveries to the dashboard tables (the ``github_webhook_events`` DAG's work).
+
+Everything goes through the same normalizer and loader as the syncs, straight from the
+payload: no GitHub API call is needed for the supported events, because each payload carries
+the full issue, pull request, commits or repository.
+
+Ordering and staleness. Deliveries are applied in the order the relay received them
+(``received_at``, then ``delivery_id``), grouped by repository. Older data never overwrites
+newer: bugs and pull requests through the loader's ``updated_at`` guard; projects here (their
+loader spec has no guard): a payload whose repository ``updated_at`` is older than the stored
+one only moves ``last_commit`` forward. A row tombstoned by a delivery is not revived by a
+delivery received before that removal (``removed_at`` is the removing delivery's
+``received_at``).
+
+Each delivery is applied and marked ``processed`` in one transaction of its own, so a bad
+delivery is rolled back and marked ``failed`` with its reason without blocking the others.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from psycopg import sql
+
+from github_sync.store import loader
+from github_sync.store.run_records import RepositoryOutcome, close_run, open_run, record_repository_outcome
+from github_sync.transform.labels import LabelRules
+from github_sync.transform.normalizer import (
+    MalformedPayloadError,
+    is_pull_request,
+    normalize_commit,
+    normalize_issue,
+    normalize_pull_request,
+    normalize_repository,
+)
+
+log = logging.getLogger(__name__)
+
+WEBHOOK_DAG_ID = "github_webhook_events"
+SUPPORTED_EVENTS = frozenset({"ping", "push", "issues", "issue_comment", "pull_request", "repository"})
+# Actions that remove an issue or a repository from its owner, and the tombstone reason.
+REMOVAL_ACTIONS: Mapping[str, str] = {"deleted": "deleted", "transferred": "transferred"}
+# The relay caps a run at 1,000 ids by default (10,000 at most); the DAG accepts up to that.
+MAX_DELIVERY_IDS = 10_000
+MAX_DELIVERY_ID_LENGTH = 128
+# GitHub lists at most this many commits in a push payload; more means the list was cut.
+PUSH_COMMITS_CAP = 2_048
+NO_REPOSITORY = "(no repository)"
+MISSING_DELIVERIES = "(missing deliveries)"
+# How many failures are spelled out in the exception message (all are in the table).
+MAX_FAILURES_IN_MESSAGE = 20
+DONE_STATUSES = frozenset({"processed", "ignored"})
+
+
+class WebhookConfError(ValueError):
+    """The run's conf is not ``{"delivery_ids": [<non-empty strings>]}``; the message says what is wrong."""
+
+
+class WebhookDeliveriesFailed(RuntimeError):
+    """At least one delivery of the run failed; the message names each one and why."""
+
+
+@dataclass(frozen=True)
+class StoredDelivery:
+    """A row of ``webhook_deliveries`` as the DAG needs it."""
+
+    delivery_id: str
+    event: str
+    action: str | None
+    repository_id: int | None
+    repository: str | None
+    payload: Mapping[str, Any]
+    status: str
+    received_at: datetime
+
+    @property
+    def kind(self) -> str:
+        """``event.action`` (or just the event), for logs and counts."""
+        return f"{self.event}.{self.action}" if self.action else self.event
+
+    @property
+    def repository_label(self) -> str:
+        """The repository the outcome is recorded under."""
+        return self.repository or NO_REPOSITORY
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    """What applying one delivery wrote."""
+
+    project_id: int | None = None
+    records: int = 0
+    note: str | None = None
+
+
+def validate_conf(conf: object) -> list[str]:
+    """Return the delivery ids of a run's conf, or raise naming the problem.
+
+    Args:
+        conf: ``dag_run.conf``.
+
+    Returns:
+        The ids, in the given order, without duplicates.
+
+    Raises:
+        WebhookConfError: The conf is not ``{"delivery_ids": [...]}`` with 1 to MAX_DELIVERY_IDS
+            non-empty strings.
+    """
+    if not isinstance(conf, Mapping):
+        raise WebhookConfError(
+            f"conf must be an object like {{'delivery_ids': [...]}}, got {type(conf).__name__}"
+        )
+    if "delivery_ids" not in conf:
+        raise WebhookConfError("conf has no 'delivery_ids' (the relay sends {'delivery_ids': [...]})")
+    ids = conf["delivery_ids"]
+    if not isinstance(ids, list) or not ids:
+        raise WebhookConfError(
+            f"conf['delivery_ids'] must be a non-empty list of delivery ids, got {ids!r:.200}"
+        )
+    if len(ids) > MAX_DELIVERY_IDS:
+        raise WebhookConfError(f"conf['delivery_ids'] has {len(ids)} ids; at most {MAX_DELIVERY_IDS} per run")
+    bad = [i for i in ids if not isinstance(i, str) or not i.strip() or len(i) > MAX_DELIVERY_ID_LENGTH]
+    if bad:
+        raise WebhookConfError(
+            f"conf['delivery_ids'] must hold non-empty strings of at most {MAX_DELIVERY_ID_LENGTH} "
+            f"characters; invalid: {bad[:5]!r:.200}"
+        )
+    return list(dict.fromkeys(ids))
+
+
+def load_deliveries(cursor: Any, delivery_ids: Sequence[str]) -> list[StoredDelivery]:
+    """Read deliveries in application order (``received_at``, then ``delivery_id``)."""
+    cursor.execute(
+        "SELECT delivery_id, event, action, repository_id, repository, payload, status, received_at "
+        "FROM webhook_deliveries WHERE delivery_id = ANY(%s) ORDER BY received_at, delivery_id",
+        (list(delivery_ids),),
+    )
+    return [StoredDelivery(*row) for row in cursor.fetchall()]
+
+
+def _latest(a: datetime | None, b: datetime | None) -> datetime | None:
+    if a is None or b is None:
+        return a or b
+    return max(a, b)
+
+
+def _revoked_after(cursor: Any, table: str, where: Mapping[str, Any], received_at: datetime) -> bool:
+    # True when the row was tombstoned at or after this delivery was received: the delivery
+    # describes the object before its removal and must not revive it.
+    conditions = sql.SQL(" AND ").join(sql.SQL("{} = %s").format(sql.Identifier(column)) for column in where)
+    query = sql.SQL("SELECT removed_at FROM {} WHERE {}").format(sql.Identifier(table), conditions)
+    cursor.execute(query, tuple(where.values()))
+    row = cursor.fetchone()
+    return row is not None and row[0] is not None and row[0] >= received_at
+
+
+def apply_repository(cursor: Any, repo: Mapping[str, Any], *, received_at: datetime) -> tuple[int, int]:
+    """Upsert a payload's repository without letting older metadata win; return ``(project_id, written)``.
+
+    Args:
+        cursor: A cursor in the delivery's transaction.
+        repo: The payload's ``repository`` object.
+        received_at: When the delivery was received (staleness against tombstones).
+
+    Returns:
+        The project id and the number of rows written (0 or 1).
+    """
+    row = normalize_repository(repo)
+    cursor.execute(
+        "SELECT id, updated_at, last_commit, removed_at, tags FROM projects WHERE github_id = %s FOR UPDATE",
+        (row["github_id"],),
+    )
+    existing = cursor.fetchone()
+    if existing is not None:
+        project_id, stored_updated, stored_last_commit, removed_at, stored_tags = existing
+        if removed_at is not None and removed_at >= received_at:
+            log.info("Repository %s was removed after this delivery; not reviving it", row["full_name"])
+            return project_id, 0
+        if "topics" not in repo:
+            # Older payload shapes carry no topics: keep what a sync stored rather than erase it.
+            row["tags"] = stored_tags
+        # pushed_at only moves forward, whatever the order of deliveries.
+        row["last_commit"] = _latest(stored_last_commit, row["last_commit"])
+        if (
+            stored_updated is not None
+            and row["updated_at"] is not None
+            and row["updated_at"] < stored_updated
+        ):
+            cursor.execute(
+                "UPDATE projects SET last_commit = %s, synced_at = now() "
+                "WHERE id = %s AND last_commit IS DISTINCT FROM %s",
+                (row["last_commit"], project_id, row["last_commit"]),
+            )
+            return project_id, max(cursor.rowcount, 0)
+    project_id, changed = loader.upsert_project(cursor, row)
+    return project_id, int(changed)
+
+
+def _upsert_issue_or_pr(
+    cursor: Any,
+    issue: Mapping[str, Any],
+    *,
+    project_id: int,
+    received_at: datetime,
+    as_of: datetime,
+    rules: LabelRules,
+) -> tuple[int, str, Any]:
+    # Returns (written, table, key) so that a removal can tombstone the same row.
+    if is_pull_request(issue):
+        # issue_comment on a pull request: the "issue" is the PR in its issue form.
+        pr_row = normalize_pull_request(issue, as_of=as_of)
+        where = {"project_id": project_id, "number": pr_row["number"]}
+        if _revoked_after(cursor, "pull_requests", where, received_at):
+            return 0, "pull_requests", where
+        return (
+            loader.upsert_rows(cursor, loader.PULL_REQUESTS, [pr_row], project_id=project_id),
+            "pull_requests",
+            where,
+        )
+    bug_row = normalize_issue(issue, as_of=as_of, rules=rules)
+    where = {"github_id": bug_row["github_id"]}
+    if _revoked_after(cursor, "bugs", where, received_at):
+        return 0, "bugs", where
+    return loader.upsert_rows(cursor, loader.BUGS, [bug_row], project_id=project_id), "bugs", where
+
+
+def _payload_object(payload: Mapping[str, Any], key: str, delivery: StoredDelivery) -> Mapping[str, Any]:
+    value = payload.get(key)
+    if not isinstance(value, Mapping):
+        raise MalformedPayloadError(f"{delivery.kind} delivery {delivery.delivery_id} has no {key!r} object")
+    return value
+
+
+def apply_delivery(
+    cursor: Any, delivery: StoredDelivery, *, as_of: datetime, rules: LabelRules | None = None
+) -> ApplyResult:
+    """Apply one delivery to the dashboard tables (the caller owns the transaction).
+
+    * ``ping``: nothing is written.
+    * ``issues`` / ``issue_comment``: the payload's issue is upserted (a PR's issue form goes to
+      pull_requests); ``issues.deleted`` / ``issues.transferred`` then tombstone the bug.
+    * ``pull_request``: the payload's pull request is upserted.
+    * ``push``: the payload's commits are upserted when the push is to the default branch (the
+      commits table holds the default branch only); the project's ``last_commit`` follows
+      ``pushed_at``.
+    * ``repository``: the project is upserted (renamed, archived -> shipped, ...);
+      ``deleted`` / ``transferred`` tombstone it.
+
+    Every event but ping also upserts the payload's repository (guarded against older data).
+
+    Args:
+        cursor: A cursor of the transaction the delivery is applied in.
+        delivery: The stored delivery.
+        as_of: The run's time (issue priority ageing).
+        rules: Label rules (the shipped defaults when None).
+
+    Returns:
+        The project and the number of rows written.
+
+    Raises:
+        MalformedPayloadError: The payload lacks what its event needs.
+        ValueError: The event is not supported (the relay stores those as ignored).
+    """
+    event, action, payload = delivery.event, delivery.action, delivery.payload
+    if event not in SUPPORTED_EVENTS:
+        raise ValueError(f"event {event!r} is not supported by {WEBHOOK_DAG_ID}")
+    if event == "ping":
+        return ApplyResult(note="ping")
+    rules = rules or LabelRules.default()
+    received_at = delivery.received_at
+    repo = _payload_object(payload, "repository", delivery)
+    project_id, written = apply_repository(cursor, repo, received_at=received_at)
+
+    if event in ("issues", "issue_comment"):
+        issue = _payload_object(payload, "issue", delivery)
+        count, table, where = _upsert_issue_or_pr(
+            cursor, issue, project_id=project_id, received_at=received_at, as_of=as_of, rules=rules
+        )
+        written += count
+        reason = REMOVAL_ACTIONS.get(action or "") if event == "issues" else None
+        if reason is not None:
+            written += loader.mark_removed(cursor, table, reason=reason, removed_at=received_at, where=where)
+        if action == "transferred" and event == "issues":
+            written += _apply_transfer_target(
+                cursor, payload, repo, received_at=received_at, as_of=as_of, rules=rules
+            )
+    elif event == "pull_request":
+        pr_row = normalize_pull_request(_payload_object(payload, "pull_request", delivery), as_of=as_of)
+        where = {"project_id": project_id, "number": pr_row["number"]}
+        if not _revoked_after(cursor, "pull_requests", where, received_at):
+            written += loader.upsert_rows(cursor, loader.PULL_REQUESTS, [pr_row], project_id=project_id)
+    elif event == "push":
+        written += _apply_push(cursor, delivery, repo, project_id)
+    elif event == "repository":
+        reason = REMOVAL_ACTIONS.get(action or "")
+        if reason is not None:
+            written += loader.mark_removed(
+                cursor, "projects", reason=reason, removed_at=received_at, where={"id": project_id}
+            )
+    return ApplyResult(project_id=project_id, records=written)
+
+
+def _apply_transfer_target(
+    cursor: Any,
+    payload: Mapping[str, Any],
+    old_repo: Mapping[str, Any],
+    *,
+    received_at: datetime,
+    as_of: datetime,
+    rules: LabelRules,
+) -> int:
+    """Upsert a transferred issue where it now lives, when the payload says (``changes.new_*``).
+
+    The new repository is recorded as a project even if it belongs to another owner: the
+    dashboard then shows where the issue went, and its own sync fills in the rest.
+    """
+    changes = payload.get("changes")
+    if not isinstance(changes, Mapping):
+        return 0
+    new_issue, new_repo = changes.get("new_issue"), changes.get("new_repository")
+    if not isinstance(new_issue, Mapping) or not isinstance(new_repo, Mapping):
+        return 0
+    if new_repo.get("id") == old_repo.get("id"):
+        return 0  # not a move between repositories; nothing to add
+    new_project_id, written = apply_repository(cursor, new_repo, received_at=received_at)
+    count, _table, _where = _upsert_issue_or_pr(
+        cursor, new_issue, project_id=new_project_id, received_at=received_at, as_of=as_of, rules=rules
+    )
+    return written + count
+
+
+def _apply_push(cursor: Any, delivery: StoredDelivery, repo: Mapping[str, Any], project_id: int) -> int:
+    payload = delivery.payload
+    default_branch = repo.get("default_branch") or repo.get("master_branch")
+    ref = payload.get("ref")
+    if payload.get("deleted") or not default_branch or ref != f"refs/heads/{default_branch}":
+        # Tags, other branches and branch deletions: only the project's pushed_at changes.
+        return 0
+    commits = payload.get("commits") or []
+    if not isinstance(commits, list):
+        raise MalformedPayloadError(f"push delivery {delivery.delivery_id} has a non-list 'commits'")
+    if len(commits) >= PUSH_COMMITS_CAP:
+        # No API call from here: the next incremental sync reads the rest of the history.
+        log.warning("Push %s lists %d commits (GitHub's cap); the rest comes with the next sync",
+                    delivery.delivery_id, len(commits))  # fmt: skip
+    rows = [normalize_commit(c) for c in commits if isinstance(c, Mapping)]
+    return loader.upsert_rows(cursor, loader.COMMITS, rows, project_id=project_id)
+
+
+def _mark(cursor: Any, delivery_id: str, status: str, error: str | None, run_id: str) -> None:
+    cursor.execute(
+        "UPDATE webhook_deliveries SET status = %s, error = %s, processed_at = now(), "
+        "dag_run_id = COALESCE(dag_run_id, %s) WHERE delivery_id = %s",
+        (status, error, run_id, delivery_id),
+    )
+
+
+def _apply_one(
+    conn: Any, delivery: StoredDelivery, *, run_id: str, as_of: datetime, rules: LabelRules
+) -> ApplyResult | None:
+    """Apply and mark one delivery in its own transaction; None when another run already did it."""
+    with conn.cursor() as cursor:
+        # The row lock makes a concurrent run (a manual re-trigger) wait, then see 'processed'.
+        cursor.execute("SELECT status FROM webhook_deliveries WHERE delivery_id = %s FOR UPDATE",
+                       (delivery.delivery_id,))  # fmt: skip
+        row = cursor.fetchone()
+        if row is None or row[0] in DONE_STATUSES:
+            conn.rollback()
+            return None
+        result = apply_delivery(cursor, delivery, as_of=as_of, rules=rules)
+        _mark(cursor, delivery.delivery_id, "processed", None, run_id)
+    conn.commit()
+    return result
+
+
+def process_deliveries(
+    conn: Any,
+    *,
+    dag_id: str,
+    run_id: str,
+    try_number: int,
+    as_of: datetime,
+    delivery_ids: Sequence[str],
+    rules: LabelRules | None = None,
+) -> dict[str, Any]:
+    """Apply the deliveries of one DAG run and record the run's outcomes.
+
+    Deliveries already ``processed`` (a task retry, a repeated trigger) are skipped. Outcomes are
+    recorded per repository in ``sync_repository_runs`` (so the run's ``import_logs`` row counts
+    the records), the run is closed in ``sync_runs``, and the function raises at the end if any
+    delivery failed.
+
+    Args:
+        conn: A psycopg connection to the target database (committed here, per delivery).
+        dag_id: The DAG id.
+        run_id: The DAG run id.
+        try_number: The task's try (the latest try's outcome wins).
+        as_of: The run's time.
+        delivery_ids: The ids from the run's conf.
+        rules: Label rules (the shipped defaults when None).
+
+    Returns:
+        A small summary for XCom.
+
+    Raises:
+        WebhookDeliveriesFailed: Some deliveries failed or are missing; each is named.
+    """
+    rules = rules or LabelRules.default()
+    with conn.cursor() as cursor:
+        deliveries = load_deliveries(cursor, delivery_ids)
+    conn.commit()
+    found = {d.delivery_id for d in deliveries}
+    missing = [i for i in delivery_ids if i not in found]
+    groups: dict[str, list[StoredDelivery]] = {}
+    for delivery in deliveries:
+        groups.setdefault(delivery.repository_label, []).append(delivery)
+    owners = sorted({label.split("/")[0] for label in groups if "/" in label}, key=str.lower)
+    with conn.cursor() as cursor:
+        open_run(cursor, dag_id=dag_id, run_id=run_id, mode="webhook", owner=", ".join(owners) or None,
+                 repositories_total=len(groups) + (1 if missing else 0))  # fmt: skip
+    conn.commit()
+
+    applied: Counter[str] = Counter()
+    failures: list[str] = []
+    skipped = 0
+    for repository, items in groups.items():
+        outcome = RepositoryOutcome(repository=repository, state="success")
+        errors: list[str] = []
+        for delivery in items:
+            if delivery.status in DONE_STATUSES:
+                skipped += 1
+                continue
+            try:
+                result = _apply_one(conn, delivery, run_id=run_id, as_of=as_of, rules=rules)
+            except Exception as exc:
+                # Roll back this delivery only; record why and go on with the next one.
+                conn.rollback()
+                error = f"{type(exc).__name__}: {exc}"
+                with conn.cursor() as cursor:
+                    _mark(cursor, delivery.delivery_id, "failed", error, run_id)
+                conn.commit()
+                log.error(
+                    "Delivery %s (%s, %s) failed: %s", delivery.delivery_id, delivery.kind, repository, error
+                )
+                outcome.records_failed += 1
+                errors.append(f"{delivery.delivery_id} ({delivery.kind}): {error}")
+                continue
+            if result is None:
+                skipped += 1
+                continue
+            applied[delivery.kind] += 1
+            outcome.records += result.records
+            outcome.project_id = result.project_id or outcome.project_id
+        if errors:
+            outcome.state = "failed"
+            outcome.error = "; ".join(errors)
+            failures.extend(f"{repository}: {e}" for e in errors)
+        with conn.cursor() as cursor:
+            record_repository_outcome(
+                cursor, dag_id=dag_id, run_id=run_id, outcome=outcome, try_number=try_number
+            )
+        conn.commit()
+    if missing:
+        error = f"not in webhook_deliveries: {', '.join(missing[:MAX_FAILURES_IN_MESSAGE])}"
+        failures.append(f"{len(missing)} deliveries {error}")
+        with conn.cursor() as cursor:
+            record_repository_outcome(
+                cursor, dag_id=dag_id, run_id=run_id, try_number=try_number,
+                outcome=RepositoryOutcome(repository=MISSING_DELIVERIES, state="failed",
+                                          records_failed=len(missing), error=error),
+            )  # fmt: skip
+        conn.commit()
+
+    summary = {
+        "deliveries": len(delivery_ids),
+        "applied": sum(applied.values()),
+        "failed": len(failures) - (1 if missing else 0),
+        "missing": len(missing),
+        "already_done": skipped,
+        "repositories": len(groups),
+        "events": dict(applied),
+    }
+    with conn.cursor() as cursor:
+        close_run(cursor, dag_id=dag_id, run_id=run_id, state="failed" if failures else "success",
+                  details={"webhook": summary, "owners": owners})  # fmt: skip
+    conn.commit()
+    log.info("Webhook run summary: %s", summary)
+    if failures:
+        shown = "; ".join(failures[:MAX_FAILURES_IN_MESSAGE])
+        more = (
+            f" (and {len(failures) - MAX_FAILURES_IN_MESSAGE} more)"
+            if len(failures) > MAX_FAILURES_IN_MESSAGE
+            else ""
+        )
+        raise WebhookDeliveriesFailed(f"{len(failures)} webhook deliveries failed: {shown}{more}")
+    return summary
+
+
+def run_from_context(context: Any, *, outlets: Sequence[Any] = ()) -> dict[str, Any]:
+    """Body of the DAG's task: bring the schema up, validate the conf, then :func:`process_deliveries`.
+
+    A successful run's summary becomes the ``extra`` of the events of ``outlets``.
+    """
+    from github_sync.config import DATABASE_CONN_ID
+    from github_sync.orchestration.run_guard import run_stage
+    from github_sync.orchestration.runtime import RunInfo, connect_database, label_rules_from_variable
+    from github_sync.orchestration.tasks import TARGETS_STAGE, prepare_target_database
+
+    run = RunInfo.from_context(context)
+    with run_stage(run, mode="webhook", stage=TARGETS_STAGE):
+        conn = connect_database(DATABASE_CONN_ID)
+        try:
+            prepare_target_database(conn)
+            delivery_ids = validate_conf(context["dag_run"].conf)
+            rules = label_rules_from_variable()
+            summary = process_deliveries(
+                conn,
+                dag_id=run.dag_id,
+                run_id=run.run_id,
+                try_number=run.try_number,
+                as_of=run.as_of,
+                delivery_ids=delivery_ids,
+                rules=rules,
+            )
+        finally:
+            conn.close()
+    for asset in outlets:
+        context["outlet_events"][asset].extra = {"dag_id": run.dag_id, "run_id": run.run_id, **summary}
+    return summary

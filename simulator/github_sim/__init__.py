@@ -1,0 +1,17 @@
+"""A local GitHub REST API simulator for tests, benchmarks and the credential-free demo.
+
+Usage::
+
+    from github_sim import Simulator, SimulatorConfig
+
+    with Simulator(SimulatorConfig(owner="acme", repos=20, seed=1)) as sim:
+        requests.get(f"{sim.url}/orgs/acme/repos", headers={"Authorization": "Bearer x"})
+"""
+
+from __future__ import annotations
+
+from github_sim.app import Simulator
+from github_sim.config import SimulatorConfig
+from github_sim.faults import FaultConfig
+
+__all__ = ["FaultConfig", "Simulator", "SimulatorConfig"]

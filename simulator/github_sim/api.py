@@ -1,0 +1,690 @@
+"""GitHub REST endpoints: routing and the bodies of every served operation."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from github_sim.access import AccessPolicy
+from github_sim.config import SimulatorConfig
+from github_sim.dataset import Issue, Repo, User
+from github_sim.faults import FaultConfig
+from github_sim.pagination import (
+    MAX_ISSUE_PAGE,
+    PaginationError,
+    page_of,
+    paginate,
+    paginate_cursor,
+    per_page_of,
+)
+from github_sim.render import iso
+from github_sim.state import MAX_EVENTS, SimState
+
+DOCS = "https://docs.github.com/rest"
+EMPTY_REPO_MESSAGE = "Git Repository is empty."
+REPO_SORTS = ("created", "updated", "pushed", "full_name")
+# GET /user/repos parameters (https://docs.github.com/en/rest/repos/repos#list-repositories-for-the-authenticated-user).
+USER_REPOS_DOCS = "https://docs.github.com/rest/repos/repos#list-repositories-for-the-authenticated-user"
+AFFILIATIONS = ("owner", "collaborator", "organization_member")
+VISIBILITIES = ("all", "public", "private")
+# What each legacy `type` of GET /user/repos means as (visibility, affiliations).
+USER_REPO_TYPES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "all": ("all", AFFILIATIONS),
+    "owner": ("all", ("owner",)),
+    "public": ("public", AFFILIATIONS),
+    "private": ("private", AFFILIATIONS),
+    "member": ("all", ("collaborator", "organization_member")),
+}
+LARGE_PAGE_MESSAGE = (
+    "Pagination with the page parameter is not supported for large datasets, "
+    "please use cursor based pagination (after/before)"
+)
+
+
+@dataclass
+class Request:
+    """What a route handler needs to know about the request."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    params: list[tuple[str, str]]
+    token: str | None
+    user: User | None  # account of the token; None when unauthenticated
+
+
+@dataclass
+class Response:
+    """A handler's answer before the HTTP layer adds rate-limit, ETag and paging headers."""
+
+    status: int
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    last_modified: datetime | None = None
+    spend: bool = True
+
+
+def error(status: int, message: str, doc: str = DOCS, **extra: Any) -> Response:
+    """Return GitHub's error body (``message``, ``documentation_url``, ``status``)."""
+    return Response(status, {"message": message, "documentation_url": doc, "status": str(status), **extra})
+
+
+def not_found() -> Response:
+    """GitHub's 404 body."""
+    return error(404, "Not Found", "https://docs.github.com/rest")
+
+
+def _invalid(field_name: str, doc: str = DOCS, message: str | None = None) -> Response:
+    """GitHub's 422 "Validation Failed" for an invalid parameter of a repository listing."""
+    detail: dict[str, Any] = {"resource": "Repository", "field": field_name, "code": "invalid"}
+    if message:
+        detail["message"] = message
+    return error(422, "Validation Failed", doc, errors=[detail])
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+Handler = Callable[..., Response]
+
+
+class GitHubApi:
+    """Routes GitHub paths to handlers that read :class:`SimState`."""
+
+    def __init__(
+        self,
+        state: SimState,
+        faults: FaultConfig,
+        cursor_min_items: int,
+        access: AccessPolicy | None = None,
+    ) -> None:
+        """Create the API over a state and its fault knobs.
+
+        ``access`` decides what each token may see; ``None`` uses the defaults of
+        :class:`SimulatorConfig` (every token a member, or the owner's own for a user owner).
+        """
+        self.state = state
+        self.access = access or AccessPolicy(
+            SimulatorConfig(owner=state.owner.login, owner_type=state.owner.type), state
+        )
+        self.faults = faults
+        self.cursor_min_items = cursor_min_items
+        self.api_base = ""
+        owner = r"(?P<owner>[^/]+)"
+        self._routes: list[tuple[re.Pattern[str], str, Handler]] = [
+            (re.compile(r"^/rate_limit$"), "/rate_limit", self.rate_limit),
+            (re.compile(r"^/user$"), "/user", self.get_authenticated),
+            (re.compile(r"^/user/repos$"), "/user/repos", self.list_authenticated_repos),
+            (re.compile(r"^/users/(?P<login>[^/]+)$"), "/users/{username}", self.get_user),
+            (re.compile(r"^/users/(?P<login>[^/]+)/repos$"), "/users/{username}/repos", self.list_user_repos),
+            (re.compile(r"^/user/(?P<uid>\d+)/repos$"), "/users/{username}/repos", self.list_user_repos),
+            (re.compile(r"^/orgs/(?P<login>[^/]+)$"), "/orgs/{org}", self.get_org),
+            (re.compile(r"^/orgs/(?P<login>[^/]+)/repos$"), "/orgs/{org}/repos", self.list_org_repos),
+            (re.compile(r"^/organizations/(?P<oid>\d+)/repos$"), "/orgs/{org}/repos", self.list_org_repos),
+            (re.compile(r"^/orgs/(?P<login>[^/]+)/events$"), "/orgs/{org}/events", self.org_events),
+            (re.compile(rf"^/repos/{owner}/(?P<name>[^/]+)(?P<rest>/.*)?$"), "", self.repo_scope),
+            (re.compile(r"^/repositories/(?P<rid>\d+)(?P<rest>/.*)?$"), "", self.repo_scope),
+        ]
+        self._repo_routes: list[tuple[re.Pattern[str], str, Handler]] = [
+            (re.compile(r"^$"), "", self.get_repo),
+            (re.compile(r"^/issues$"), "/issues", self.list_issues),
+            (re.compile(r"^/issues/(?P<number>\d+)$"), "/issues/{issue_number}", self.get_issue),
+            (re.compile(r"^/pulls$"), "/pulls", self.list_pulls),
+            (re.compile(r"^/commits$"), "/commits", self.list_commits),
+            (re.compile(r"^/contributors$"), "/contributors", self.list_contributors),
+            (re.compile(r"^/languages$"), "/languages", self.languages),
+            (re.compile(r"^/git/trees/(?P<sha>.+)$"), "/git/trees/{tree_sha}", self.get_tree),
+            (re.compile(r"^/events$"), "/events", self.repo_events),
+        ]
+
+    # -- routing ---------------------------------------------------------------------------------
+    def route(self, req: Request) -> tuple[str, Response]:
+        """Dispatch ``req``; return (operation path template, response)."""
+        if req.method != "GET":
+            return f"{req.method} {req.path}", error(404, "Not Found")
+        for pattern, template, handler in self._routes:
+            m = pattern.match(req.path)
+            if m:
+                if handler == self.repo_scope:
+                    return self.repo_scope(req, **m.groupdict())
+                return f"GET {template}", handler(req, **m.groupdict())
+        return "GET (unknown)", not_found()
+
+    def repo_scope(
+        self,
+        req: Request,
+        owner: str | None = None,
+        name: str | None = None,
+        rid: str | None = None,
+        rest: str | None = None,
+    ) -> tuple[str, Response]:
+        """Resolve the repository (301 if renamed, 404 if missing) then dispatch the sub-path."""
+        rest = rest or ""
+        found = next(((p.match(rest), t, h) for p, t, h in self._repo_routes if p.match(rest)), None)
+        if found is None:
+            return "GET (unknown)", not_found()
+        m, sub_template, handler = found
+        template = f"GET /repos/{{owner}}/{{repo}}{sub_template}"
+        with self.state.lock:
+            if rid is not None:
+                repo = self.state.repo_by_id(int(rid))
+            elif owner is not None and owner.lower() == self.state.owner.login.lower() and name is not None:
+                repo = self.state.repo(name)
+                if repo is None:
+                    moved = self.state.renamed_to(name)
+                    if moved is not None and self._visible(req, moved):
+                        return template, self._moved(req, moved, rest)
+            else:
+                repo = None
+            if repo is None or not self._visible(req, repo):
+                return template, not_found()
+            return template, handler(req, repo, **m.groupdict())
+
+    def _moved(self, req: Request, repo: Repo, rest: str) -> Response:
+        # GitHub redirects a renamed repository to its id-based URL, keeping the sub-path and query.
+        location = f"{self.api_base}/repositories/{repo.id}{rest}"
+        if req.params:
+            location += "?" + "&".join(f"{k}={v}" for k, v in req.params)
+        resp = error(301, "Moved Permanently", "https://docs.github.com/v3/#http-redirects", url=location)
+        resp.headers["Location"] = location
+        return resp
+
+    def _visible(self, req: Request, repo: Repo) -> bool:
+        # A private repository exists only for tokens with access to it (the owner's own tokens,
+        # members of the owner organisation); anyone else, unauthenticated callers included, gets
+        # 404 for it and everything under it, as GitHub hides private resources:
+        # https://docs.github.com/en/rest/using-the-rest-api/troubleshooting-the-rest-api#404-not-found-for-an-existing-resource
+        return self.access.visible(req.token, repo)
+
+    # -- accounts --------------------------------------------------------------------------------
+    def rate_limit(self, req: Request) -> Response:
+        """``GET /rate_limit``: filled in by the HTTP layer, which owns the budget."""
+        return Response(200, None, spend=False)
+
+    def get_authenticated(self, req: Request) -> Response:
+        """``GET /user``: the token's account as a ``private-user``.
+
+        The owner's own token (user owner) answers the owner, with its private repository counts
+        (https://docs.github.com/en/rest/users/users#get-the-authenticated-user); any other token
+        answers its deterministic pool account, which owns nothing.
+        """
+        if req.user is None:
+            return error(
+                401,
+                "Requires authentication",
+                "https://docs.github.com/rest/users/users#get-the-authenticated-user",
+            )
+        r = self.state.renderer
+        with self.state.lock:
+            public, private = self._owner_repo_count(req) if req.user is self.state.owner else (0, 0)
+            out = r.public_user(req.user, public)
+        out.update(
+            {
+                "user_view_type": "private",
+                "private_gists": 0,
+                "total_private_repos": private,
+                "owned_private_repos": private,
+                "disk_usage": 0,
+                "collaborators": 0,
+                "two_factor_authentication": True,
+                "plan": {"name": "free", "space": 976562499, "private_repos": 10000, "collaborators": 0},
+            }
+        )
+        return Response(200, out)
+
+    def _owner_repo_count(self, req: Request) -> tuple[int, int]:
+        repos = self.state.repos()
+        private = sum(1 for r in repos if r.private)
+        return len(repos) - private, private
+
+    def get_user(self, req: Request, login: str) -> Response:
+        """``GET /users/{username}`` (an organisation answers too, with type Organization)."""
+        with self.state.lock:
+            user = self.state.user(login)
+            if user is None:
+                return not_found()
+            public = self._owner_repo_count(req)[0] if user is self.state.owner else 0
+            return Response(200, self.state.renderer.public_user(user, public))
+
+    def get_org(self, req: Request, login: str) -> Response:
+        """``GET /orgs/{org}``."""
+        owner = self.state.owner
+        if owner.type != "Organization" or login.lower() != owner.login.lower():
+            return not_found()
+        with self.state.lock:
+            public, private = self._owner_repo_count(req)
+            return Response(200, self.state.renderer.organization(owner, public, private))
+
+    def _list_repos(
+        self, req: Request, default_sort: str, canonical: str, public_only: bool = False
+    ) -> Response:
+        sort = req.query.get("sort", default_sort)
+        if sort not in REPO_SORTS:
+            return _invalid("sort")
+        kind = req.query.get("type", "all")
+        with self.state.lock:
+            repos = [
+                r for r in self.state.repos() if self._visible(req, r) and not (public_only and r.private)
+            ]
+            if kind == "public":
+                repos = [r for r in repos if not r.private]
+            elif kind == "private":
+                repos = [r for r in repos if r.private]
+            elif kind == "forks":
+                repos = [r for r in repos if r.fork]
+            elif kind == "sources":
+                repos = [r for r in repos if not r.fork]
+            elif kind == "member":
+                repos = []
+            return self._repo_page(req, repos, sort, canonical)
+
+    def _repo_page(self, req: Request, repos: list[Repo], sort: str, canonical: str) -> Response:
+        # Sort (direction defaults to asc for full_name, else desc, as documented) and page.
+        q = req.query
+        direction = q.get("direction", "asc" if sort == "full_name" else "desc")
+        keys: dict[str, Callable[[Repo], Any]] = {
+            "created": lambda r: (r.created_at, r.id),
+            "updated": lambda r: (r.updated_at, r.id),
+            "pushed": lambda r: (r.pushed_at, r.id),
+            "full_name": lambda r: r.name.lower(),
+        }
+        with self.state.lock:
+            repos = sorted(repos, key=keys[sort], reverse=direction == "desc")
+            fault = self._page_size_fault(q, None)
+            if fault:
+                return fault
+            page = paginate(repos, q, req.params, canonical)
+            body = [self.state.renderer.repository(r) for r in page.items]
+        return self._page_response(body, page.link)
+
+    def list_org_repos(self, req: Request, login: str | None = None, oid: str | None = None) -> Response:
+        """``GET /orgs/{org}/repos`` (links use ``/organizations/{id}/repos`` as GitHub's do).
+
+        Private repositories are listed only to tokens with access (members); outsiders and
+        unauthenticated callers see the public ones
+        (https://docs.github.com/en/rest/repos/repos#list-organization-repositories).
+        """
+        owner = self.state.owner
+        if owner.type != "Organization":
+            return not_found()
+        if (login is not None and login.lower() != owner.login.lower()) or (
+            oid is not None and int(oid) != owner.id
+        ):
+            return not_found()
+        return self._list_repos(req, "created", f"{self.api_base}/organizations/{owner.id}/repos")
+
+    def list_user_repos(self, req: Request, login: str | None = None, uid: str | None = None) -> Response:
+        """``GET /users/{username}/repos``: the owner's public repositories; other accounts own none.
+
+        ``type`` is ``owner`` (default), ``all`` or ``member`` (always empty: only the owner's
+        repositories exist).
+        """
+        with self.state.lock:
+            user = self.state.user(login) if login is not None else None
+            if uid is not None:
+                user = (
+                    self.state.owner
+                    if int(uid) == self.state.owner.id
+                    else next((u for u in self.state.data.users if u.id == int(uid)), None)
+                )
+        if user is None:
+            return not_found()
+        if user is not self.state.owner:
+            return self._page_response([], None)
+        # "Lists public repositories for the specified user", whoever asks, the user themself with
+        # their own token included (private ones come from GET /user/repos):
+        # https://docs.github.com/en/rest/repos/repos#list-repositories-for-a-user
+        return self._list_repos(req, "full_name", f"{self.api_base}/user/{user.id}/repos", public_only=True)
+
+    def list_authenticated_repos(self, req: Request) -> Response:
+        """``GET /user/repos``: repositories the token's account has explicit permission to access.
+
+        https://docs.github.com/en/rest/repos/repos#list-repositories-for-the-authenticated-user
+        Private ones included. Only the owner's repositories exist in the simulator, so the owner's
+        own token (user owner, ``affiliation`` with ``owner``) and the tokens of organisation
+        members (``affiliation`` with ``organization_member``) list them; every other token owns
+        nothing and gets ``[]``.
+        """
+        if req.user is None:
+            # https://docs.github.com/en/rest/repos/repos#list-repositories-for-the-authenticated-user
+            # answers 401 "Requires authentication" without a token.
+            return error(401, "Requires authentication", USER_REPOS_DOCS)
+        q = req.query
+        if "type" in q and ("visibility" in q or "affiliation" in q):
+            # `type`: "Will cause a 422 error if used in the same request as visibility or
+            # affiliation." (https://docs.github.com/en/rest/repos/repos#list-repositories-for-the-authenticated-user)
+            return _invalid(
+                "type",
+                USER_REPOS_DOCS,
+                message="If you specify visibility or affiliation, you cannot specify type.",
+            )
+        if "type" in q:
+            if q["type"] not in USER_REPO_TYPES:
+                return _invalid("type", USER_REPOS_DOCS)
+            visibility, affiliations = USER_REPO_TYPES[q["type"]]
+        else:
+            visibility = q.get("visibility", "all")
+            if visibility not in VISIBILITIES:
+                return _invalid("visibility", USER_REPOS_DOCS)
+            raw = q.get("affiliation", ",".join(AFFILIATIONS))
+            affiliations = tuple(a.strip() for a in raw.split(",") if a.strip())
+            if not affiliations or any(a not in AFFILIATIONS for a in affiliations):
+                return _invalid("affiliation", USER_REPOS_DOCS)
+        sort = q.get("sort", "full_name")
+        if sort not in REPO_SORTS:
+            return _invalid("sort", USER_REPOS_DOCS)
+        access = self.access
+        # The owner's own token owns every repository; a member reaches them through the
+        # organisation; nobody is a collaborator of anything in the simulator.
+        reachable = ("owner" in affiliations and access.is_owner(req.token)) or (
+            "organization_member" in affiliations and access.is_member(req.token)
+        )
+        since, before = _parse_time(q.get("since")), _parse_time(q.get("before"))
+        with self.state.lock:
+            repos = [
+                r
+                for r in (self.state.repos() if reachable else [])
+                if self._visible(req, r)
+                and (visibility == "all" or r.private == (visibility == "private"))
+                and (since is None or r.updated_at > since)
+                and (before is None or r.updated_at < before)
+            ]
+        return self._repo_page(req, repos, sort, f"{self.api_base}/user/repos")
+
+    # -- repository ------------------------------------------------------------------------------
+    def get_repo(self, req: Request, repo: Repo) -> Response:
+        """``GET /repos/{owner}/{repo}`` (``full-repository``)."""
+        return Response(200, self.state.renderer.repository(repo, full=True), last_modified=repo.updated_at)
+
+    def _issues_sorted(
+        self, req: Request, repo: Repo, pulls_only: bool
+    ) -> tuple[list[Issue], Callable[[Issue], tuple[Any, ...]], bool] | Response:
+        q = req.query
+        state = q.get("state", "open")
+        if state not in ("open", "closed", "all"):
+            return error(
+                422, "Validation Failed", errors=[{"resource": "Issue", "field": "state", "code": "invalid"}]
+            )
+        sort = q.get("sort", "created")
+        allowed = (
+            ("created", "updated", "popularity", "long-running")
+            if pulls_only
+            else ("created", "updated", "comments")
+        )
+        if sort not in allowed:
+            return error(
+                422, "Validation Failed", errors=[{"resource": "Issue", "field": "sort", "code": "invalid"}]
+            )
+        direction = q.get("direction", "desc")
+        items = [
+            i
+            for i in repo.issues.values()
+            if (state == "all" or i.state == state) and (i.is_pr or not pulls_only)
+        ]
+        since = _parse_time(q.get("since"))
+        if since is not None and not pulls_only:
+            items = [i for i in items if i.updated_at >= since]
+        if not pulls_only and q.get("labels"):
+            wanted = {name.strip() for name in q["labels"].split(",") if name.strip()}
+            items = [i for i in items if wanted <= {lab.name for lab in i.labels}]
+        if not pulls_only:
+            for param in ("assignee", "creator"):
+                value = q.get(param)
+                if value and value != "*":
+                    if value == "none" and param == "assignee":
+                        items = [i for i in items if not i.assignees]
+                    elif param == "assignee":
+                        items = [i for i in items if any(a.login == value for a in i.assignees)]
+                    else:
+                        items = [i for i in items if i.user.login == value]
+        if pulls_only:
+            if q.get("head"):
+                items = [i for i in items if q["head"].split(":")[-1] == i.head_ref]
+            if q.get("base"):
+                items = [i for i in items if i.base_ref == q["base"]]
+        keyfuncs: dict[str, Callable[[Issue], tuple[Any, ...]]] = {
+            "created": lambda i: (int(i.created_at.timestamp()), i.number),
+            "updated": lambda i: (int(i.updated_at.timestamp()), i.number),
+            "comments": lambda i: (i.comments, i.number),
+            "popularity": lambda i: (i.comments, i.number),
+            "long-running": lambda i: (int(i.created_at.timestamp()) * -1, i.number),
+        }
+        key = keyfuncs[sort]
+        descending = direction != "asc"
+        items.sort(key=key, reverse=descending)
+        return items, key, descending
+
+    def list_issues(self, req: Request, repo: Repo) -> Response:
+        """``GET /repos/{owner}/{repo}/issues``; PRs included with the ``pull_request`` key.
+
+        Large listings page with opaque ``after`` cursors and ``page`` > 100 is refused with 422,
+        as GitHub does.
+        """
+        q = req.query
+        if "page" in q and page_of(q) > MAX_ISSUE_PAGE:
+            return error(
+                422, LARGE_PAGE_MESSAGE, "https://docs.github.com/rest/issues/issues#list-repository-issues"
+            )
+        fault = self._page_size_fault(q, repo)
+        if fault:
+            return fault
+        result = self._issues_sorted(req, repo, pulls_only=False)
+        if isinstance(result, Response):
+            return result
+        items, key, descending = result
+        canonical = f"{self.api_base}/repositories/{repo.id}/issues"
+        use_cursor = bool(q.get("after") or q.get("before")) or (
+            "page" not in q and len(items) > self.cursor_min_items
+        )
+        try:
+            if use_cursor:
+                page = paginate_cursor(items, key, descending, q, req.params, canonical)
+            else:
+                page = paginate(items, q, req.params, canonical)
+        except PaginationError as exc:
+            return error(422, str(exc), "https://docs.github.com/rest/issues/issues#list-repository-issues")
+        body = [self.state.renderer.issue(repo, i) for i in page.items]
+        return self._page_response(body, page.link)
+
+    def get_issue(self, req: Request, repo: Repo, number: str) -> Response:
+        """``GET /repos/{owner}/{repo}/issues/{number}``."""
+        issue = repo.issues.get(int(number))
+        if issue is None:
+            return not_found()
+        return Response(200, self.state.renderer.issue(repo, issue), last_modified=issue.updated_at)
+
+    def list_pulls(self, req: Request, repo: Repo) -> Response:
+        """``GET /repos/{owner}/{repo}/pulls``."""
+        fault = self._page_size_fault(req.query, repo)
+        if fault:
+            return fault
+        result = self._issues_sorted(req, repo, pulls_only=True)
+        if isinstance(result, Response):
+            return result
+        items = result[0]
+        page = paginate(items, req.query, req.params, f"{self.api_base}/repositories/{repo.id}/pulls")
+        body = [self.state.renderer.pull_request(repo, i) for i in page.items]
+        return self._page_response(body, page.link)
+
+    def list_commits(self, req: Request, repo: Repo) -> Response:
+        """``GET /repos/{owner}/{repo}/commits`` (409 for an empty repository)."""
+        if not repo.commits:
+            return error(409, EMPTY_REPO_MESSAGE, "https://docs.github.com/rest/commits/commits#list-commits")
+        q = req.query
+        fault = self._page_size_fault(q, repo)
+        if fault:
+            return fault
+        commits = repo.commits
+        sha = q.get("sha")
+        if sha and sha not in (repo.default_branch, "HEAD"):
+            start = next((n for n, c in enumerate(commits) if c.sha.startswith(sha)), None)
+            if start is None:
+                return error(
+                    404,
+                    "No commit found for SHA: " + sha,
+                    "https://docs.github.com/rest/commits/commits#list-commits",
+                )
+            commits = commits[start:]
+        since, until = _parse_time(q.get("since")), _parse_time(q.get("until"))
+        if since or until:
+            commits = [
+                c
+                for c in commits
+                if (since is None or c.date >= since) and (until is None or c.date <= until)
+            ]
+        if q.get("author"):
+            who = q["author"]
+            commits = [c for c in commits if (c.author and c.author.login == who) or c.author_email == who]
+        page = paginate(commits, q, req.params, f"{self.api_base}/repositories/{repo.id}/commits")
+        body = [self.state.renderer.commit(repo, c) for c in page.items]
+        return self._page_response(body, page.link)
+
+    def list_contributors(self, req: Request, repo: Repo) -> Response:
+        """``GET /repos/{owner}/{repo}/contributors`` (``anon=1`` adds e-mails without an account)."""
+        if not repo.commits:
+            return Response(204, None)  # GitHub answers an empty repository with 204 No Content
+        anon = req.query.get("anon", "").lower() in ("1", "true")
+        users: Counter[int] = Counter()
+        by_id: dict[int, User] = {}
+        anonymous: Counter[tuple[str, str]] = Counter()
+        for c in repo.commits:
+            if c.author is not None:
+                users[c.author.id] += 1
+                by_id[c.author.id] = c.author
+            else:
+                anonymous[(c.author_name, c.author_email)] += 1
+        r = self.state.renderer
+        entries: list[tuple[int, int, dict[str, Any]]] = [
+            (n, uid, r.contributor(by_id[uid], n)) for uid, n in users.items()
+        ]
+        if anon:
+            entries += [
+                (n, 0, r.anonymous_contributor(name, email, n)) for (name, email), n in anonymous.items()
+            ]
+        entries.sort(key=lambda e: (-e[0], e[1]))
+        page = paginate(
+            [e[2] for e in entries],
+            req.query,
+            req.params,
+            f"{self.api_base}/repositories/{repo.id}/contributors",
+        )
+        return self._page_response(page.items, page.link)
+
+    def languages(self, req: Request, repo: Repo) -> Response:
+        """``GET /repos/{owner}/{repo}/languages``: bytes per language."""
+        return Response(200, dict(repo.languages))
+
+    def get_tree(self, req: Request, repo: Repo, sha: str) -> Response:
+        """``GET /repos/{owner}/{repo}/git/trees/{sha}`` (branch name, HEAD or tree/commit SHA)."""
+        if not repo.commits:
+            return error(409, EMPTY_REPO_MESSAGE, "https://docs.github.com/rest/git/trees#get-a-tree")
+        head = repo.commits[0]
+        if sha not in (repo.default_branch, "HEAD", head.sha, head.tree_sha):
+            sub = next((e for e in repo.tree if e.type == "tree" and e.sha == sha), None)
+            if sub is None:
+                return not_found()
+            prefix = sub.path + "/"
+            entries = [e for e in repo.tree if e.path.startswith(prefix)]
+            entries = [type(e)(e.path[len(prefix) :], e.type, e.sha, e.size, e.mode) for e in entries]
+            tree_sha = sub.sha
+        else:
+            entries = repo.tree
+            tree_sha = head.tree_sha
+        if req.query.get("recursive", "") in ("", "0", "false"):
+            entries = [e for e in entries if "/" not in e.path]
+        return Response(200, self.state.renderer.tree(repo, tree_sha, entries))
+
+    # -- events ----------------------------------------------------------------------------------
+    def _events(self, req: Request, repo_ids: set[int] | None, canonical: str) -> Response:
+        with self.state.lock:
+            # Events of private repositories the caller cannot see are hidden like the
+            # repositories themselves (deleted repositories included).
+            hidden = {r.id for r in self.state.data.repos if not self._visible(req, r)}
+            events = [
+                e
+                for e in reversed(self.state.events)
+                if (repo_ids is None or e["repo_id"] in repo_ids) and e["repo_id"] not in hidden
+            ]
+            events = events[:MAX_EVENTS]
+            page = paginate(events, req.query, req.params, canonical)
+            body = []
+            for e in page.items:
+                repo = self.state.repo_by_id(e["repo_id"])
+                name = (
+                    f"{self.state.owner.login}/{repo.name}" if repo else f"{self.state.owner.login}/deleted"
+                )
+                actor = e["actor"]
+                out = {
+                    "id": str(e["seq"]),
+                    "type": e["type"],
+                    "actor": {
+                        "id": actor.id,
+                        "login": actor.login,
+                        "display_login": actor.login,
+                        "gravatar_id": "",
+                        "url": f"{self.api_base}/users/{actor.login}",
+                        "avatar_url": f"https://avatars.githubusercontent.com/u/{actor.id}?",
+                    },
+                    "repo": {"id": e["repo_id"], "name": name, "url": f"{self.api_base}/repos/{name}"},
+                    "payload": e["payload"],
+                    "public": repo is None or not repo.private,
+                    "created_at": iso(e["created_at"]),
+                }
+                if self.state.owner.type == "Organization":
+                    owner = self.state.owner
+                    out["org"] = {
+                        "id": owner.id,
+                        "login": owner.login,
+                        "gravatar_id": "",
+                        "url": f"{self.api_base}/orgs/{owner.login}",
+                        "avatar_url": f"https://avatars.githubusercontent.com/u/{owner.id}?",
+                    }
+                body.append(out)
+        return self._page_response(body, page.link)
+
+    def org_events(self, req: Request, login: str) -> Response:
+        """``GET /orgs/{org}/events``: the last 300 events of the organisation."""
+        owner = self.state.owner
+        if owner.type != "Organization" or login.lower() != owner.login.lower():
+            return not_found()
+        return self._events(req, None, f"{self.api_base}/organizations/{owner.id}/events")
+
+    def repo_events(self, req: Request, repo: Repo) -> Response:
+        """``GET /repos/{owner}/{repo}/events``."""
+        return self._events(req, {repo.id}, f"{self.api_base}/repositories/{repo.id}/events")
+
+    # -- shared ----------------------------------------------------------------------------------
+    def _page_size_fault(self, q: dict[str, str], repo: Repo | None) -> Response | None:
+        limit = self.faults.max_page_size_before_502
+        if limit is None or "per_page" not in q or per_page_of(q) <= limit:
+            return None
+        targets = self.faults.page_size_repos
+        if targets is not None and (repo is None or repo.name not in targets):
+            return None
+        status = self.faults.page_size_status
+        if status == 504:
+            return Response(
+                504,
+                {
+                    "message": "We couldn't respond to your request in time. Sorry about that. "
+                    "Please try resubmitting your request and contact us if the problem persists."
+                },
+            )
+        return Response(status, {"message": "Server Error"})
+
+    @staticmethod
+    def _page_response(body: list[Any], link: str | None) -> Response:
+        resp = Response(200, body)
+        if link:
+            resp.headers["Link"] = link
+        return resp

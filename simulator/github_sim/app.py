@@ -1,0 +1,144 @@
+"""The :class:`Simulator` facade: data set, state, HTTP server and knobs in one object."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from types import TracebackType
+from typing import Any
+
+from github_sim.access import AccessPolicy
+from github_sim.api import GitHubApi
+from github_sim.clock import SimClock
+from github_sim.config import SimulatorConfig
+from github_sim.control import ControlApi
+from github_sim.dataset import generate
+from github_sim.faults import FaultConfig, FaultDice
+from github_sim.ratelimit import ANONYMOUS, PrimaryLimiter, SecondaryLimiter
+from github_sim.render import Renderer
+from github_sim.server import SimHTTPServer
+from github_sim.state import SimState
+from github_sim.stats import Stats
+from github_sim.webhooks import WebhookEmitter
+
+log = logging.getLogger(__name__)
+
+SHUTDOWN_POLL_S = 0.05  # how often serve_forever checks for stop(); the default 0.5 s slows test teardown
+
+
+class Simulator:
+    """A local GitHub REST API over real HTTP.
+
+    Example:
+        >>> with Simulator(SimulatorConfig(owner="acme", repos=20, seed=1)) as sim:
+        ...     requests.get(f"{sim.url}/orgs/acme/repos", headers={"Authorization": "Bearer t"})
+    """
+
+    def __init__(self, config: SimulatorConfig | None = None) -> None:
+        """Generate the data set (the server starts with :meth:`start`)."""
+        self.config = config or SimulatorConfig()
+        started = time.perf_counter()
+        self.clock = SimClock(self.config.start_time)
+        self.faults = FaultConfig()
+        self.dice = FaultDice(self.config.seed)
+        data = generate(self.config)
+        self.renderer = Renderer("http://127.0.0.1", self.config.html_base, data.owner)
+        self.state = SimState(data, self.clock, self.renderer, self.config.seed)
+        self.limiter = PrimaryLimiter(
+            self.clock,
+            self.config.rate_limit,
+            self.config.unauthenticated_limit,
+            self.config.reset_interval_s,
+        )
+        self.secondary = SecondaryLimiter(self.clock)
+        self.stats_counter = Stats()
+        self.access = AccessPolicy(self.config, self.state)
+        self.api = GitHubApi(self.state, self.faults, self.config.cursor_min_items, self.access)
+        self.control = ControlApi(self)
+        self._webhooks = WebhookEmitter()
+        self.state.listeners.append(self._webhooks.on_event)
+        self._server: SimHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        log.info(
+            "simulator data for %s: %d repositories generated in %.3f s",
+            self.config.owner,
+            len(data.repos),
+            time.perf_counter() - started,
+        )
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def start(self) -> Simulator:
+        """Bind the port and serve in a background thread; returns ``self``."""
+        if self._server is not None:
+            return self
+        self._server = SimHTTPServer((self.config.host, self.config.port), self)
+        host, port = self._server.server_address[:2]
+        self.url = f"http://{host}:{port}"
+        self.renderer.api = self.url
+        self.api.api_base = self.url
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": SHUTDOWN_POLL_S},
+            name="github-sim",
+            daemon=True,
+        )
+        self._thread.start()
+        log.info("GitHub simulator for %s listening on %s", self.config.owner, self.url)
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and close every open connection."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.shutdown()
+        server.close_connections()
+        server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._webhooks.close()
+        log.info("GitHub simulator on %s stopped", self.url)
+
+    def __enter__(self) -> Simulator:
+        """Start the server (``with Simulator(cfg) as sim:``)."""
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        """Stop the server."""
+        self.stop()
+
+    url: str = ""
+
+    # -- knobs -----------------------------------------------------------------------------------
+    def stats(self) -> dict[str, Any]:
+        """Return the counters.
+
+        Keys: requests_total, by_endpoint ``{"GET /route": n}``, by_status ``{code: n}``, budget_spent,
+        not_modified (304s), peak_concurrency.
+        """
+        return self.stats_counter.snapshot(self.secondary.peak)
+
+    def reset_stats(self) -> None:
+        """Zero the counters (peak concurrency restarts from the current concurrency)."""
+        self.stats_counter.reset()
+        self.secondary.reset_peak()
+
+    def rate_limit_remaining(self, token: str | None) -> int:
+        """Return the primary budget left for ``token`` (``None``: unauthenticated callers)."""
+        return self.limiter.peek(token or ANONYMOUS).remaining
+
+    def set_rate_limit_remaining(self, token: str | None, n: int) -> None:
+        """Force the primary budget left for ``token`` (0 exhausts it until the window resets)."""
+        self.limiter.set_remaining(token or ANONYMOUS, n)
+
+    @property
+    def webhook_target(self) -> tuple[str, str] | None:
+        """``(url, secret)`` that receives a signed delivery for every mutation, or ``None``."""
+        return self._webhooks.target
+
+    @webhook_target.setter
+    def webhook_target(self, value: tuple[str, str] | None) -> None:
+        self._webhooks.target = value
