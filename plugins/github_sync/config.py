@@ -46,11 +46,43 @@ def _validate_http_url(name: str, value: str) -> str:
     return value.rstrip("/")
 
 
-def _validate_database_url(name: str, value: str) -> str:
-    parts = urlsplit(value)
-    if parts.scheme not in ("postgresql", "postgres", "postgresql+psycopg") or not parts.path.strip("/"):
+# The URL schemes libpq itself understands, and SQLAlchemy's name for psycopg 3 URLs.
+_LIBPQ_URL_SCHEMES = ("postgresql", "postgres")
+_SQLALCHEMY_URL_SCHEME = "postgresql+psycopg"
+
+
+def validate_database_url(name: str, value: str) -> str:
+    """The one rule for a target-database URL; returns the URL in the form libpq accepts.
+
+    Accepted: ``postgresql://`` and ``postgres://`` (libpq's own schemes) and
+    ``postgresql+psycopg://`` (SQLAlchemy's spelling of the same URL, easily copied from an
+    Airflow configuration), each naming a database. Every consumer hands the value to
+    psycopg/libpq, which does not know the SQLAlchemy scheme, so that one is converted to
+    ``postgresql://`` (only the scheme changes) rather than refused: it has always been
+    accepted here, and converting keeps those configurations working.
+
+    Args:
+        name: The variable the value comes from (named in the error).
+        value: The URL; it may hold a password, so it is never part of an error.
+
+    Returns:
+        The URL with a libpq scheme.
+
+    Raises:
+        ConfigError: Not such a URL (wrong scheme, no database name, unparsable host or port).
+    """
+    rule = f"{name} must be a postgresql://user@host:port/database URL"
+    try:
+        parts = urlsplit(value)
+        _ = parts.port  # parsed only for its ValueError on a malformed port
+    except ValueError:
+        # urlsplit's own message could quote part of the value: replace it with the rule.
+        raise ConfigError(rule) from None
+    if parts.scheme not in (*_LIBPQ_URL_SCHEMES, _SQLALCHEMY_URL_SCHEME) or not parts.path.strip("/"):
         # The value may hold a password: name the variable and the rule, never echo it.
-        raise ConfigError(f"{name} must be a postgresql://user@host:port/database URL")
+        raise ConfigError(rule)
+    if parts.scheme == _SQLALCHEMY_URL_SCHEME:
+        return f"{_LIBPQ_URL_SCHEMES[0]}://{value.partition('://')[2]}"
     return value
 
 
@@ -129,7 +161,7 @@ class Settings:
             if api_url
             else DEFAULT_GITHUB_API_URL,
             github_token=value(ENV_GITHUB_TOKEN),
-            database_url=_validate_database_url(ENV_DATABASE_URL, database_url) if database_url else None,
+            database_url=validate_database_url(ENV_DATABASE_URL, database_url) if database_url else None,
             webhook_secret=value(ENV_WEBHOOK_SECRET),
         )
 

@@ -9,7 +9,8 @@ from typing import Any
 
 import psycopg
 
-from github_sync.webhooks.relay.forwarder import AirflowClient, Forwarder
+from github_sync.webhooks.relay.airflow_api import AirflowClient
+from github_sync.webhooks.relay.forwarder import Forwarder
 from github_sync.webhooks.relay.settings import RelaySettings
 from github_sync.webhooks.relay.signature import compute_signature
 from github_sync.webhooks.relay.store import DeliveryStore
@@ -64,7 +65,8 @@ def relay_settings(database_url: str, airflow_url: str, **overrides: Any) -> Rel
         "coalesce_seconds": 0.3,
     }
     values.update(overrides)
-    return RelaySettings(**values)
+    # By field name and without reading os.environ: a test's settings are exactly these.
+    return RelaySettings.model_validate(values)
 
 
 def fast_forwarder(store: DeliveryStore, settings: RelaySettings, *, read_timeout: float = 0.5) -> Forwarder:
@@ -72,7 +74,7 @@ def fast_forwarder(store: DeliveryStore, settings: RelaySettings, *, read_timeou
     client = AirflowClient(
         settings.airflow_api_url,
         settings.airflow_username,
-        settings.airflow_password,
+        settings.airflow_password_value(),
         timeout=(1.0, read_timeout),
     )
     return Forwarder(

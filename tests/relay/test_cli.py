@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -16,6 +15,7 @@ import httpx
 import psycopg
 import pytest
 
+from tests.polling import wait_until
 from tests.relay.airflow_stub import PASSWORD, USERNAME, AirflowStub, free_port
 from tests.relay.helpers import SECRET, headers
 
@@ -40,22 +40,22 @@ def relay_env(database_url: str, airflow_url: str, port: int) -> dict[str, str]:
     return env
 
 
-def start_relay(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+def start_relay(env: dict[str, str], log_path: Path, processes: list[subprocess.Popen[bytes]]) -> None:
+    """Start the relay (added to ``processes``, which the fixture kills) and wait until it is healthy."""
     log = log_path.open("ab")
     process = subprocess.Popen([RELAY_BIN], env=env, stdout=log, stderr=subprocess.STDOUT)
+    processes.append(process)
     url = f"http://127.0.0.1:{env['GITHUB_SYNC_RELAY_PORT']}/healthz"
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    while time.monotonic() < deadline:
+
+    def healthy() -> bool:
         if process.poll() is not None:
-            raise AssertionError(f"relay exited with {process.returncode}: {log_path.read_text()}")
+            pytest.fail(f"relay exited with {process.returncode}: {log_path.read_text()}")
         try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return process
+            return httpx.get(url, timeout=1).status_code == 200
         except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    process.kill()
-    raise AssertionError(f"relay did not become healthy: {log_path.read_text()}")
+            return False
+
+    wait_until(healthy, timeout=STARTUP_TIMEOUT, interval=0.1, message="relay healthy")
 
 
 @pytest.fixture
@@ -98,7 +98,7 @@ def test_restart_with_pending_deliveries_forwards_them(
     env = relay_env(pg_database, airflow_stub.url, port)  # Airflow is down: the stub is not listening
     webhook = f"http://127.0.0.1:{port}/webhooks/github"
     log_path = tmp_path / "relay.log"
-    processes.append(start_relay(env, log_path))
+    start_relay(env, log_path, processes)
 
     body = (github_samples / "webhooks/push/with-new-branch.payload.json").read_bytes()
     bad = httpx.post(webhook, content=body, headers=headers(body, "push", secret="wrong secret"))
@@ -112,11 +112,9 @@ def test_restart_with_pending_deliveries_forwards_them(
         pg_conn.commit()
         return {r[0] for r in pg_conn.execute("SELECT DISTINCT dag_run_id FROM webhook_deliveries") if r[0]}
 
-    deadline = time.monotonic() + 10
-    while not assigned() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    first_runs = assigned()
-    assert first_runs, "the forwarder assigns a run id even while Airflow is down"
+    first_runs = wait_until(
+        assigned, timeout=10, message="the forwarder assigns a run id even while Airflow is down"
+    )
     for _ in range(5):  # arrive while the first batch is being retried: stay unassigned
         ids.append(str(uuid.uuid4()))
         assert httpx.post(webhook, content=body, headers=headers(body, "push", ids[-1])).status_code == 202
@@ -130,7 +128,7 @@ def test_restart_with_pending_deliveries_forwards_them(
     assert airflow_stub.runs == {}
 
     airflow_stub.start()
-    processes.append(start_relay(env, log_path))
+    start_relay(env, log_path, processes)
 
     def forwarded() -> int:
         pg_conn.commit()
@@ -138,13 +136,7 @@ def test_restart_with_pending_deliveries_forwards_them(
             "SELECT count(*) FROM webhook_deliveries WHERE status = 'forwarded'"
         ).fetchone()[0]
 
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if forwarded() == 15:
-            break
-        time.sleep(0.1)
-    else:
-        raise AssertionError(f"not all forwarded after restart: {log_path.read_text()[-3000:]}")
+    wait_until(lambda: forwarded() == 15, timeout=20, interval=0.1, message="all forwarded after restart")
     per_id = Counter(i for run_ids in airflow_stub.runs.values() for i in run_ids)
     assert set(per_id) == set(ids) and set(per_id.values()) == {1}
     assert first_runs <= set(airflow_stub.runs), "the batch assigned before the crash kept its run id"

@@ -1,9 +1,10 @@
 """The webhook relay: receives GitHub deliveries, stores them in PostgreSQL, triggers Airflow.
 
-One module per concern: :mod:`.settings` (environment), :mod:`.signature` (HMAC check),
-:mod:`.store` (durable deliveries), :mod:`.forwarder` (Airflow REST, coalescing, retries),
-:mod:`.app` (the ASGI app) and :mod:`.cli` (the ``github-sync-relay`` console script).
-Nothing here imports Airflow: the relay is a small service of its own.
+One module per concern: :mod:`.settings` (environment, pydantic-settings), :mod:`.signature`
+(HMAC check), :mod:`.store` (durable deliveries, psycopg_pool), :mod:`.forwarder` (Airflow
+REST, coalescing, tenacity retries), :mod:`.app` (the ASGI app) and :mod:`.cli` (the
+``github-sync-relay`` console script). Nothing here imports Airflow or the orchestration
+layer: the relay is a small service of its own, below them.
 """
 
 from __future__ import annotations

@@ -2,8 +2,12 @@
 
 Order of checks on a delivery, cheapest and least trusting first: size (413), signature
 (401), headers (400), body (400); then the delivery is committed to PostgreSQL and the
-answer is 202. Nothing is stored for a rejected request. Forwarding to Airflow happens
-later, in the forwarder thread.
+answer is 202 (503 when it cannot be stored). Nothing is stored for a rejected request.
+
+Owns the HTTP contract with GitHub and the relay's lifespan (forwarder thread, pool). Must
+not: wait for Airflow (forwarding happens later, in the forwarder thread, so GitHub's 10 s
+window holds whatever state Airflow is in), answer 202 before the delivery is committed, or
+log the secret or a payload.
 """
 
 from __future__ import annotations
@@ -25,7 +29,8 @@ from starlette.concurrency import run_in_threadpool
 
 from github_sync.transform.normalizer import clean_text
 from github_sync.webhooks.apply import SUPPORTED_EVENTS
-from github_sync.webhooks.relay.forwarder import AirflowClient, Forwarder
+from github_sync.webhooks.relay.airflow_api import AirflowClient
+from github_sync.webhooks.relay.forwarder import Forwarder
 from github_sync.webhooks.relay.settings import RelaySettings
 from github_sync.webhooks.relay.signature import SIGNATURE_HEADER, SignatureError, verify_signature
 from github_sync.webhooks.relay.store import STATUS_IGNORED, STATUS_PENDING, DeliveryStore, IncomingDelivery
@@ -145,7 +150,9 @@ class RelayCounters:
 
 def build_forwarder(settings: RelaySettings, store: DeliveryStore) -> Forwarder:
     """The forwarder of a relay configured by ``settings``."""
-    client = AirflowClient(settings.airflow_api_url, settings.airflow_username, settings.airflow_password)
+    client = AirflowClient(
+        settings.airflow_api_url, settings.airflow_username, settings.airflow_password_value()
+    )
     return Forwarder(
         store, client, coalesce_seconds=settings.coalesce_seconds, max_ids_per_run=settings.max_ids_per_run
     )
@@ -170,7 +177,7 @@ def create_app(
     store = store or DeliveryStore(settings.database_url)
     forwarder = forwarder or build_forwarder(settings, store)
     counters = RelayCounters()
-    secret = settings.webhook_secret.encode("utf-8")
+    secret = settings.webhook_secret.get_secret_value().encode("utf-8")
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -2,6 +2,10 @@
 
 Exit status: 0 after a clean shutdown, 2 for a configuration error (e.g. no
 ``GITHUB_WEBHOOK_SECRET``: the relay refuses to start), 3 when the database is unusable.
+
+Owns the process: argument parsing, logging set-up, the start-up checks. Must not: start
+serving before the configuration and the database are known to be usable, or print a
+secret (errors name variables, never values).
 """
 
 from __future__ import annotations

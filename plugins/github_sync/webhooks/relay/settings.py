@@ -1,18 +1,27 @@
-"""The relay's configuration, read from the environment and validated before anything starts.
+"""The relay's configuration: its environment variables, read and validated before anything starts.
 
+Owns the variables' names, defaults and limits, and turns a malformed environment into one
+:class:`RelayConfigError` whose message names each variable at fault. The reading and type
+conversion are pydantic-settings'; the database-URL rule is :func:`github_sync.config.
+validate_database_url` (the one rule, shared with ``github-sync``), not a copy.
+
+Must not: echo a value in an error (a URL may hold a password, and pydantic's own messages
+quote inputs, so they are never shown), show a secret in ``repr``, or start anything.
 The webhook secret is required: a relay without one would have to accept unsigned
-deliveries, so it refuses to start instead. Secrets are kept out of ``repr`` and out of
-every error message (a message names the variable, never its value).
+deliveries, so it refuses to start instead.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from typing import Any, Self
 from urllib.parse import urlsplit
 
-from github_sync.config import ENV_DATABASE_URL, ENV_WEBHOOK_SECRET, ConfigError
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails, PydanticUseDefault
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from github_sync.config import ENV_DATABASE_URL, ENV_WEBHOOK_SECRET, ConfigError, validate_database_url
 
 ENV_AIRFLOW_API_URL = "AIRFLOW_API_URL"
 ENV_AIRFLOW_API_USERNAME = "AIRFLOW_API_USERNAME"
@@ -25,6 +34,7 @@ ENV_MAX_IDS_PER_RUN = "GITHUB_SYNC_RELAY_MAX_IDS_PER_RUN"
 # The relay must be reachable by GitHub, so by default it listens on every interface.
 DEFAULT_HOST = "0.0.0.0"
 DEFAULT_PORT = 8090
+MAX_PORT = 65_535
 DEFAULT_COALESCE_SECONDS = 2.0
 # More than a minute of coalescing would make the dashboard visibly stale.
 MAX_COALESCE_SECONDS = 60.0
@@ -32,31 +42,121 @@ MAX_COALESCE_SECONDS = 60.0
 DEFAULT_MAX_IDS_PER_RUN = 1_000
 MAX_IDS_PER_RUN_LIMIT = 10_000
 
+# What to say when a required variable is unset (or blank).
+_MISSING_MESSAGES = {
+    ENV_WEBHOOK_SECRET: (
+        f"{ENV_WEBHOOK_SECRET} is not set: the relay refuses to start without the webhook secret "
+        "(it would have to accept unsigned deliveries)"
+    ),
+    ENV_DATABASE_URL: f"{ENV_DATABASE_URL} is not set: the relay stores deliveries in PostgreSQL",
+    ENV_AIRFLOW_API_URL: f"{ENV_AIRFLOW_API_URL} is not set (e.g. http://airflow-apiserver:8080)",
+}
+# What a variable must be, for a value pydantic could not convert or that is out of range.
+_RULES = {
+    ENV_RELAY_PORT: f"{ENV_RELAY_PORT} must be a port number between 1 and {MAX_PORT}",
+    ENV_COALESCE_SECONDS: f"{ENV_COALESCE_SECONDS} must be a number of seconds between 0 and {MAX_COALESCE_SECONDS:g}",
+    ENV_MAX_IDS_PER_RUN: f"{ENV_MAX_IDS_PER_RUN} must be an integer between 1 and {MAX_IDS_PER_RUN_LIMIT}",
+}
+
 
 class RelayConfigError(ConfigError):
     """The relay's environment is incomplete or malformed; the message names the variable."""
 
 
-@dataclass(frozen=True)
-class RelaySettings:
-    """Validated relay settings. Secrets are excluded from ``repr``."""
+class RelaySettings(BaseSettings):
+    """Validated relay settings, one field per environment variable. Secrets are hidden in ``repr``.
 
-    webhook_secret: str = field(repr=False)
-    database_url: str = field(repr=False)
-    airflow_api_url: str
-    airflow_username: str | None = None
-    airflow_password: str | None = field(default=None, repr=False)
-    host: str = DEFAULT_HOST
-    port: int = DEFAULT_PORT
-    coalesce_seconds: float = DEFAULT_COALESCE_SECONDS
-    max_ids_per_run: int = DEFAULT_MAX_IDS_PER_RUN
+    ``RelaySettings()`` reads ``os.environ``; :meth:`from_env` is the entry point that also
+    turns validation errors into a :class:`RelayConfigError`. Construction by field name
+    (``RelaySettings.model_validate({"webhook_secret": ...})``) is for tests.
+    """
+
+    # case_sensitive: the variables are exact names, as everywhere else in the product.
+    # validate_by_name: fields may also be given by their Python names (tests).
+    model_config = SettingsConfigDict(frozen=True, case_sensitive=True, validate_by_name=True, extra="ignore")
+
+    webhook_secret: SecretStr = Field(validation_alias=ENV_WEBHOOK_SECRET)
+    # The URL may carry a password: kept out of repr (it is not a SecretStr because every
+    # consumer hands it to psycopg as it is).
+    database_url: str = Field(validation_alias=ENV_DATABASE_URL, repr=False)
+    airflow_api_url: str = Field(validation_alias=ENV_AIRFLOW_API_URL)
+    airflow_username: str | None = Field(None, validation_alias=ENV_AIRFLOW_API_USERNAME)
+    airflow_password: SecretStr | None = Field(None, validation_alias=ENV_AIRFLOW_API_PASSWORD)
+    host: str = Field(DEFAULT_HOST, validation_alias=ENV_RELAY_HOST)
+    port: int = Field(DEFAULT_PORT, validation_alias=ENV_RELAY_PORT, ge=1, le=MAX_PORT)
+    coalesce_seconds: float = Field(
+        DEFAULT_COALESCE_SECONDS,
+        validation_alias=ENV_COALESCE_SECONDS,
+        ge=0,
+        le=MAX_COALESCE_SECONDS,
+        allow_inf_nan=False,
+    )
+    max_ids_per_run: int = Field(
+        DEFAULT_MAX_IDS_PER_RUN, validation_alias=ENV_MAX_IDS_PER_RUN, ge=1, le=MAX_IDS_PER_RUN_LIMIT
+    )
+
+    @field_validator("webhook_secret", mode="before")
+    @classmethod
+    def _secret_is_set(cls, value: Any) -> Any:
+        # Used byte for byte as GitHub has it: never stripped, only refused when blank.
+        if isinstance(value, str) and not value.strip():
+            raise PydanticUseDefault  # no default: reported as unset
+        return value
+
+    @field_validator(
+        "database_url",
+        "airflow_api_url",
+        "airflow_username",
+        "host",
+        "port",
+        "coalesce_seconds",
+        "max_ids_per_run",
+        mode="before",
+    )
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        # A variable set to spaces counts as unset (the default, or "not set" when required).
+        if isinstance(value, str):
+            value = value.strip()
+            if not value:
+                raise PydanticUseDefault
+        return value
+
+    @field_validator("airflow_password", mode="before")
+    @classmethod
+    def _empty_password_is_unset(cls, value: Any) -> Any:
+        # A password is used as given (spaces included); only an empty one means "none".
+        if value == "":
+            raise PydanticUseDefault
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        return validate_database_url(ENV_DATABASE_URL, value)
+
+    @field_validator("airflow_api_url")
+    @classmethod
+    def _airflow_api_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"{ENV_AIRFLOW_API_URL} must be an http(s) URL such as http://localhost:8080")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _credentials_come_in_pairs(self) -> Self:
+        if (self.airflow_username is None) != (self.airflow_password is None):
+            raise ValueError(
+                f"{ENV_AIRFLOW_API_USERNAME} and {ENV_AIRFLOW_API_PASSWORD} must be set together"
+            )
+        return self
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> RelaySettings:
         """Read and validate the relay's variables.
 
         Args:
-            environ: The environment to read (``os.environ`` when None).
+            environ: The environment to read (``os.environ``, through pydantic-settings, when None).
 
         Returns:
             The settings.
@@ -64,85 +164,37 @@ class RelaySettings:
         Raises:
             RelayConfigError: A required variable is missing or a value is malformed.
         """
-        env = os.environ if environ is None else environ
+        try:
+            if environ is None:
+                # pydantic-settings fills every field from the environment; mypy only sees the
+                # constructor pydantic's dataclass_transform declares, where some are required.
+                return cls()  # type: ignore[call-arg]
+            # The fields' aliases are the variables' names: a mapping validates like the environment.
+            return cls.model_validate(dict(environ))
+        except ValidationError as exc:
+            # ``from None``: the ValidationError quotes the inputs, secrets included.
+            raise RelayConfigError("; ".join(_describe(error) for error in exc.errors())) from None
 
-        def value(name: str) -> str | None:
-            raw = env.get(name, "").strip()
-            return raw or None
-
-        secret = env.get(ENV_WEBHOOK_SECRET, "")
-        if not secret.strip():
-            raise RelayConfigError(
-                f"{ENV_WEBHOOK_SECRET} is not set: the relay refuses to start without the webhook secret "
-                "(it would have to accept unsigned deliveries)"
-            )
-        database_url = value(ENV_DATABASE_URL)
-        if database_url is None:
-            raise RelayConfigError(
-                f"{ENV_DATABASE_URL} is not set: the relay stores deliveries in PostgreSQL"
-            )
-        parts = urlsplit(database_url)
-        if parts.scheme not in ("postgresql", "postgres") or not parts.path.strip("/"):
-            raise RelayConfigError(f"{ENV_DATABASE_URL} must be a postgresql://user@host:port/database URL")
-        api_url = value(ENV_AIRFLOW_API_URL)
-        if api_url is None:
-            raise RelayConfigError(f"{ENV_AIRFLOW_API_URL} is not set (e.g. http://airflow-apiserver:8080)")
-        api_parts = urlsplit(api_url)
-        if api_parts.scheme not in ("http", "https") or not api_parts.netloc:
-            raise RelayConfigError(
-                f"{ENV_AIRFLOW_API_URL} must be an http(s) URL such as http://localhost:8080"
-            )
-        username = value(ENV_AIRFLOW_API_USERNAME)
-        password = env.get(ENV_AIRFLOW_API_PASSWORD) or None
-        if (username is None) != (password is None):
-            raise RelayConfigError(
-                f"{ENV_AIRFLOW_API_USERNAME} and {ENV_AIRFLOW_API_PASSWORD} must be set together"
-            )
-        return cls(
-            # The secret is used byte for byte as GitHub has it: no stripping.
-            webhook_secret=secret,
-            database_url=database_url,
-            airflow_api_url=api_url.rstrip("/"),
-            airflow_username=username,
-            airflow_password=password,
-            host=value(ENV_RELAY_HOST) or DEFAULT_HOST,
-            port=_port(value(ENV_RELAY_PORT)),
-            coalesce_seconds=_coalesce(value(ENV_COALESCE_SECONDS)),
-            max_ids_per_run=_max_ids(value(ENV_MAX_IDS_PER_RUN)),
-        )
+    def airflow_password_value(self) -> str | None:
+        """The Airflow API password in clear, for the one place that sends it."""
+        return self.airflow_password.get_secret_value() if self.airflow_password is not None else None
 
 
-def _port(raw: str | None) -> int:
-    if raw is None:
-        return DEFAULT_PORT
-    try:
-        port = int(raw)
-    except ValueError:
-        raise RelayConfigError(f"{ENV_RELAY_PORT} must be a port number, got {raw!r}") from None
-    if not 1 <= port <= 65_535:
-        raise RelayConfigError(f"{ENV_RELAY_PORT} must be between 1 and 65535, got {port}")
-    return port
+def _describe(error: ErrorDetails) -> str:
+    """One validation error as a sentence naming the variable, without its value."""
+    variable = str(error["loc"][0]) if error["loc"] else ""
+    variable = _ALIASES.get(variable, variable)
+    if error["type"] == "missing":
+        return _MISSING_MESSAGES.get(variable, f"{variable} is not set")
+    if error["type"] == "value_error" and "ctx" in error:
+        # Raised by a validator above (or validate_database_url): already names the variable.
+        return str(error["ctx"]["error"])
+    return _RULES.get(variable, f"{variable} is malformed")
 
 
-def _coalesce(raw: str | None) -> float:
-    if raw is None:
-        return DEFAULT_COALESCE_SECONDS
-    try:
-        seconds = float(raw)
-    except ValueError:
-        raise RelayConfigError(f"{ENV_COALESCE_SECONDS} must be a number of seconds, got {raw!r}") from None
-    if not 0 <= seconds <= MAX_COALESCE_SECONDS:
-        raise RelayConfigError(f"{ENV_COALESCE_SECONDS} must be between 0 and {MAX_COALESCE_SECONDS:g}")
-    return seconds
-
-
-def _max_ids(raw: str | None) -> int:
-    if raw is None:
-        return DEFAULT_MAX_IDS_PER_RUN
-    try:
-        count = int(raw)
-    except ValueError:
-        raise RelayConfigError(f"{ENV_MAX_IDS_PER_RUN} must be an integer, got {raw!r}") from None
-    if not 1 <= count <= MAX_IDS_PER_RUN_LIMIT:
-        raise RelayConfigError(f"{ENV_MAX_IDS_PER_RUN} must be between 1 and {MAX_IDS_PER_RUN_LIMIT}")
-    return count
+# Field name -> variable, for errors of settings given by field name.
+_ALIASES = {
+    name: str(field.validation_alias)
+    for name, field in RelaySettings.model_fields.items()
+    if field.validation_alias is not None
+}

@@ -3,6 +3,8 @@
 Only the SHA-256 header is accepted: the legacy ``X-Hub-Signature`` (SHA-1) is weaker and
 GitHub sends both, so a request carrying only ``sha1=`` is rejected. The comparison is
 constant-time so that response timing reveals nothing about the expected digest.
+
+Pure functions; must not log, and must not put the secret or the expected digest in an error.
 """
 
 from __future__ import annotations

@@ -9,6 +9,10 @@ Forwarding state lives in the same rows: a ``pending`` delivery first gets a
 ``dag_run_id`` (committed *before* the trigger request, so a retry after a timeout asks for
 the same run and Airflow answers 409 instead of creating a second one), then becomes
 ``forwarded`` once Airflow has the run. The DAG marks it ``processed`` or ``failed``.
+
+Owns the relay's SQL on that table and its connection pool (psycopg_pool). Must not: talk
+to Airflow, decide when to forward (the forwarder does), or apply deliveries to the synced
+tables (:mod:`github_sync.webhooks.apply` does, inside the DAG).
 """
 
 from __future__ import annotations
@@ -16,15 +20,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import queue
-import threading
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypedDict
 
-import psycopg
+from psycopg_pool import ConnectionPool
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,15 @@ STATUS_FORWARDED = "forwarded"
 STATUS_FAILED = "failed"
 # Enough for the request threads plus the forwarder; the relay is not a heavy writer.
 DEFAULT_POOL_SIZE = 8
+# One connection stays open between bursts, so the first delivery after a quiet hour does
+# not pay for a new connection.
+MIN_POOL_SIZE = 1
 CONNECT_TIMEOUT_SECONDS = 5
+# How long a request waits for a connection before the relay answers 503. GitHub gives up
+# after 10 s: an honest 503 well inside that window beats a timeout. (The pool keeps trying
+# to reconnect in the background, so it never fails faster than this while the database is down.)
+DEFAULT_CONNECTION_WAIT_SECONDS = 5.0
+POOL_NAME = "github-sync-relay"
 DAG_RUN_ID_PREFIX = "webhook__"
 # Hex characters of the batch digest in a dag_run_id: 64 bits, collisions are not a concern.
 DAG_RUN_DIGEST_LENGTH = 16
@@ -97,64 +106,48 @@ def dag_run_id_for(delivery_ids: tuple[str, ...], first_received_at: datetime) -
     return f"{DAG_RUN_ID_PREFIX}{stamp}Z__{digest}"
 
 
-class ConnectionPool:
-    """A minimal thread-safe pool of psycopg connections (psycopg_pool is not a dependency).
+class DeliveryCounts(TypedDict):
+    """Durable counts of ``webhook_deliveries`` (``/stats``)."""
 
-    A connection that comes back broken is closed and replaced lazily.
-    """
-
-    def __init__(self, url: str, *, max_size: int = DEFAULT_POOL_SIZE) -> None:
-        self._url = url
-        self._idle: queue.LifoQueue[psycopg.Connection] = queue.LifoQueue()
-        self._slots = threading.BoundedSemaphore(max_size)
-        self._closed = False
-
-    @contextmanager
-    def connection(self) -> Iterator[psycopg.Connection]:
-        """Lend a connection; its transaction is committed on success, rolled back on error."""
-        self._slots.acquire()
-        conn: psycopg.Connection | None = None
-        try:
-            try:
-                conn = self._idle.get_nowait()
-            except queue.Empty:
-                conn = psycopg.connect(self._url, connect_timeout=CONNECT_TIMEOUT_SECONDS)
-            try:
-                yield conn
-                conn.commit()
-            except BaseException:
-                if not conn.closed:
-                    try:
-                        conn.rollback()
-                    except psycopg.Error:
-                        conn.close()
-                raise
-            finally:
-                if conn.closed or conn.broken or self._closed:
-                    conn.close()
-                else:
-                    self._idle.put(conn)
-        finally:
-            self._slots.release()
-
-    def close(self) -> None:
-        """Close every idle connection; lent ones are closed when returned."""
-        self._closed = True
-        while True:
-            try:
-                self._idle.get_nowait().close()
-            except queue.Empty:
-                return
+    by_status: dict[str, int]
+    ignored_by_event: dict[str, int]
+    pending_unassigned: int
+    pending_assigned: int
 
 
 class DeliveryStore:
-    """The relay's view of ``webhook_deliveries``."""
+    """The relay's view of ``webhook_deliveries``, on a pool of connections.
 
-    def __init__(self, database_url: str, *, pool_size: int = DEFAULT_POOL_SIZE) -> None:
-        self._pool = ConnectionPool(database_url, max_size=pool_size)
+    Each method is one transaction on a connection lent by :class:`psycopg_pool.ConnectionPool`
+    (committed on success, rolled back on error). A database that is down makes a method raise
+    a :class:`psycopg.Error` (``PoolTimeout`` after ``connection_wait_seconds``), which the app
+    turns into a 503.
+    """
+
+    def __init__(
+        self,
+        database_url: str,
+        *,
+        pool_size: int = DEFAULT_POOL_SIZE,
+        connection_wait_seconds: float = DEFAULT_CONNECTION_WAIT_SECONDS,
+    ) -> None:
+        self._pool = ConnectionPool(
+            database_url,
+            min_size=min(MIN_POOL_SIZE, pool_size),
+            max_size=pool_size,
+            kwargs={"connect_timeout": CONNECT_TIMEOUT_SECONDS},
+            # A connection broken while idle (a database restart) is replaced before it is
+            # lent, instead of failing the request that gets it.
+            check=ConnectionPool.check_connection,
+            timeout=connection_wait_seconds,
+            name=POOL_NAME,
+            # Opened now without waiting for the database: a store made while the database
+            # is down answers with errors (503) until it is reachable, then works.
+            open=True,
+        )
 
     def close(self) -> None:
-        """Release the database connections."""
+        """Release the database connections (lent ones are closed when they come back)."""
         self._pool.close()
 
     def check(self) -> None:
@@ -207,8 +200,10 @@ class DeliveryStore:
         """The database's clock (``received_at`` is set by it, so cut-offs must use it too)."""
         with self._pool.connection() as conn:
             row = conn.execute("SELECT clock_timestamp()").fetchone()
-        assert row is not None
-        return row[0]
+        if row is None:
+            raise RuntimeError("SELECT clock_timestamp() returned no row")
+        timestamp: datetime = row[0]
+        return timestamp
 
     def assign_batch(self, max_ids: int, received_until: datetime | None = None) -> ForwardBatch | None:
         """Give the oldest unassigned pending deliveries (at most ``max_ids``) a dag_run_id.
@@ -268,18 +263,22 @@ class DeliveryStore:
                 (STATUS_FAILED, error[:MAX_ERROR_LENGTH], batch.dag_run_id, STATUS_PENDING),
             )
 
-    def counts(self) -> dict[str, Any]:
+    def counts(self) -> DeliveryCounts:
         """Durable counts: deliveries per status, and ignored deliveries per event."""
         with self._pool.connection() as conn:
-            by_status = dict(
-                conn.execute("SELECT status, count(*) FROM webhook_deliveries GROUP BY status").fetchall()
-            )
-            ignored = dict(
-                conn.execute(
+            by_status: dict[str, int] = {
+                status: count
+                for status, count in conn.execute(
+                    "SELECT status, count(*) FROM webhook_deliveries GROUP BY status"
+                ).fetchall()
+            }
+            ignored: dict[str, int] = {
+                event: count
+                for event, count in conn.execute(
                     "SELECT event, count(*) FROM webhook_deliveries WHERE status = %s GROUP BY event",
                     (STATUS_IGNORED,),
                 ).fetchall()
-            )
+            }
             waiting = conn.execute(
                 "SELECT count(*) FILTER (WHERE dag_run_id IS NULL), "
                 "count(*) FILTER (WHERE dag_run_id IS NOT NULL) "

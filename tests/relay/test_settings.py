@@ -1,0 +1,149 @@
+"""The relay's settings: required variables, defaults, limits, the shared database-URL rule.
+
+Every error must name the variable at fault and never show a value: a URL may carry a
+password, and the secrets must not reach a log line through an error message.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from github_sync.config import ConfigError, validate_database_url
+from github_sync.webhooks.relay.settings import (
+    ENV_AIRFLOW_API_PASSWORD,
+    ENV_AIRFLOW_API_USERNAME,
+    ENV_COALESCE_SECONDS,
+    ENV_MAX_IDS_PER_RUN,
+    ENV_RELAY_HOST,
+    ENV_RELAY_PORT,
+    RelayConfigError,
+    RelaySettings,
+)
+
+SECRET_VALUE = "s3cr3t-value"
+DB_PASSWORD = "db-pa55word"
+RELAY_VARIABLES = (
+    ENV_AIRFLOW_API_USERNAME,
+    ENV_AIRFLOW_API_PASSWORD,
+    ENV_RELAY_HOST,
+    ENV_RELAY_PORT,
+    ENV_COALESCE_SECONDS,
+    ENV_MAX_IDS_PER_RUN,
+)
+REQUIRED = {
+    "GITHUB_WEBHOOK_SECRET": SECRET_VALUE,
+    "GITHUB_SYNC_DATABASE_URL": f"postgresql://u:{DB_PASSWORD}@h/db",
+    "AIRFLOW_API_URL": "http://airflow:8080",
+}
+
+
+def config_error(environ: dict[str, str]) -> str:
+    with pytest.raises(RelayConfigError) as caught:
+        RelaySettings.from_env(environ)
+    message = str(caught.value)
+    assert SECRET_VALUE not in message and DB_PASSWORD not in message
+    return message
+
+
+def test_settings_refuse_to_start_without_a_secret() -> None:
+    env = {"GITHUB_SYNC_DATABASE_URL": "postgresql://u@h/db", "AIRFLOW_API_URL": "http://airflow:8080"}
+    assert "GITHUB_WEBHOOK_SECRET is not set" in config_error(env)
+    assert "GITHUB_WEBHOOK_SECRET is not set" in config_error({**env, "GITHUB_WEBHOOK_SECRET": "   "})
+    settings = RelaySettings.from_env({**env, "GITHUB_WEBHOOK_SECRET": SECRET_VALUE})
+    assert (settings.port, settings.coalesce_seconds, settings.max_ids_per_run) == (8090, 2.0, 1000)
+    assert SECRET_VALUE not in repr(settings)
+    assert "GITHUB_SYNC_RELAY_PORT" in config_error(
+        {**env, "GITHUB_WEBHOOK_SECRET": SECRET_VALUE, "GITHUB_SYNC_RELAY_PORT": "x"}
+    )
+
+
+def test_defaults_and_values_as_given() -> None:
+    settings = RelaySettings.from_env(
+        {
+            **REQUIRED,
+            "GITHUB_WEBHOOK_SECRET": f" {SECRET_VALUE} ",  # used byte for byte, as GitHub has it
+            "AIRFLOW_API_URL": "http://airflow:8080/",
+            "AIRFLOW_API_USERNAME": " relay ",
+            "AIRFLOW_API_PASSWORD": " pass word ",
+            "GITHUB_SYNC_RELAY_HOST": "  ",  # blank: the default
+            "GITHUB_SYNC_RELAY_PORT": "9000",
+            "GITHUB_SYNC_RELAY_COALESCE_SECONDS": "0",
+            "GITHUB_SYNC_RELAY_MAX_IDS_PER_RUN": "10000",
+            "UNRELATED": "ignored",
+        }
+    )
+    assert settings.webhook_secret.get_secret_value() == f" {SECRET_VALUE} "
+    assert settings.airflow_api_url == "http://airflow:8080"
+    assert (settings.airflow_username, settings.airflow_password_value()) == ("relay", " pass word ")
+    assert (settings.host, settings.port, settings.coalesce_seconds, settings.max_ids_per_run) == (
+        "0.0.0.0",
+        9000,
+        0.0,
+        10_000,
+    )
+    for secret in (SECRET_VALUE, "pass word", DB_PASSWORD):
+        assert secret not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("GITHUB_SYNC_DATABASE_URL", "", "GITHUB_SYNC_DATABASE_URL is not set"),
+        ("GITHUB_SYNC_DATABASE_URL", f"mysql://u:{DB_PASSWORD}@h/db", "GITHUB_SYNC_DATABASE_URL must be a postgresql://"),
+        ("GITHUB_SYNC_DATABASE_URL", f"postgresql://u:{DB_PASSWORD}@h/", "GITHUB_SYNC_DATABASE_URL must be a postgresql://"),
+        ("GITHUB_SYNC_DATABASE_URL", f"postgresql://u:{DB_PASSWORD}@h:port/db", "GITHUB_SYNC_DATABASE_URL must be"),
+        ("AIRFLOW_API_URL", " ", "AIRFLOW_API_URL is not set"),
+        ("AIRFLOW_API_URL", "not a url", "AIRFLOW_API_URL must be an http(s) URL"),
+        ("GITHUB_SYNC_RELAY_PORT", "0", "GITHUB_SYNC_RELAY_PORT must be a port number between 1 and 65535"),
+        ("GITHUB_SYNC_RELAY_PORT", "65536", "GITHUB_SYNC_RELAY_PORT must be a port number"),
+        ("GITHUB_SYNC_RELAY_COALESCE_SECONDS", "61", "GITHUB_SYNC_RELAY_COALESCE_SECONDS must be a number of seconds between 0 and 60"),
+        ("GITHUB_SYNC_RELAY_COALESCE_SECONDS", "nan", "GITHUB_SYNC_RELAY_COALESCE_SECONDS must be"),
+        ("GITHUB_SYNC_RELAY_MAX_IDS_PER_RUN", "1.5", "GITHUB_SYNC_RELAY_MAX_IDS_PER_RUN must be an integer between 1 and 10000"),
+        ("AIRFLOW_API_USERNAME", "relay", "AIRFLOW_API_USERNAME and AIRFLOW_API_PASSWORD must be set together"),
+        ("AIRFLOW_API_PASSWORD", SECRET_VALUE, "AIRFLOW_API_USERNAME and AIRFLOW_API_PASSWORD must be set together"),
+    ],
+)  # fmt: skip
+def test_malformed_values_are_named_never_shown(variable: str, value: str, expected: str) -> None:
+    assert expected in config_error({**REQUIRED, variable: value})
+
+
+def test_every_error_is_reported_at_once() -> None:
+    message = config_error({"GITHUB_SYNC_RELAY_PORT": "x"})
+    for variable in (
+        "GITHUB_WEBHOOK_SECRET",
+        "GITHUB_SYNC_DATABASE_URL",
+        "AIRFLOW_API_URL",
+        "GITHUB_SYNC_RELAY_PORT",
+    ):
+        assert variable in message
+
+
+def test_the_real_environment_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``from_env()`` without a mapping reads os.environ through pydantic-settings, by exact name."""
+    for variable in RELAY_VARIABLES:
+        monkeypatch.delenv(variable, raising=False)
+    for variable, value in REQUIRED.items():
+        monkeypatch.setenv(variable, value)
+    monkeypatch.setenv("GITHUB_SYNC_RELAY_PORT", "9001")
+    monkeypatch.setenv("github_sync_relay_coalesce_seconds", "5")  # not the variable's name
+    settings = RelaySettings.from_env()
+    assert (settings.port, settings.coalesce_seconds) == (9001, 2.0)
+    monkeypatch.delenv("GITHUB_WEBHOOK_SECRET")
+    with pytest.raises(RelayConfigError, match="GITHUB_WEBHOOK_SECRET is not set"):
+        RelaySettings.from_env()
+
+
+def test_the_relay_uses_the_one_database_url_rule() -> None:
+    """The SQLAlchemy spelling is accepted as config.py accepts it, and handed to psycopg as libpq's."""
+    sqlalchemy_url = f"postgresql+psycopg://u:{DB_PASSWORD}@h:5433/db?sslmode=require"
+    libpq_url = f"postgresql://u:{DB_PASSWORD}@h:5433/db?sslmode=require"
+    settings = RelaySettings.from_env({**REQUIRED, "GITHUB_SYNC_DATABASE_URL": sqlalchemy_url})
+    assert settings.database_url == libpq_url == validate_database_url("X", sqlalchemy_url)
+    assert validate_database_url("X", "postgres://h/db") == "postgres://h/db"
+    assert validate_database_url("X", libpq_url) == libpq_url
+    for refused in ("postgresql+psycopg2://h/db", "http://h/db", "postgresql://h", "postgresql://[h/db"):
+        with pytest.raises(ConfigError) as caught:
+            validate_database_url("GITHUB_SYNC_DATABASE_URL", refused)
+        assert (
+            str(caught.value) == "GITHUB_SYNC_DATABASE_URL must be a postgresql://user@host:port/database URL"
+        )
