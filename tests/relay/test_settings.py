@@ -94,6 +94,7 @@ def test_defaults_and_values_as_given() -> None:
         ("GITHUB_SYNC_DATABASE_URL", f"postgresql://u:{DB_PASSWORD}@h:port/db", "GITHUB_SYNC_DATABASE_URL must be"),
         ("AIRFLOW_API_URL", " ", "AIRFLOW_API_URL is not set"),
         ("AIRFLOW_API_URL", "not a url", "AIRFLOW_API_URL must be an http(s) URL"),
+        ("AIRFLOW_API_URL", f"http://admin:{SECRET_VALUE}@airflow:8080", "AIRFLOW_API_URL must not carry credentials"),
         ("GITHUB_SYNC_RELAY_PORT", "0", "GITHUB_SYNC_RELAY_PORT must be a port number between 1 and 65535"),
         ("GITHUB_SYNC_RELAY_PORT", "65536", "GITHUB_SYNC_RELAY_PORT must be a port number"),
         ("GITHUB_SYNC_RELAY_COALESCE_SECONDS", "61", "GITHUB_SYNC_RELAY_COALESCE_SECONDS must be a number of seconds between 0 and 60"),

@@ -14,7 +14,7 @@ deliveries, so it refuses to start instead.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Self
+from typing import Self
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -97,7 +97,7 @@ class RelaySettings(BaseSettings):
 
     @field_validator("webhook_secret", mode="before")
     @classmethod
-    def _secret_is_set(cls, value: Any) -> Any:
+    def _secret_is_set(cls, value: object) -> object:
         # Used byte for byte as GitHub has it: never stripped, only refused when blank.
         if isinstance(value, str) and not value.strip():
             raise PydanticUseDefault  # no default: reported as unset
@@ -114,7 +114,7 @@ class RelaySettings(BaseSettings):
         mode="before",
     )
     @classmethod
-    def _blank_is_unset(cls, value: Any) -> Any:
+    def _blank_is_unset(cls, value: object) -> object:
         # A variable set to spaces counts as unset (the default, or "not set" when required).
         if isinstance(value, str):
             value = value.strip()
@@ -124,7 +124,7 @@ class RelaySettings(BaseSettings):
 
     @field_validator("airflow_password", mode="before")
     @classmethod
-    def _empty_password_is_unset(cls, value: Any) -> Any:
+    def _empty_password_is_unset(cls, value: object) -> object:
         # A password is used as given (spaces included); only an empty one means "none".
         if value == "":
             raise PydanticUseDefault
@@ -141,6 +141,12 @@ class RelaySettings(BaseSettings):
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError(f"{ENV_AIRFLOW_API_URL} must be an http(s) URL such as http://localhost:8080")
+        if parts.username is not None or parts.password is not None:
+            # The URL is logged and quoted in forwarding errors; credentials have their own variables.
+            raise ValueError(
+                f"{ENV_AIRFLOW_API_URL} must not carry credentials: "
+                f"set {ENV_AIRFLOW_API_USERNAME} and {ENV_AIRFLOW_API_PASSWORD} instead"
+            )
         return value.rstrip("/")
 
     @model_validator(mode="after")
