@@ -172,9 +172,9 @@ class RelaySettings(BaseSettings):
         """
         try:
             if environ is None:
-                # pydantic-settings fills every field from the environment; mypy only sees the
-                # constructor pydantic's dataclass_transform declares, where some are required.
-                return cls()  # type: ignore[call-arg]
+                # pydantic-settings fills every field from the environment (pydantic's mypy
+                # plugin knows that the constructor's arguments are optional for settings).
+                return cls()
             # The fields' aliases are the variables' names: a mapping validates like the environment.
             return cls.model_validate(dict(environ))
         except ValidationError as exc:
