@@ -11,7 +11,9 @@ credentials.
 
 A developer tool: it drives a local deployment (:mod:`github_sync.devtools.local_airflow`)
 through Airflow's REST API like a user would, and must not call the sync or the DAGs'
-task bodies itself. It talks to the user through ``logging``.
+task bodies itself. It talks to the user through ``logging``. It is one piece, a little
+over 300 lines, because it is one command's script, read from :func:`main` down: its
+helpers (PostgreSQL, the simulator, progress) serve nothing else.
 """
 
 from __future__ import annotations

@@ -8,7 +8,9 @@ summary for XCom - never payloads.
 
 The work itself belongs to :mod:`github_sync.sync`, :mod:`github_sync.store` and
 :mod:`github_sync.webhooks`; this module only wires the run's resources to it and must not
-grow sync logic of its own.
+grow sync logic of its own. It is one module for all run-level bodies, a little over 300
+lines, so that the order every first task keeps (schema, then Params and Variable, then
+writes) reads in one place.
 """
 
 from __future__ import annotations
