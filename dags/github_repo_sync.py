@@ -1,27 +1,31 @@
-"""github_repo_sync: one repository, given as the ``repository`` Param (``owner/name``)."""
+"""github_repo_sync: one repository, given as the ``repository`` Param (``owner/name``).
+
+A declaration only: the task bodies are in :mod:`github_sync.orchestration.tasks` and what
+every DAG shares in :mod:`github_sync.orchestration.dag_building`; nothing here may do I/O
+at parse time or import from github_sync anything but the integration package.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 from airflow.sdk import dag, get_current_context, task
 
 from github_sync.orchestration import tasks
-from github_sync.orchestration.callbacks import import_log_callbacks
-from github_sync.orchestration.dag_building import sync_repositories
-from github_sync.orchestration.params import SYNC_DAG_ARGS, repository_params
+from github_sync.orchestration.dag_building import dag_arguments, sync_repositories
+from github_sync.orchestration.params import repository_params
 
 
 @dag(
-    dag_id="github_repo_sync",
+    **dag_arguments("repository"),
     description="Sync one GitHub repository into PostgreSQL (trigger with config)",
     schedule=None,
     params=repository_params(),
-    **SYNC_DAG_ARGS,
-    **import_log_callbacks("repository"),
 )
 def github_repo_sync() -> None:
     @task
-    def resolve_repository(params: dict | None = None) -> list[dict]:
-        return tasks.resolve_repository(get_current_context(), repository=params["repository"])
+    def resolve_repository() -> list[dict[str, Any]]:
+        return tasks.resolve_repository(get_current_context())
 
     sync_repositories(resolve_repository(), mode="repository")
 

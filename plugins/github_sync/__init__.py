@@ -1,7 +1,12 @@
 """github-sync: keep a PostgreSQL copy of a GitHub organisation fresh with Apache Airflow 3.
 
-The public names are imported lazily so that light entry points (the simulator, the
-relay, ``python -c "import github_sync"``) do not pay for importing Airflow.
+The package's version and its public names. The names are imported lazily so that light
+entry points (the simulator, the relay, ``python -c "import github_sync"``) do not pay for
+importing Airflow; this module must not import any subpackage eagerly.
+
+Layers, each importing only those after it: ``orchestration`` (Airflow) -> ``sync`` /
+``webhooks`` -> ``github`` / ``transform`` / ``store`` -> ``config``. ``status`` is the
+plugin's dashboard, ``devtools`` the command-line tools.
 """
 
 from __future__ import annotations

@@ -1,4 +1,9 @@
-"""Configuration: Airflow connection/pool/Variable names and the environment shortcut.
+"""Configuration: the names the product is known by outside its code, and the environment shortcut.
+
+Owns the Airflow connection, pool and DAG ids, the environment variables and their
+validation (:class:`Settings`), and the Airflow JSON form of the connections. It is the
+foundation every layer may import, so it imports nothing of the package but the owner
+rule (:mod:`github_sync.github.owners`), and never Airflow.
 
 The product is configured the Airflow way: the GitHub side is the connection
 ``github_default`` (GitHub provider type ``github``: token in ``password``, API base URL
@@ -20,8 +25,19 @@ from github_sync.github.owners import OwnerError, parse_owner_list
 GITHUB_CONN_ID = "github_default"
 DATABASE_CONN_ID = "github_sync_db"
 GITHUB_POOL = "github_api"
+GITHUB_POOL_DESCRIPTION = "GitHub API concurrency (github-sync)"
 DEFAULT_POOL_SLOTS = 8
 DEFAULT_GITHUB_API_URL = "https://api.github.com"
+# The simulator's demo organisation: the owner of scheduled runs when GITHUB_OWNER is unset,
+# and the one `make run` syncs without credentials.
+DEMO_OWNER = "acme"
+
+# The DAG ids: the relay triggers the webhook DAG by id, `make run` watches the full sync.
+FULL_SYNC_DAG_ID = "github_full_sync"
+INCREMENTAL_SYNC_DAG_ID = "github_incremental_sync"
+REPOSITORY_SYNC_DAG_ID = "github_repo_sync"
+WEBHOOK_DAG_ID = "github_webhook_events"
+DAG_IDS = (FULL_SYNC_DAG_ID, INCREMENTAL_SYNC_DAG_ID, REPOSITORY_SYNC_DAG_ID, WEBHOOK_DAG_ID)
 
 ENV_GITHUB_TOKEN = "GITHUB_TOKEN"
 ENV_GITHUB_OWNER = "GITHUB_OWNER"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import json
-import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -30,10 +29,13 @@ from github_sync.transform.normalizer import (
 from github_sync.webhooks.relay.app import create_app
 from github_sync.webhooks.relay.store import DeliveryStore
 from tests.dags.conftest import connect_airflow_to
+from tests.polling import wait_until
 from tests.relay.airflow_stub import AirflowStub
 from tests.relay.helpers import SAMPLES, body_of, fast_forwarder, headers, relay_settings
 
 WEBHOOK = "/webhooks/github"
+# Generous: the relay coalesces for 1 s before it forwards.
+FORWARD_TIMEOUT_S = 20
 # Nothing listens there: any GitHub API call from the DAG would fail the run.
 NO_GITHUB = SimpleNamespace(url="http://127.0.0.1:9")
 
@@ -55,24 +57,29 @@ def wired_webhooks(
         stub.stop()
 
 
-def post(client: TestClient, event: str, body: bytes, delivery_id: str | None = None) -> str:
+def post(
+    client: TestClient, event: str, body: bytes, delivery_id: str | None = None, *, expect: str | None = None
+) -> str:
     delivery_id = delivery_id or str(uuid.uuid4())
     response = client.post(WEBHOOK, content=body, headers=headers(body, event, delivery_id))
     assert response.status_code == 202, response.text
+    if expect is not None:
+        assert response.json()["status"] == expect, response.text
     return delivery_id
 
 
+def forwarded_count(conn: psycopg.Connection) -> int:
+    conn.commit()  # a fresh snapshot: the relay writes from its own connections
+    row = conn.execute("SELECT count(*) FROM webhook_deliveries WHERE status = 'forwarded'").fetchone()
+    return int(row[0]) if row else 0
+
+
 def wait_forwarded(conn: psycopg.Connection, count: int) -> None:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        conn.commit()
-        if (
-            conn.execute("SELECT count(*) FROM webhook_deliveries WHERE status = 'forwarded'").fetchone()[0]
-            == count
-        ):
-            return
-        time.sleep(0.05)
-    raise AssertionError("deliveries were not forwarded")
+    wait_until(
+        lambda: forwarded_count(conn) == count,
+        timeout=FORWARD_TIMEOUT_S,
+        message=f"{count} deliveries were not forwarded",
+    )
 
 
 def row(
@@ -103,8 +110,14 @@ def test_every_sample_through_relay_and_dag(
     )
     wait_forwarded(pg_conn, len(SAMPLES))
     body = (github_samples / "webhooks/issues/edited.payload.json").read_bytes()
-    post(client, "issues", body, ids[6])  # a redelivery: no new row, no new run
-    time.sleep(1.5)
+    # A redelivery: no new row, so nothing waits to be forwarded and no new run can follow.
+    post(client, "issues", body, ids[6], expect="duplicate")
+    relay = client.get("/stats").json()
+    assert relay["requests"]["duplicates"] == 1, relay
+    assert (relay["deliveries"]["pending_unassigned"], relay["deliveries"]["pending_assigned"]) == (0, 0), (
+        relay
+    )
+    assert forwarded_count(pg_conn) == len(SAMPLES)
     assert len(stub.runs) == 1, stub.runs
     conf = stub.bodies[0]["conf"]
     assert conf == {"delivery_ids": ids}

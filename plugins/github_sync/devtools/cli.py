@@ -8,6 +8,10 @@ Commands:
   in the Airflow metadata database (what docker-compose's airflow-init runs);
 * ``github-sync sync --owner acme [--incremental]`` - run a sync in this process, without
   Airflow (the same functions the DAGs call), e.g. to debug a repository.
+
+A thin shell over the library: it validates its arguments with the same rules as the
+DAGs (:mod:`github_sync.config`, :mod:`github_sync.github.owners`) and must not hold sync
+logic of its own. It talks to the user through ``logging`` and exits with a message.
 """
 
 from __future__ import annotations
@@ -23,7 +27,18 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from github_sync.config import DEFAULT_POOL_SLOTS, ENV_DATABASE_URL, GITHUB_POOL, ConfigError, Settings
+from github_sync.config import (
+    DEFAULT_POOL_SLOTS,
+    ENV_DATABASE_URL,
+    ENV_GITHUB_OWNER,
+    ENV_GITHUB_TOKEN,
+    GITHUB_CONN_ID,
+    GITHUB_POOL,
+    GITHUB_POOL_DESCRIPTION,
+    ConfigError,
+    Settings,
+)
+from github_sync.github.owners import OwnerError, check_login
 
 log = logging.getLogger("github_sync.devtools.cli")
 
@@ -62,7 +77,7 @@ def cmd_setup_airflow(args: argparse.Namespace) -> int:
     settings = _settings()
     connections = settings.airflow_connections()
     if not settings.github_token:
-        log.warning("GITHUB_TOKEN is not set: connection github_default has no token")
+        log.warning("%s is not set: connection %s has no token", ENV_GITHUB_TOKEN, GITHUB_CONN_ID)
     # A private temporary file (0600) carries the connections to `airflow connections import`;
     # it never leaves this machine and is removed at once.
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
@@ -72,11 +87,18 @@ def cmd_setup_airflow(args: argparse.Namespace) -> int:
         _airflow("connections", "import", "--overwrite", handle.name)
     finally:
         os.unlink(handle.name)
-    _airflow("pools", "set", GITHUB_POOL, str(args.pool_slots), "GitHub API concurrency (github-sync)")
+    _airflow("pools", "set", GITHUB_POOL, str(args.pool_slots), GITHUB_POOL_DESCRIPTION)
     log.info(
         "Connections %s and pool %s (%d slots) are set", ", ".join(connections), GITHUB_POOL, args.pool_slots
     )
     return 0
+
+
+def _owner_argument(value: str) -> str:
+    try:
+        return check_login(value, source="--owner")
+    except OwnerError as exc:
+        raise SystemExit(f"github-sync: {exc}") from None
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
@@ -88,11 +110,11 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
     settings = _settings()
     url = _require_database_url(settings)
-    owners = [args.owner] if args.owner else list(settings.github_owners)
+    owners = [_owner_argument(args.owner)] if args.owner else list(settings.github_owners)
     if not owners:
-        raise SystemExit("github-sync: give --owner or set GITHUB_OWNER")
+        raise SystemExit(f"github-sync: give --owner or set {ENV_GITHUB_OWNER}")
     if not settings.github_token:
-        raise SystemExit("github-sync: GITHUB_TOKEN is not set")
+        raise SystemExit(f"github-sync: {ENV_GITHUB_TOKEN} is not set")
     hook = GitHubHook(
         base_url=settings.github_api_url, token=settings.github_token, http_cache=PostgresHttpCache(url)
     )
@@ -127,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     setup.set_defaults(func=cmd_setup_airflow)
     sync = commands.add_parser("sync", help="run a sync in this process, without Airflow")
     sync.add_argument(
-        "--owner", help="the user or organisation (default: GITHUB_OWNER, which may list several)"
+        "--owner", help=f"the user or organisation (default: {ENV_GITHUB_OWNER}, which may list several)"
     )
     sync.add_argument("--incremental", action="store_true")
     sync.add_argument("--repo", action="append", help="limit to this repository (repeatable)")

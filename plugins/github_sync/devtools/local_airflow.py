@@ -3,6 +3,10 @@
 Used by ``make run`` (:mod:`github_sync.devtools.local_run`) and by the end-to-end tests: the same
 environment, the same commands as the docker-compose services, LocalExecutor, metadata in
 PostgreSQL. Every process is started in its own process group and stopped on exit.
+
+It owns the local deployment's environment, its processes and the few REST calls callers
+wait on; it must not know what the DAGs do (that is the callers' business) and is never
+imported by the product itself.
 """
 
 from __future__ import annotations
@@ -16,19 +20,44 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import requests
 
+from github_sync.config import DEFAULT_POOL_SLOTS, GITHUB_POOL, GITHUB_POOL_DESCRIPTION
+
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 ADMIN_USER = "admin"
 STARTUP_TIMEOUT_S = 180
+RUN_TIMEOUT_S = 1800
+API_POLL_INTERVAL_S = 1
+STATE_POLL_INTERVAL_S = 2
+REQUEST_TIMEOUT_S = 10
+FINISHED_RUN_STATES = ("success", "failed")
+
+
+def wait_for(check: Callable[[], T | None], *, timeout: float, interval: float, what: str) -> T:
+    """Call ``check`` until it returns something other than None, and return that.
+
+    Raises:
+        TimeoutError: ``timeout`` seconds passed; the message says what did not happen.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result is not None:
+            return result
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"{what} within {timeout:.0f} s")
+        time.sleep(interval)
 
 
 def free_port() -> int:
@@ -140,26 +169,27 @@ class LocalAirflow:
             self.stop_component(name)
 
     def wait_for_api(self, timeout: float = STARTUP_TIMEOUT_S) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def healthy() -> bool | None:
             process = self.processes.get("api-server")
             if process is not None and process.poll() is not None:
                 raise RuntimeError(
                     f"airflow api-server exited with {process.returncode}; see {self.home}/api-server.log"
                 )
             try:
-                if requests.get(f"{self.api_url}/api/v2/monitor/health", timeout=2).status_code == 200:
-                    return
+                response = requests.get(f"{self.api_url}/api/v2/monitor/health", timeout=2)
             except requests.RequestException:
-                pass
-            time.sleep(1)
-        raise TimeoutError(f"airflow api-server did not answer within {timeout:.0f} s")
+                return None
+            return True if response.status_code == 200 else None
+
+        wait_for(
+            healthy, timeout=timeout, interval=API_POLL_INTERVAL_S, what="airflow api-server did not answer"
+        )
 
     def token(self) -> str:
         response = requests.post(
             f"{self.api_url}/auth/token",
             json={"username": ADMIN_USER, "password": self.admin_password},
-            timeout=10,
+            timeout=REQUEST_TIMEOUT_S,
         )
         response.raise_for_status()
         return str(response.json()["access_token"])
@@ -172,18 +202,20 @@ class LocalAirflow:
 
     def wait_for_dags(self, dag_ids: Sequence[str], timeout: float = STARTUP_TIMEOUT_S) -> None:
         session = self.api()
-        deadline = time.monotonic() + timeout
         missing: set[str] = set(dag_ids)
-        while time.monotonic() < deadline:
-            missing = {
-                d
-                for d in dag_ids
-                if session.get(f"{self.api_url}/api/v2/dags/{d}", timeout=10).status_code != 200
-            }
-            if not missing:
-                return
-            time.sleep(2)
-        raise TimeoutError(f"DAGs not parsed within {timeout:.0f} s: {sorted(missing)}")
+
+        def parsed() -> bool | None:
+            api = f"{self.api_url}/api/v2/dags"
+            missing.clear()
+            missing.update(
+                d for d in dag_ids if session.get(f"{api}/{d}", timeout=REQUEST_TIMEOUT_S).status_code != 200
+            )
+            return True if not missing else None
+
+        try:
+            wait_for(parsed, timeout=timeout, interval=STATE_POLL_INTERVAL_S, what="DAGs not parsed")
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc}: {sorted(missing)}") from None
 
     def trigger(self, dag_id: str, conf: Mapping[str, Any] | None = None, run_id: str | None = None) -> str:
         body: dict[str, Any] = {"logical_date": None, "conf": dict(conf or {})}
@@ -191,23 +223,32 @@ class LocalAirflow:
             body["dag_run_id"] = run_id
         session = self.api()
         session.patch(
-            f"{self.api_url}/api/v2/dags/{dag_id}", json={"is_paused": False}, timeout=10
+            f"{self.api_url}/api/v2/dags/{dag_id}", json={"is_paused": False}, timeout=REQUEST_TIMEOUT_S
         ).raise_for_status()
         response = session.post(f"{self.api_url}/api/v2/dags/{dag_id}/dagRuns", json=body, timeout=30)
         response.raise_for_status()
         return str(response.json()["dag_run_id"])
 
-    def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 1800) -> str:
+    def run_state(self, dag_id: str, run_id: str, session: requests.Session | None = None) -> str:
+        """The state of a DAG run (``queued``, ``running``, ``success``, ``failed``...)."""
+        response = (session or self.api()).get(
+            f"{self.api_url}/api/v2/dags/{dag_id}/dagRuns/{run_id}", timeout=REQUEST_TIMEOUT_S
+        )
+        return str(response.json()["state"])
+
+    def wait_for_run(self, dag_id: str, run_id: str, timeout: float = RUN_TIMEOUT_S) -> str:
         session = self.api()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            state = session.get(f"{self.api_url}/api/v2/dags/{dag_id}/dagRuns/{run_id}", timeout=10).json()[
-                "state"
-            ]
-            if state in ("success", "failed"):
-                return str(state)
-            time.sleep(2)
-        raise TimeoutError(f"{dag_id}/{run_id} did not finish within {timeout:.0f} s")
+
+        def finished() -> str | None:
+            state = self.run_state(dag_id, run_id, session)
+            return state if state in FINISHED_RUN_STATES else None
+
+        return wait_for(
+            finished,
+            timeout=timeout,
+            interval=STATE_POLL_INTERVAL_S,
+            what=f"{dag_id}/{run_id} did not finish",
+        )
 
 
 def start_local_airflow(
@@ -217,11 +258,9 @@ def start_local_airflow(
     extra_env: Mapping[str, str] | None = None,
     components: Sequence[str] = COMPONENTS,
     api_port: int | None = None,
-    pool_slots: int = 8,
+    pool_slots: int = DEFAULT_POOL_SLOTS,
 ) -> LocalAirflow:
     """Migrate the metadata database, create the pool and start the components."""
-    from github_sync.config import GITHUB_POOL
-
     port = api_port or free_port()
     password = secrets.token_urlsafe(12)
     env = airflow_environment(
@@ -229,7 +268,7 @@ def start_local_airflow(
     )
     airflow = LocalAirflow(home=home, env=env, api_port=port, admin_password=password)
     airflow.airflow("db", "migrate", timeout=600)
-    airflow.airflow("pools", "set", GITHUB_POOL, str(pool_slots), "GitHub API concurrency (github-sync)")
+    airflow.airflow("pools", "set", GITHUB_POOL, str(pool_slots), GITHUB_POOL_DESCRIPTION)
     try:
         for name in components:
             airflow.start_component(name)

@@ -8,6 +8,12 @@ prints a summary and where the UI is, and keeps everything running until Ctrl-C.
 With ``GITHUB_TOKEN`` and ``GITHUB_OWNER`` set it syncs real GitHub; without them it
 starts the built-in GitHub simulator, so a newcomer sees the whole pipeline with no
 credentials.
+
+A developer tool: it drives a local deployment (:mod:`github_sync.devtools.local_airflow`)
+through Airflow's REST API like a user would, and must not call the sync or the DAGs'
+task bodies itself. It talks to the user through ``logging``. It is one piece, a little
+over 300 lines, because it is one command's script, read from :func:`main` down: its
+helpers (PostgreSQL, the simulator, progress) serve nothing else.
 """
 
 from __future__ import annotations
@@ -25,9 +31,15 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
+from psycopg.rows import TupleRow
 
 from github_sync.config import (
+    DAG_IDS,
     DATABASE_CONN_ID,
+    DEMO_OWNER,
+    ENV_DATABASE_URL,
+    ENV_GITHUB_OWNER,
+    FULL_SYNC_DAG_ID,
     GITHUB_CONN_ID,
     ConfigError,
     Settings,
@@ -35,20 +47,31 @@ from github_sync.config import (
     github_connection,
     postgres_connection,
 )
-from github_sync.devtools.local_airflow import PROJECT_ROOT, LocalAirflow, free_port, start_local_airflow
+from github_sync.devtools.local_airflow import (
+    FINISHED_RUN_STATES,
+    PROJECT_ROOT,
+    REQUEST_TIMEOUT_S,
+    LocalAirflow,
+    free_port,
+    start_local_airflow,
+)
 from github_sync.store.migrations import apply_migrations
 
 log = logging.getLogger("github_sync.run")
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/github_sync"
 METADATA_DATABASE = "github_sync_airflow"
-DEMO_OWNER = "acme"
 DEMO_TOKEN = "ghp_local_demo_token"
 DEMO_REPOSITORIES = 180
 DEMO_LATENCY_MS = 20
 PREFERRED_API_PORT = 8080
-SYNC_DAGS = ("github_full_sync", "github_incremental_sync", "github_repo_sync", "github_webhook_events")
 PROGRESS_INTERVAL_S = 3
+SIMULATOR_START_ATTEMPTS = 60
+SIMULATOR_START_INTERVAL_S = 0.5
+POSTGRES_START_WAIT_S = 3
+FIRST_RUN_WAIT_S = 20
+RUN_POLL_INTERVAL_S = 2
+DASHBOARD_TABLES = ("projects", "bugs", "pull_requests", "commits", "project_metrics", "import_logs")
 
 
 def _with_database(url: str, database: str) -> str:
@@ -68,7 +91,7 @@ def ensure_postgres(url: str) -> None:
             subprocess.run(
                 ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "start"], check=False
             )
-            time.sleep(3)
+            time.sleep(POSTGRES_START_WAIT_S)
             try:
                 admin = psycopg.connect(server_url, autocommit=True, connect_timeout=5)
             except psycopg.OperationalError:
@@ -106,17 +129,17 @@ def start_simulator() -> tuple[subprocess.Popen[bytes], str]:
     url = f"http://127.0.0.1:{port}"
     import requests
 
-    for _ in range(60):
+    for _ in range(SIMULATOR_START_ATTEMPTS):
         try:
             requests.get(f"{url}/rate_limit", timeout=1)
             return process, url
         except requests.RequestException:
-            time.sleep(0.5)
+            time.sleep(SIMULATOR_START_INTERVAL_S)
     process.kill()
     raise SystemExit("the GitHub simulator did not start")
 
 
-def _progress(conn: psycopg.Connection, dag_id: str, run_id: str) -> tuple[int, int, list[str]]:
+def _progress(conn: psycopg.Connection[TupleRow], dag_id: str, run_id: str) -> tuple[int, int, list[str]]:
     row = conn.execute(
         "SELECT repositories_total FROM sync_runs WHERE dag_id = %s AND run_id = %s", (dag_id, run_id)
     ).fetchone()
@@ -134,30 +157,32 @@ def _progress(conn: psycopg.Connection, dag_id: str, run_id: str) -> tuple[int, 
     return done, total, running
 
 
-def watch_run(airflow: LocalAirflow, conn: psycopg.Connection, dag_id: str, run_id: str) -> str:
+def watch_run(airflow: LocalAirflow, conn: psycopg.Connection[TupleRow], dag_id: str, run_id: str) -> str:
     """Show progress (done/total, current repositories, ETA) until the run finishes; return its state."""
     session = airflow.api()
     started = time.monotonic()
     while True:
-        state = session.get(f"{airflow.api_url}/api/v2/dags/{dag_id}/dagRuns/{run_id}", timeout=10).json()[
-            "state"
-        ]
+        state = airflow.run_state(dag_id, run_id, session)
         done, total, running = _progress(conn, dag_id, run_id)
         elapsed = time.monotonic() - started
         eta = f"{(total - done) * elapsed / done:.0f} s" if done and total else "?"
         current = ", ".join(running[:3]) + (" ..." if len(running) > 3 else "")
         log.info("%s: %d/%d repositories, %.0f s elapsed, ETA %s%s", state, done, total, elapsed, eta,
                  f" (syncing {current})" if current else "")  # fmt: skip
-        if state in ("success", "failed"):
-            return str(state)
+        if state in FINISHED_RUN_STATES:
+            return state
         time.sleep(PROGRESS_INTERVAL_S)
 
 
-def summarize(conn: psycopg.Connection, run_id: str) -> dict[str, Any]:
-    counts = {
-        table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-        for table in ("projects", "bugs", "pull_requests", "commits", "project_metrics", "import_logs")
-    }
+def _count(conn: psycopg.Connection[TupleRow], table: str) -> int:
+    # table is one of DASHBOARD_TABLES, never user input.
+    row = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
+    return int(row[0]) if row else 0
+
+
+def summarize(conn: psycopg.Connection[TupleRow], run_id: str) -> dict[str, Any]:
+    """The row counts of the dashboard tables and the run's request counters, for the log."""
+    counts = {table: _count(conn, table) for table in DASHBOARD_TABLES}
     row = conn.execute(
         "SELECT metadata FROM import_logs WHERE metadata->>'run_id' = %s", (run_id,)
     ).fetchone()
@@ -193,8 +218,8 @@ def main() -> int:
         log.info("No GITHUB_TOKEN/GITHUB_OWNER: syncing the built-in GitHub simulator (%s, %d repositories)",
                  api_url, DEMO_REPOSITORIES)  # fmt: skip
     extra_env = {
-        "GITHUB_OWNER": ",".join(owners),
-        "GITHUB_SYNC_DATABASE_URL": database_url,
+        ENV_GITHUB_OWNER: ",".join(owners),
+        ENV_DATABASE_URL: database_url,
         **connection_env(
             {
                 GITHUB_CONN_ID: github_connection(api_url, token),
@@ -212,15 +237,19 @@ def main() -> int:
     )
     signal.signal(signal.SIGTERM, _interrupt)
     try:
-        airflow.wait_for_dags(SYNC_DAGS)
+        airflow.wait_for_dags(DAG_IDS)
         run_id = first_full_sync(airflow, owners)
         with psycopg.connect(database_url) as conn:
-            state = watch_run(airflow, conn, "github_full_sync", run_id)
+            state = watch_run(airflow, conn, FULL_SYNC_DAG_ID, run_id)
             summary = summarize(conn, run_id)
         log.info("Full sync %s: %s", state, json.dumps(summary, indent=2, default=str))
         session = airflow.api()
-        for dag_id in SYNC_DAGS:
-            session.patch(f"{airflow.api_url}/api/v2/dags/{dag_id}", json={"is_paused": False}, timeout=10)
+        for dag_id in DAG_IDS:
+            session.patch(
+                f"{airflow.api_url}/api/v2/dags/{dag_id}",
+                json={"is_paused": False},
+                timeout=REQUEST_TIMEOUT_S,
+            )
         log.info("All DAGs unpaused: incremental sync hourly, full sync weekly, webhooks on delivery")
         log.info("Airflow UI:        %s  (user admin, password %s)", airflow.api_url, airflow.admin_password)
         log.info(
@@ -246,7 +275,7 @@ def _interrupt(*_: object) -> None:
     raise KeyboardInterrupt
 
 
-def first_full_sync(airflow: LocalAirflow, owners: list[str], wait_s: float = 20) -> str:
+def first_full_sync(airflow: LocalAirflow, owners: list[str], wait_s: float = FIRST_RUN_WAIT_S) -> str:
     """Unpause github_full_sync and return the run to watch.
 
     Unpausing a scheduled DAG makes the scheduler create its latest scheduled run at once
@@ -255,22 +284,23 @@ def first_full_sync(airflow: LocalAirflow, owners: list[str], wait_s: float = 20
     """
     session = airflow.api()
     # A metadata database kept from an earlier `make run` may have the others unpaused.
-    for dag_id in SYNC_DAGS:
-        session.patch(f"{airflow.api_url}/api/v2/dags/{dag_id}", json={"is_paused": True}, timeout=10)
-    base = f"{airflow.api_url}/api/v2/dags/github_full_sync"
-    session.patch(base, json={"is_paused": False}, timeout=10).raise_for_status()
+    for dag_id in DAG_IDS:
+        session.patch(
+            f"{airflow.api_url}/api/v2/dags/{dag_id}", json={"is_paused": True}, timeout=REQUEST_TIMEOUT_S
+        )
+    base = f"{airflow.api_url}/api/v2/dags/{FULL_SYNC_DAG_ID}"
+    session.patch(base, json={"is_paused": False}, timeout=REQUEST_TIMEOUT_S).raise_for_status()
+    latest_run: dict[str, str | int] = {"order_by": "-run_after", "limit": 1}
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:
-        runs = session.get(
-            f"{base}/dagRuns", params={"order_by": "-run_after", "limit": 1}, timeout=10
-        ).json()
+        runs = session.get(f"{base}/dagRuns", params=latest_run, timeout=REQUEST_TIMEOUT_S).json()
         if runs.get("dag_runs"):
             run_id = str(runs["dag_runs"][0]["dag_run_id"])
-            log.info("Watching github_full_sync run %s", run_id)
+            log.info("Watching %s run %s", FULL_SYNC_DAG_ID, run_id)
             return run_id
-        time.sleep(2)
-    run_id = airflow.trigger("github_full_sync", {"owners": owners})
-    log.info("Triggered github_full_sync run %s", run_id)
+        time.sleep(RUN_POLL_INTERVAL_S)
+    run_id = airflow.trigger(FULL_SYNC_DAG_ID, {"owners": owners})
+    log.info("Triggered %s run %s", FULL_SYNC_DAG_ID, run_id)
     return run_id
 
 

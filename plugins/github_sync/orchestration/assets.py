@@ -6,7 +6,9 @@ summary succeeded emits the events (outlets are emitted when their task succeeds
 event's ``extra`` carries the run's summary (counts, requests, owners).
 
 The URIs use an ``x-`` scheme (Airflow's convention for schemes without a provider) with
-the target connection's id: no connection lookup at parse time.
+the target connection's id: no connection lookup at parse time. This module only names
+the Assets; emitting their events is the deciding task's business
+(:mod:`github_sync.orchestration.tasks`).
 """
 
 from __future__ import annotations

@@ -6,6 +6,10 @@ worker slot back until the reset (``DateTimeTrigger`` in the triggerer) and then
 the repository again. Nothing of the repository was committed before the deferral (one
 transaction per repository), and the pages already fetched are in the ETag cache, so
 the restart costs no budget for them.
+
+The operator owns how a repository task ends (success, deferral, skip, failure) and its
+outcome row; the sync itself is :func:`github_sync.sync.repository.sync_repository`, and
+this module must not reach into it.
 """
 
 from __future__ import annotations
@@ -13,20 +17,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import psycopg
 from airflow.sdk import BaseOperator, Context
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from github_sync.config import DATABASE_CONN_ID, GITHUB_CONN_ID
 from github_sync.github.errors import RateLimitExhausted, RepositoryUnavailable
 from github_sync.orchestration.run_guard import explain_permanent
-from github_sync.orchestration.runtime import (
-    RunInfo,
-    build_github_hook,
-    close_github_hook,
-    connect_database,
-    label_rules_from_variable,
-)
+from github_sync.orchestration.runtime import RunInfo, label_rules_from_variable, task_resources
 from github_sync.store.run_records import RepositoryOutcome, record_repository_outcome
 from github_sync.sync.repository import (
     DEFAULT_COMMITS_SINCE_DAYS,
@@ -34,6 +34,11 @@ from github_sync.sync.repository import (
     SyncOptions,
     sync_repository,
 )
+
+if TYPE_CHECKING:
+    from airflow.providers.standard.triggers.temporal import DateTimeTrigger
+
+    from github_sync.github.hook import GitHubHook
 
 log = logging.getLogger(__name__)
 
@@ -72,21 +77,18 @@ class SyncRepositoryOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         target = RepositoryTarget.from_mapping(self.repository)
         run = RunInfo.from_context(context)
-        try:
-            days = int(self.commits_since_days)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(
-                f"commits_since_days must be a whole number of days, got {self.commits_since_days!r}"
-            ) from exc
         options = SyncOptions(
             as_of=run.as_of,
-            commits_since=run.as_of - timedelta(days=days),
+            commits_since=run.as_of - timedelta(days=self._commit_window_days()),
             rules=label_rules_from_variable(),
             incremental=self.mode == "incremental",
         )
-        hook = build_github_hook(self.github_conn_id, self.postgres_conn_id)
-        conn = connect_database(self.postgres_conn_id)
-        try:
+        resume_at: RateLimitExhausted | None = None
+        skipped: RepositoryUnavailable | None = None
+        with task_resources(
+            run, github_conn_id=self.github_conn_id, postgres_conn_id=self.postgres_conn_id
+        ) as task:
+            hook, conn = task.hook, task.conn
             running = RepositoryOutcome(
                 repository=target.full_name, state="running", project_id=target.project_id
             )
@@ -96,41 +98,42 @@ class SyncRepositoryOperator(BaseOperator):
             except RateLimitExhausted as exc:
                 self._record(conn, run, self._failed_outcome(target, "deferred", exc, hook))
                 log.warning("Budget spent; %s resumes after %s", target.full_name, exc.reset_at.isoformat())
-                resume_at: RateLimitExhausted | None = exc
-                skipped: RepositoryUnavailable | None = None
+                resume_at = exc
             except RepositoryUnavailable as exc:
                 self._record(conn, run, self._failed_outcome(target, "skipped", exc, hook))
-                resume_at, skipped = None, exc
+                skipped = exc
             except Exception as exc:
                 self._record(conn, run, self._failed_outcome(target, "failed", exc, hook))
                 fix = explain_permanent(exc, github_conn_id=self.github_conn_id)
                 if fix is not None:
                     # Bad credentials, a lost permission, a bad Variable: every retry fails alike.
-                    from airflow.sdk.exceptions import AirflowFailException
-
                     raise AirflowFailException(fix) from exc
                 raise
             else:
-                resume_at, skipped = None, None
                 _add_request_counters(outcome, hook)
                 self._record(conn, run, outcome)
-        finally:
-            conn.close()
-            close_github_hook(hook)
+        # Deferring and skipping raise: only once the hook and the connection are closed.
         if resume_at is not None:
             self.defer(trigger=_reset_trigger(resume_at), method_name="execute_complete")
         if skipped is not None:
-            from airflow.sdk.exceptions import AirflowSkipException
-
             raise AirflowSkipException(f"{target.full_name} skipped: {skipped.reason}") from skipped
         return outcome.to_xcom()
 
-    def execute_complete(self, context: Context, event: Any = None) -> dict[str, Any]:
+    def _commit_window_days(self) -> int:
+        # A templated field: the rendered Param arrives as a string.
+        try:
+            return int(self.commits_since_days)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(
+                f"commits_since_days must be a whole number of days, got {self.commits_since_days!r}"
+            ) from exc
+
+    def execute_complete(self, context: Context, event: object = None) -> dict[str, Any]:
         """Resume after the rate-limit reset: sync the repository again from its start."""
         return self.execute(context)
 
     def _failed_outcome(
-        self, target: RepositoryTarget, state: str, exc: BaseException, hook: Any
+        self, target: RepositoryTarget, state: str, exc: BaseException, hook: GitHubHook
     ) -> RepositoryOutcome:
         outcome = RepositoryOutcome(
             repository=target.full_name,
@@ -142,7 +145,14 @@ class SyncRepositoryOperator(BaseOperator):
         _add_request_counters(outcome, hook)
         return outcome
 
-    def _record(self, conn: Any, run: RunInfo, outcome: RepositoryOutcome, *, finished: bool = True) -> None:
+    def _record(
+        self,
+        conn: psycopg.Connection[Any],
+        run: RunInfo,
+        outcome: RepositoryOutcome,
+        *,
+        finished: bool = True,
+    ) -> None:
         try:
             with conn.cursor() as cursor:
                 record_repository_outcome(
@@ -160,17 +170,17 @@ class SyncRepositoryOperator(BaseOperator):
             log.exception("Could not record the outcome of %s", outcome.repository)
 
 
-def _add_request_counters(outcome: RepositoryOutcome, hook: Any) -> None:
+def _add_request_counters(outcome: RepositoryOutcome, hook: GitHubHook) -> None:
     stats = hook.stats
-    outcome.requests = int(getattr(stats, "requests_sent", 0))
-    outcome.budget_spent = int(getattr(stats, "budget_spent", 0))
-    outcome.not_modified = int(getattr(stats, "not_modified", 0))
-    outcome.retries = int(getattr(stats, "retries", 0))
-    core = hook.rate_limit("core")
+    outcome.requests = int(stats.requests_sent)
+    outcome.budget_spent = int(stats.budget_spent)
+    outcome.not_modified = int(stats.not_modified)
+    outcome.retries = int(stats.retries)
+    core = hook.rate_limit()
     outcome.rate_limit_remaining = core.remaining if core is not None else None
 
 
-def _reset_trigger(exc: RateLimitExhausted) -> Any:
+def _reset_trigger(exc: RateLimitExhausted) -> DateTimeTrigger:
     from airflow.providers.standard.triggers.temporal import DateTimeTrigger
 
     return DateTimeTrigger(moment=exc.reset_at)

@@ -1,18 +1,24 @@
-"""Params and defaults shared by the sync DAGs (validated by Airflow when a run is triggered)."""
+"""The trigger form: the Params of the sync DAGs (validated by Airflow when a run is triggered).
+
+Owns each Param's schema, title, description and default. The rules themselves are not
+defined here: owner and repository names come from :mod:`github_sync.github.owners`, the
+commit window's default from :mod:`github_sync.sync.repository`, the archived default
+from :mod:`github_sync.sync.discovery`. Building the Params is done at parse time and must
+not do I/O (the environment is read, nothing else).
+"""
 
 from __future__ import annotations
 
 import logging
 import os
-from datetime import datetime, timedelta
-from typing import Any
 
 from airflow.sdk import Param
 
-from github_sync.config import ENV_GITHUB_OWNER
+from github_sync.config import DEMO_OWNER, ENV_GITHUB_OWNER
 from github_sync.github.owners import (
     MAX_OWNERS,
     OWNER_PATTERN,
+    REPOSITORY_NAME_PATTERN,
     REPOSITORY_PATTERN,
     OwnerError,
     parse_owner_list,
@@ -22,46 +28,15 @@ from github_sync.sync.repository import DEFAULT_COMMITS_SINCE_DAYS
 
 log = logging.getLogger(__name__)
 
-# The scheduled runs' owner when GITHUB_OWNER is not set (the simulator's demo organisation).
-DEFAULT_OWNER = "acme"
 # An allow-list longer than this is better written as separate owners or runs.
 MAX_ALLOW_LIST = 1000
-
-DEFAULT_FULL_SYNC_SCHEDULE = "0 3 * * 0"  # weekly, Sunday 03:00 UTC: reconciles everything
-DEFAULT_INCREMENTAL_SCHEDULE = "@hourly"
-ENV_FULL_SYNC_SCHEDULE = "GITHUB_SYNC_FULL_SCHEDULE"
-ENV_INCREMENTAL_SCHEDULE = "GITHUB_SYNC_INCREMENTAL_SCHEDULE"
-NO_SCHEDULE = ("", "none", "manual")
-
-
-def schedule_from_env(variable: str, default: str) -> str | None:
-    """A DAG's schedule: ``default``, or the environment's override (``none`` for manual only).
-
-    Read at parse time from the environment, which is not I/O; an invalid cron expression
-    makes the DAG fail to import with Airflow's message naming it.
-    """
-    value = os.environ.get(variable)
-    if value is None:
-        return default
-    return None if value.strip().lower() in NO_SCHEDULE else value.strip()
-
-
-DEFAULT_ARGS: dict[str, Any] = {
-    "owner": "github-sync",
-    "retries": 2,
-    "retry_delay": timedelta(seconds=30),
-    "retry_exponential_backoff": 2.0,
-    "max_retry_delay": timedelta(minutes=10),
-}
-
-
-# What every sync DAG declares alike.
-SYNC_DAG_ARGS: dict[str, Any] = {
-    "start_date": datetime(2026, 1, 1),
-    "catchup": False,
-    "default_args": DEFAULT_ARGS,
-    "tags": ["github-sync"],
-}
+# An allow-list entry is a repository name, or owner/name when syncing several owners:
+# the owners module's two rules, composed (its patterns are anchored with ^...$).
+ALLOW_LIST_ENTRY_PATTERN = f"^({OWNER_PATTERN.strip('^$')}/)?{REPOSITORY_NAME_PATTERN.strip('^$')}$"
+# Ten years: beyond that a commit window is a mistake rather than a choice.
+MAX_COMMITS_SINCE_DAYS = 3650
+# The form's example for the single-repository sync.
+EXAMPLE_REPOSITORY = f"{DEMO_OWNER}/repo"
 
 
 def default_owners() -> list[str]:
@@ -70,7 +45,7 @@ def default_owners() -> list[str]:
     A malformed value falls back to no owner, so the DAG still imports; its runs then fail
     at once saying that no owner is set (and the DAG processor logs the variable's rule).
     """
-    raw = os.environ.get(ENV_GITHUB_OWNER, DEFAULT_OWNER)
+    raw = os.environ.get(ENV_GITHUB_OWNER, DEMO_OWNER)
     try:
         return parse_owner_list(raw, source=ENV_GITHUB_OWNER)
     except OwnerError as exc:
@@ -103,7 +78,7 @@ def sync_params() -> dict[str, Param]:
         "repos": Param(
             [],
             type=["null", "array"],
-            items={"type": "string", "pattern": r"^([A-Za-z0-9][A-Za-z0-9-]{0,38}/)?[A-Za-z0-9._-]{1,100}$"},
+            items={"type": "string", "pattern": ALLOW_LIST_ENTRY_PATTERN},
             maxItems=MAX_ALLOW_LIST,
             title="Only these repositories",
             description="Optional allow-list, one per line: name, or owner/name when syncing several owners. "
@@ -129,11 +104,12 @@ def sync_params() -> dict[str, Param]:
 
 
 def commits_since_days_param() -> Param:
+    """The commit window, shared by every sync DAG (the mapped operator renders it)."""
     return Param(
         DEFAULT_COMMITS_SINCE_DAYS,
         type="integer",
         minimum=1,
-        maximum=3650,
+        maximum=MAX_COMMITS_SINCE_DAYS,
         title="Days of commit history",
         description="Commits newer than this many days are kept.",
     )
@@ -143,7 +119,7 @@ def repository_params() -> dict[str, Param]:
     """Params of the single-repository sync."""
     return {
         "repository": Param(
-            "acme/repo",
+            EXAMPLE_REPOSITORY,
             type="string",
             pattern=REPOSITORY_PATTERN,
             title="Repository",

@@ -5,6 +5,9 @@
 * ``external_views``: a top-level navigation entry; the Airflow UI shows the dashboard
   in its plugin frame at ``/plugin/github-sync`` (same origin, so the session cookie
   authenticates the page).
+
+The plugin only registers; the app and its queries live in :mod:`github_sync.status`, and
+this module must not import them eagerly (``LazyStatusApp`` builds the app on first use).
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
 """How a run-level task fails: its cause recorded for ``import_logs``, and at once when retrying cannot help.
 
 A run-level task (listing, change detection, resolving the repository, applying webhook
-deliveries, the summary) runs its body inside :func:`run_stage`. On success the stage is
+deliveries, the summary) runs its body inside :func:`run_level_task`: :func:`run_stage`
+around the task's resources (:func:`github_sync.orchestration.runtime.task_resources`), so
+that even failing to open them is recorded and explained. On success the stage is
 marked done in ``sync_runs.details.stages``; the summary refuses to call a run a success
 whose targets stage is not done. On failure:
 
@@ -12,6 +14,9 @@ whose targets stage is not done. On failure:
   task without its retries;
 * anything else (5xx, timeouts, an unreachable database) is re-raised unchanged and keeps
   the task's retries.
+
+This module decides how a task ends; it must not do a task's work (that is
+:mod:`github_sync.orchestration.tasks`).
 """
 
 from __future__ import annotations
@@ -19,19 +24,29 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import psycopg
 
 from github_sync.config import DATABASE_CONN_ID, GITHUB_CONN_ID, ConfigError
 from github_sync.github.errors import GitHubClientError, RepositoryUnavailable
 from github_sync.github.owners import OwnerError
-from github_sync.orchestration.runtime import RunInfo, connect_database
+from github_sync.orchestration.runtime import RunInfo, TaskResources, open_database, task_resources
 from github_sync.store.migrations import MigrationError
 from github_sync.store.run_records import record_stage
 from github_sync.sync.discovery import DiscoveryError
 from github_sync.transform.labels import LabelRulesError
+from github_sync.webhooks.apply import WebhookConfError, WebhookDeliveriesFailed
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
 
 log = logging.getLogger(__name__)
+
+# The run-level stages, as recorded in sync_runs.details.stages: the first task of every DAG
+# (whatever its task id) produces the targets; the summary decides the run.
+TARGETS_STAGE = "targets"
+SUMMARY_STAGE = "summary"
 
 
 class ListingTooLong(ValueError):
@@ -50,6 +65,7 @@ PERMANENT_ERRORS: tuple[type[BaseException], ...] = (
     LabelRulesError,
     MigrationError,
     ListingTooLong,
+    WebhookConfError,
 )
 # Schema objects the code needs but the database lacks: an outdated or foreign schema.
 SCHEMA_ERRORS = (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn)
@@ -63,9 +79,7 @@ def explain_permanent(exc: BaseException, *, github_conn_id: str = GITHUB_CONN_I
     """
     from airflow.sdk.exceptions import AirflowNotFoundException
 
-    from github_sync.webhooks.apply import WebhookConfError
-
-    if isinstance(exc, (*PERMANENT_ERRORS, WebhookConfError)):
+    if isinstance(exc, PERMANENT_ERRORS):
         return str(exc)
     if isinstance(exc, AirflowNotFoundException):
         return (
@@ -104,8 +118,6 @@ def run_stage(
     """Run a run-level task's body: record how it ended; fail at once where retrying cannot help."""
     from airflow.sdk.exceptions import AirflowFailException
 
-    from github_sync.webhooks.apply import WebhookDeliveriesFailed
-
     try:
         yield
     except RunVerdictFailed as exc:
@@ -126,17 +138,31 @@ def run_stage(
     _record(run, mode=mode, stage=stage, error=None, postgres_conn_id=postgres_conn_id)
 
 
+@contextmanager
+def run_level_task(
+    context: Context, *, mode: str, stage: str, github: bool = True
+) -> Iterator[TaskResources]:
+    """The body of a run-level task: its resources opened and closed inside :func:`run_stage`.
+
+    Args:
+        context: the task's Airflow context.
+        mode: the run's sync mode (``full``, ``incremental``, ``repository``, ``webhook``).
+        stage: :data:`TARGETS_STAGE` or :data:`SUMMARY_STAGE`.
+        github: also open the GitHub hook.
+    """
+    run = RunInfo.from_context(context)
+    with run_stage(run, mode=mode, stage=stage), task_resources(run, github=github) as resources:
+        yield resources
+
+
 def _record(run: RunInfo, *, mode: str, stage: str, error: str | None, postgres_conn_id: str) -> None:
     try:
-        conn = connect_database(postgres_conn_id)
-        try:
+        with open_database(postgres_conn_id) as conn:
             with conn.cursor() as cursor:
                 record_stage(
                     cursor, dag_id=run.dag_id, run_id=run.run_id, mode=mode, stage=stage, error=error
                 )
             conn.commit()
-        finally:
-            conn.close()
     except Exception:
         # Bookkeeping: when the database itself is the problem the task's own error says so.
         log.warning("Could not record the end of %s for %s/%s", stage, run.dag_id, run.run_id, exc_info=True)

@@ -1,6 +1,13 @@
-"""How tasks obtain their collaborators from Airflow: connections, Variables, the run's time.
+"""How task bodies obtain their collaborators from Airflow: connections, Variables, the run's time.
 
-Kept apart from the sync logic so that the logic stays testable without Airflow.
+Owns :func:`task_resources`, the one way a task body opens the GitHub hook and the target
+database (and closes both), :class:`RunInfo` (the run a task belongs to), the hook's
+tunables from its connection's extra, and the label rules from their Variable.
+
+It must not hold sync logic: it hands Airflow's connections to :mod:`github_sync.sync`,
+:mod:`github_sync.store` and :mod:`github_sync.webhooks`, which stay testable without
+Airflow. Airflow is imported inside the functions that need it, so that importing this
+module (the DAG processor parses every DAG file) stays cheap.
 """
 
 from __future__ import annotations
@@ -10,12 +17,21 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import psycopg
 
 from github_sync.config import DATABASE_CONN_ID, GITHUB_CONN_ID, ConfigError
 from github_sync.transform.labels import LABEL_RULES_VARIABLE, LabelRules, load_label_rules
 
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from github_sync.github.hook import GitHubHook
+
 log = logging.getLogger(__name__)
+
+DEFAULT_TRY_NUMBER = 1
 
 
 @dataclass(frozen=True)
@@ -28,12 +44,13 @@ class RunInfo:
     as_of: datetime
 
     @classmethod
-    def from_context(cls, context: Any) -> RunInfo:
+    def from_context(cls, context: Context) -> RunInfo:
         dag_run = context["dag_run"]
         ti = context.get("ti")
         # run_after is set for every run (manual, scheduled, API-triggered with a null
         # logical_date) and is the same for all tasks of the run: the run's "as of" time.
-        as_of = getattr(dag_run, "run_after", None) or getattr(dag_run, "logical_date", None)
+        # getattr: a run object from before run_after existed has only logical_date.
+        as_of: datetime | None = getattr(dag_run, "run_after", None) or dag_run.logical_date
         if as_of is None:
             raise ValueError(f"DAG run {dag_run.run_id} has neither run_after nor logical_date")
         if as_of.tzinfo is None:
@@ -41,16 +58,37 @@ class RunInfo:
         return cls(
             dag_id=dag_run.dag_id,
             run_id=dag_run.run_id,
-            try_number=int(getattr(ti, "try_number", 1) or 1),
+            try_number=int(getattr(ti, "try_number", DEFAULT_TRY_NUMBER) or DEFAULT_TRY_NUMBER),
             as_of=datetime.fromtimestamp(as_of.timestamp(), tz=UTC),
         )
 
 
-def connect_database(postgres_conn_id: str = DATABASE_CONN_ID) -> Any:
-    """A new psycopg connection to the target database, through ``PostgresHook``."""
+def connect_database(postgres_conn_id: str = DATABASE_CONN_ID) -> psycopg.Connection[Any]:
+    """A new psycopg connection to the target database, through ``PostgresHook``.
+
+    Raises:
+        ConfigError: the provider handed out a psycopg2 connection (the sync needs psycopg 3).
+    """
     from airflow.providers.postgres.hooks.postgres import PostgresHook
 
-    return PostgresHook(postgres_conn_id=postgres_conn_id).get_conn()
+    conn = PostgresHook(postgres_conn_id=postgres_conn_id).get_conn()
+    if not isinstance(conn, psycopg.Connection):
+        conn.close()
+        raise ConfigError(
+            f"connection {postgres_conn_id!r} opened a {type(conn).__module__} connection; "
+            "github-sync needs psycopg 3 (SQLAlchemy 2 makes the Postgres provider use it)"
+        )
+    return conn
+
+
+@contextmanager
+def open_database(postgres_conn_id: str = DATABASE_CONN_ID) -> Iterator[psycopg.Connection[Any]]:
+    """A connection to the target database, closed at the end (uncommitted work is rolled back)."""
+    conn = connect_database(postgres_conn_id)
+    try:
+        yield conn
+    finally:
+        conn.close()
 
 
 # Hook tunables a deployment may set in the GitHub connection's extra (JSON), with their types.
@@ -62,13 +100,14 @@ HOOK_EXTRA_OPTIONS: dict[str, type] = {
     "retry_backoff_initial_s": float,
     "retry_backoff_max_s": float,
 }
+RETRY_OPTION_PREFIX = "retry_"
 
 
 def hook_options_from_extra(extra: Mapping[str, Any], conn_id: str) -> dict[str, Any]:
     """Validate the hook tunables of a connection's extra; return GitHubHook keyword arguments.
 
     Raises:
-        ValueError: an unknown key or a value of the wrong type, naming the connection and key.
+        ConfigError: an unknown key or a value of the wrong type, naming the connection and key.
     """
     options: dict[str, Any] = {}
     for key, value in extra.items():
@@ -82,8 +121,12 @@ def hook_options_from_extra(extra: Mapping[str, Any], conn_id: str) -> dict[str,
                 f"connection {conn_id!r}: extra {key!r} must be a non-negative number, got {value!r}"
             )
         options[key] = kind(value)
-    hook_kwargs = {k: v for k, v in options.items() if not k.startswith("retry_")}
-    retry = {k.removeprefix("retry_"): v for k, v in options.items() if k.startswith("retry_")}
+    hook_kwargs = {k: v for k, v in options.items() if not k.startswith(RETRY_OPTION_PREFIX)}
+    retry = {
+        k.removeprefix(RETRY_OPTION_PREFIX): v
+        for k, v in options.items()
+        if k.startswith(RETRY_OPTION_PREFIX)
+    }
     if retry:
         from github_sync.github.retry import RetryPolicy
 
@@ -91,7 +134,9 @@ def hook_options_from_extra(extra: Mapping[str, Any], conn_id: str) -> dict[str,
     return hook_kwargs
 
 
-def build_github_hook(github_conn_id: str = GITHUB_CONN_ID, postgres_conn_id: str = DATABASE_CONN_ID) -> Any:
+def build_github_hook(
+    github_conn_id: str = GITHUB_CONN_ID, postgres_conn_id: str = DATABASE_CONN_ID
+) -> GitHubHook:
     """The GitHub hook, tuned by its connection's extra, with its ETag cache in the target database."""
     from airflow.sdk import BaseHook
 
@@ -106,6 +151,14 @@ def build_github_hook(github_conn_id: str = GITHUB_CONN_ID, postgres_conn_id: st
     )
 
 
+def close_github_hook(hook: GitHubHook) -> None:
+    """Close the hook's pooled HTTP connections and its cache's database connection."""
+    hook.close()
+    close_cache = getattr(hook.http_cache, "close", None)
+    if close_cache is not None:
+        close_cache()
+
+
 def label_rules_from_variable() -> LabelRules:
     """The label rules, with the team's override from the Airflow Variable when set.
 
@@ -117,25 +170,47 @@ def label_rules_from_variable() -> LabelRules:
     return load_label_rules(Variable.get(LABEL_RULES_VARIABLE, default=None))
 
 
-def close_github_hook(hook: Any) -> None:
-    """Close the hook's pooled HTTP connections and its cache's database connection."""
-    hook.close()
-    cache = getattr(hook, "http_cache", None)
-    if cache is not None and hasattr(cache, "close"):
-        cache.close()
+@dataclass(frozen=True)
+class TaskResources:
+    """What a task body works with: its run, the target database and, when opened, the GitHub hook."""
+
+    run: RunInfo
+    conn: psycopg.Connection[Any]
+    github_hook: GitHubHook | None
+
+    @property
+    def hook(self) -> GitHubHook:
+        """The GitHub hook; only for resources opened with ``github=True``."""
+        if self.github_hook is None:
+            raise RuntimeError("this task opened no GitHub hook (task_resources(..., github=False))")
+        return self.github_hook
 
 
 @contextmanager
-def github_session(
-    github_conn_id: str = GITHUB_CONN_ID, postgres_conn_id: str = DATABASE_CONN_ID
-) -> Iterator[tuple[Any, Any]]:
-    """The ``(GitHub hook, target database connection)`` of a task body, both closed at the end."""
-    conn = connect_database(postgres_conn_id)
-    try:
+def task_resources(
+    run: RunInfo,
+    *,
+    github: bool = True,
+    github_conn_id: str = GITHUB_CONN_ID,
+    postgres_conn_id: str = DATABASE_CONN_ID,
+) -> Iterator[TaskResources]:
+    """Open what a task body needs for ``run``; close all of it, however the body ends.
+
+    Args:
+        run: the task's run (:meth:`RunInfo.from_context`).
+        github: also open the GitHub hook (the webhook and summary tasks call no API).
+        github_conn_id: the GitHub connection.
+        postgres_conn_id: the target database connection.
+
+    Yields:
+        The run, the database connection (the body commits its own work) and the hook.
+    """
+    with open_database(postgres_conn_id) as conn:
+        if not github:
+            yield TaskResources(run=run, conn=conn, github_hook=None)
+            return
         hook = build_github_hook(github_conn_id, postgres_conn_id)
         try:
-            yield hook, conn
+            yield TaskResources(run=run, conn=conn, github_hook=hook)
         finally:
             close_github_hook(hook)
-    finally:
-        conn.close()

@@ -14,6 +14,13 @@ delivery received before that removal (``removed_at`` is the removing delivery's
 
 Each delivery is applied and marked ``processed`` in one transaction of its own, so a bad
 delivery is rolled back and marked ``failed`` with its reason without blocking the others.
+
+This module owns how stored deliveries become rows and how a run's outcomes are recorded;
+it takes a plain psycopg connection and must not import Airflow or
+:mod:`github_sync.orchestration` (the DAG's task body,
+:func:`github_sync.orchestration.tasks.apply_webhook_deliveries`, calls it). It is one
+piece, longer than most, because the staleness rules above hold only if every event's
+upsert, tombstone and status mark go through the same few guarded functions.
 """
 
 from __future__ import annotations
@@ -21,12 +28,15 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import psycopg
 from psycopg import sql
 
+from github_sync.config import WEBHOOK_DAG_ID
+from github_sync.github.owners import OwnerError, check_repository
 from github_sync.store import loader
 from github_sync.store.run_records import RepositoryOutcome, close_run, open_run, record_repository_outcome
 from github_sync.transform.labels import LabelRules
@@ -41,7 +51,6 @@ from github_sync.transform.normalizer import (
 
 log = logging.getLogger(__name__)
 
-WEBHOOK_DAG_ID = "github_webhook_events"
 SUPPORTED_EVENTS = frozenset({"ping", "push", "issues", "issue_comment", "pull_request", "repository"})
 # Actions that remove an issue or a repository from its owner, and the tombstone reason.
 REMOVAL_ACTIONS: Mapping[str, str] = {"deleted": "deleted", "transferred": "transferred"}
@@ -133,7 +142,7 @@ def validate_conf(conf: object) -> list[str]:
     return list(dict.fromkeys(ids))
 
 
-def load_deliveries(cursor: Any, delivery_ids: Sequence[str]) -> list[StoredDelivery]:
+def load_deliveries(cursor: psycopg.Cursor[Any], delivery_ids: Sequence[str]) -> list[StoredDelivery]:
     """Read deliveries in application order (``received_at``, then ``delivery_id``)."""
     cursor.execute(
         "SELECT delivery_id, event, action, repository_id, repository, payload, status, received_at "
@@ -143,13 +152,16 @@ def load_deliveries(cursor: Any, delivery_ids: Sequence[str]) -> list[StoredDeli
     return [StoredDelivery(*row) for row in cursor.fetchall()]
 
 
+# The same rule as sync/repository.py's _later; both become transform.timestamps.latest.
 def _latest(a: datetime | None, b: datetime | None) -> datetime | None:
     if a is None or b is None:
         return a or b
     return max(a, b)
 
 
-def _revoked_after(cursor: Any, table: str, where: Mapping[str, Any], received_at: datetime) -> bool:
+def _revoked_after(
+    cursor: psycopg.Cursor[Any], table: str, where: Mapping[str, Any], received_at: datetime
+) -> bool:
     # True when the row was tombstoned at or after this delivery was received: the delivery
     # describes the object before its removal and must not revive it.
     conditions = sql.SQL(" AND ").join(sql.SQL("{} = %s").format(sql.Identifier(column)) for column in where)
@@ -159,7 +171,9 @@ def _revoked_after(cursor: Any, table: str, where: Mapping[str, Any], received_a
     return row is not None and row[0] is not None and row[0] >= received_at
 
 
-def apply_repository(cursor: Any, repo: Mapping[str, Any], *, received_at: datetime) -> tuple[int, int]:
+def apply_repository(
+    cursor: psycopg.Cursor[Any], repo: Mapping[str, Any], *, received_at: datetime
+) -> tuple[int, int]:
     """Upsert a payload's repository without letting older metadata win; return ``(project_id, written)``.
 
     Args:
@@ -202,14 +216,14 @@ def apply_repository(cursor: Any, repo: Mapping[str, Any], *, received_at: datet
 
 
 def _upsert_issue_or_pr(
-    cursor: Any,
+    cursor: psycopg.Cursor[Any],
     issue: Mapping[str, Any],
     *,
     project_id: int,
     received_at: datetime,
     as_of: datetime,
     rules: LabelRules,
-) -> tuple[int, str, Any]:
+) -> tuple[int, str, dict[str, Any]]:
     # Returns (written, table, key) so that a removal can tombstone the same row.
     if is_pull_request(issue):
         # issue_comment on a pull request: the "issue" is the PR in its issue form.
@@ -237,7 +251,7 @@ def _payload_object(payload: Mapping[str, Any], key: str, delivery: StoredDelive
 
 
 def apply_delivery(
-    cursor: Any, delivery: StoredDelivery, *, as_of: datetime, rules: LabelRules | None = None
+    cursor: psycopg.Cursor[Any], delivery: StoredDelivery, *, as_of: datetime, rules: LabelRules | None = None
 ) -> ApplyResult:
     """Apply one delivery to the dashboard tables (the caller owns the transaction).
 
@@ -306,7 +320,7 @@ def apply_delivery(
 
 
 def _apply_transfer_target(
-    cursor: Any,
+    cursor: psycopg.Cursor[Any],
     payload: Mapping[str, Any],
     old_repo: Mapping[str, Any],
     *,
@@ -334,7 +348,9 @@ def _apply_transfer_target(
     return written + count
 
 
-def _apply_push(cursor: Any, delivery: StoredDelivery, repo: Mapping[str, Any], project_id: int) -> int:
+def _apply_push(
+    cursor: psycopg.Cursor[Any], delivery: StoredDelivery, repo: Mapping[str, Any], project_id: int
+) -> int:
     payload = delivery.payload
     default_branch = repo.get("default_branch") or repo.get("master_branch")
     ref = payload.get("ref")
@@ -352,7 +368,7 @@ def _apply_push(cursor: Any, delivery: StoredDelivery, repo: Mapping[str, Any], 
     return loader.upsert_rows(cursor, loader.COMMITS, rows, project_id=project_id)
 
 
-def _mark(cursor: Any, delivery_id: str, status: str, error: str | None, run_id: str) -> None:
+def _mark(cursor: psycopg.Cursor[Any], delivery_id: str, status: str, error: str | None, run_id: str) -> None:
     cursor.execute(
         "UPDATE webhook_deliveries SET status = %s, error = %s, processed_at = now(), "
         "dag_run_id = COALESCE(dag_run_id, %s) WHERE delivery_id = %s",
@@ -360,8 +376,52 @@ def _mark(cursor: Any, delivery_id: str, status: str, error: str | None, run_id:
     )
 
 
+@dataclass(frozen=True)
+class WebhookRun:
+    """The DAG run the deliveries are applied for (its outcomes are recorded under it)."""
+
+    dag_id: str
+    run_id: str
+    try_number: int
+    as_of: datetime
+    rules: LabelRules
+
+
+@dataclass(frozen=True)
+class DeliveryBatch:
+    """A run's deliveries grouped by repository (in application order), and the ids not stored."""
+
+    requested: int
+    groups: dict[str, list[StoredDelivery]]
+    missing: list[str]
+
+    @property
+    def owners(self) -> list[str]:
+        """The owners of the batch's repositories, for the run's row."""
+        owners = {owner for owner in map(_owner_of, self.groups) if owner is not None}
+        return sorted(owners, key=str.lower)
+
+
+@dataclass
+class RunTally:
+    """What the run did so far, delivery by delivery."""
+
+    applied: Counter[str] = field(default_factory=Counter)
+    failures: list[str] = field(default_factory=list)
+    already_done: int = 0
+
+
+def _owner_of(repository: str) -> str | None:
+    # The same rule as every other boundary; "(no repository)" and the like have no owner.
+    try:
+        owner, _ = check_repository(repository, source="delivery repository")
+    except OwnerError:
+        return None
+    return owner
+
+
 def _apply_one(
-    conn: Any, delivery: StoredDelivery, *, run_id: str, as_of: datetime, rules: LabelRules
+    conn: psycopg.Connection[Any], delivery: StoredDelivery, run: WebhookRun
 ) -> ApplyResult | None:
     """Apply and mark one delivery in its own transaction; None when another run already did it."""
     with conn.cursor() as cursor:
@@ -372,14 +432,129 @@ def _apply_one(
         if row is None or row[0] in DONE_STATUSES:
             conn.rollback()
             return None
-        result = apply_delivery(cursor, delivery, as_of=as_of, rules=rules)
-        _mark(cursor, delivery.delivery_id, "processed", None, run_id)
+        result = apply_delivery(cursor, delivery, as_of=run.as_of, rules=run.rules)
+        _mark(cursor, delivery.delivery_id, "processed", None, run.run_id)
     conn.commit()
     return result
 
 
+def _fail_one(
+    conn: psycopg.Connection[Any], delivery: StoredDelivery, exc: Exception, run: WebhookRun
+) -> str:
+    """Roll back one delivery only and mark it failed with the reason; return that reason."""
+    conn.rollback()
+    error = f"{type(exc).__name__}: {exc}"
+    with conn.cursor() as cursor:
+        _mark(cursor, delivery.delivery_id, "failed", error, run.run_id)
+    conn.commit()
+    log.error("Delivery %s (%s, %s) failed: %s", delivery.delivery_id, delivery.kind,
+              delivery.repository_label, error)  # fmt: skip
+    return error
+
+
+def _load_batch(conn: psycopg.Connection[Any], delivery_ids: Sequence[str]) -> DeliveryBatch:
+    with conn.cursor() as cursor:
+        deliveries = load_deliveries(cursor, delivery_ids)
+    conn.commit()
+    found = {d.delivery_id for d in deliveries}
+    groups: dict[str, list[StoredDelivery]] = {}
+    for delivery in deliveries:
+        groups.setdefault(delivery.repository_label, []).append(delivery)
+    missing = [i for i in delivery_ids if i not in found]
+    return DeliveryBatch(requested=len(delivery_ids), groups=groups, missing=missing)
+
+
+def _open_webhook_run(conn: psycopg.Connection[Any], run: WebhookRun, batch: DeliveryBatch) -> None:
+    with conn.cursor() as cursor:
+        open_run(cursor, dag_id=run.dag_id, run_id=run.run_id, mode="webhook",
+                 owner=", ".join(batch.owners) or None,
+                 repositories_total=len(batch.groups) + (1 if batch.missing else 0))  # fmt: skip
+    conn.commit()
+
+
+def _apply_repository_group(
+    conn: psycopg.Connection[Any],
+    repository: str,
+    deliveries: Sequence[StoredDelivery],
+    run: WebhookRun,
+    tally: RunTally,
+) -> RepositoryOutcome:
+    """Apply one repository's deliveries in order; a failed one is recorded and the rest go on."""
+    outcome = RepositoryOutcome(repository=repository, state="success")
+    errors: list[str] = []
+    for delivery in deliveries:
+        if delivery.status in DONE_STATUSES:
+            tally.already_done += 1
+            continue
+        try:
+            result = _apply_one(conn, delivery, run)
+        except Exception as exc:
+            error = _fail_one(conn, delivery, exc, run)
+            outcome.records_failed += 1
+            errors.append(f"{delivery.delivery_id} ({delivery.kind}): {error}")
+            continue
+        if result is None:
+            tally.already_done += 1
+            continue
+        tally.applied[delivery.kind] += 1
+        outcome.records += result.records
+        outcome.project_id = result.project_id or outcome.project_id
+    if errors:
+        outcome.state = "failed"
+        outcome.error = "; ".join(errors)
+        tally.failures.extend(f"{repository}: {e}" for e in errors)
+    return outcome
+
+
+def _missing_outcome(missing: Sequence[str], tally: RunTally) -> RepositoryOutcome:
+    """The outcome that names the ids of the conf that are not in ``webhook_deliveries``."""
+    error = f"not in webhook_deliveries: {', '.join(missing[:MAX_FAILURES_IN_MESSAGE])}"
+    tally.failures.append(f"{len(missing)} deliveries {error}")
+    return RepositoryOutcome(
+        repository=MISSING_DELIVERIES, state="failed", records_failed=len(missing), error=error
+    )
+
+
+def _record_outcome(conn: psycopg.Connection[Any], run: WebhookRun, outcome: RepositoryOutcome) -> None:
+    with conn.cursor() as cursor:
+        record_repository_outcome(
+            cursor, dag_id=run.dag_id, run_id=run.run_id, outcome=outcome, try_number=run.try_number
+        )
+    conn.commit()
+
+
+def _close_webhook_run(
+    conn: psycopg.Connection[Any], run: WebhookRun, batch: DeliveryBatch, tally: RunTally
+) -> dict[str, Any]:
+    """Close the run's row with its summary; return the summary."""
+    summary = {
+        "deliveries": batch.requested,
+        "applied": sum(tally.applied.values()),
+        "failed": len(tally.failures) - (1 if batch.missing else 0),
+        "missing": len(batch.missing),
+        "already_done": tally.already_done,
+        "repositories": len(batch.groups),
+        "events": dict(tally.applied),
+    }
+    with conn.cursor() as cursor:
+        close_run(cursor, dag_id=run.dag_id, run_id=run.run_id, state="failed" if tally.failures else "success",
+                  details={"webhook": summary, "owners": batch.owners})  # fmt: skip
+    conn.commit()
+    log.info("Webhook run summary: %s", summary)
+    return summary
+
+
+def _raise_if_failed(failures: Sequence[str]) -> None:
+    if not failures:
+        return
+    shown = "; ".join(failures[:MAX_FAILURES_IN_MESSAGE])
+    hidden = len(failures) - MAX_FAILURES_IN_MESSAGE
+    more = f" (and {hidden} more)" if hidden > 0 else ""
+    raise WebhookDeliveriesFailed(f"{len(failures)} webhook deliveries failed: {shown}{more}")
+
+
 def process_deliveries(
-    conn: Any,
+    conn: psycopg.Connection[Any],
     *,
     dag_id: str,
     run_id: str,
@@ -410,125 +585,15 @@ def process_deliveries(
     Raises:
         WebhookDeliveriesFailed: Some deliveries failed or are missing; each is named.
     """
-    rules = rules or LabelRules.default()
-    with conn.cursor() as cursor:
-        deliveries = load_deliveries(cursor, delivery_ids)
-    conn.commit()
-    found = {d.delivery_id for d in deliveries}
-    missing = [i for i in delivery_ids if i not in found]
-    groups: dict[str, list[StoredDelivery]] = {}
-    for delivery in deliveries:
-        groups.setdefault(delivery.repository_label, []).append(delivery)
-    owners = sorted({label.split("/")[0] for label in groups if "/" in label}, key=str.lower)
-    with conn.cursor() as cursor:
-        open_run(cursor, dag_id=dag_id, run_id=run_id, mode="webhook", owner=", ".join(owners) or None,
-                 repositories_total=len(groups) + (1 if missing else 0))  # fmt: skip
-    conn.commit()
-
-    applied: Counter[str] = Counter()
-    failures: list[str] = []
-    skipped = 0
-    for repository, items in groups.items():
-        outcome = RepositoryOutcome(repository=repository, state="success")
-        errors: list[str] = []
-        for delivery in items:
-            if delivery.status in DONE_STATUSES:
-                skipped += 1
-                continue
-            try:
-                result = _apply_one(conn, delivery, run_id=run_id, as_of=as_of, rules=rules)
-            except Exception as exc:
-                # Roll back this delivery only; record why and go on with the next one.
-                conn.rollback()
-                error = f"{type(exc).__name__}: {exc}"
-                with conn.cursor() as cursor:
-                    _mark(cursor, delivery.delivery_id, "failed", error, run_id)
-                conn.commit()
-                log.error(
-                    "Delivery %s (%s, %s) failed: %s", delivery.delivery_id, delivery.kind, repository, error
-                )
-                outcome.records_failed += 1
-                errors.append(f"{delivery.delivery_id} ({delivery.kind}): {error}")
-                continue
-            if result is None:
-                skipped += 1
-                continue
-            applied[delivery.kind] += 1
-            outcome.records += result.records
-            outcome.project_id = result.project_id or outcome.project_id
-        if errors:
-            outcome.state = "failed"
-            outcome.error = "; ".join(errors)
-            failures.extend(f"{repository}: {e}" for e in errors)
-        with conn.cursor() as cursor:
-            record_repository_outcome(
-                cursor, dag_id=dag_id, run_id=run_id, outcome=outcome, try_number=try_number
-            )
-        conn.commit()
-    if missing:
-        error = f"not in webhook_deliveries: {', '.join(missing[:MAX_FAILURES_IN_MESSAGE])}"
-        failures.append(f"{len(missing)} deliveries {error}")
-        with conn.cursor() as cursor:
-            record_repository_outcome(
-                cursor, dag_id=dag_id, run_id=run_id, try_number=try_number,
-                outcome=RepositoryOutcome(repository=MISSING_DELIVERIES, state="failed",
-                                          records_failed=len(missing), error=error),
-            )  # fmt: skip
-        conn.commit()
-
-    summary = {
-        "deliveries": len(delivery_ids),
-        "applied": sum(applied.values()),
-        "failed": len(failures) - (1 if missing else 0),
-        "missing": len(missing),
-        "already_done": skipped,
-        "repositories": len(groups),
-        "events": dict(applied),
-    }
-    with conn.cursor() as cursor:
-        close_run(cursor, dag_id=dag_id, run_id=run_id, state="failed" if failures else "success",
-                  details={"webhook": summary, "owners": owners})  # fmt: skip
-    conn.commit()
-    log.info("Webhook run summary: %s", summary)
-    if failures:
-        shown = "; ".join(failures[:MAX_FAILURES_IN_MESSAGE])
-        more = (
-            f" (and {len(failures) - MAX_FAILURES_IN_MESSAGE} more)"
-            if len(failures) > MAX_FAILURES_IN_MESSAGE
-            else ""
-        )
-        raise WebhookDeliveriesFailed(f"{len(failures)} webhook deliveries failed: {shown}{more}")
-    return summary
-
-
-def run_from_context(context: Any, *, outlets: Sequence[Any] = ()) -> dict[str, Any]:
-    """Body of the DAG's task: bring the schema up, validate the conf, then :func:`process_deliveries`.
-
-    A successful run's summary becomes the ``extra`` of the events of ``outlets``.
-    """
-    from github_sync.config import DATABASE_CONN_ID
-    from github_sync.orchestration.run_guard import run_stage
-    from github_sync.orchestration.runtime import RunInfo, connect_database, label_rules_from_variable
-    from github_sync.orchestration.tasks import TARGETS_STAGE, prepare_target_database
-
-    run = RunInfo.from_context(context)
-    with run_stage(run, mode="webhook", stage=TARGETS_STAGE):
-        conn = connect_database(DATABASE_CONN_ID)
-        try:
-            prepare_target_database(conn)
-            delivery_ids = validate_conf(context["dag_run"].conf)
-            rules = label_rules_from_variable()
-            summary = process_deliveries(
-                conn,
-                dag_id=run.dag_id,
-                run_id=run.run_id,
-                try_number=run.try_number,
-                as_of=run.as_of,
-                delivery_ids=delivery_ids,
-                rules=rules,
-            )
-        finally:
-            conn.close()
-    for asset in outlets:
-        context["outlet_events"][asset].extra = {"dag_id": run.dag_id, "run_id": run.run_id, **summary}
+    run = WebhookRun(dag_id=dag_id, run_id=run_id, try_number=try_number, as_of=as_of,
+                     rules=rules or LabelRules.default())  # fmt: skip
+    batch = _load_batch(conn, delivery_ids)
+    _open_webhook_run(conn, run, batch)
+    tally = RunTally()
+    for repository, deliveries in batch.groups.items():
+        _record_outcome(conn, run, _apply_repository_group(conn, repository, deliveries, run, tally))
+    if batch.missing:
+        _record_outcome(conn, run, _missing_outcome(batch.missing, tally))
+    summary = _close_webhook_run(conn, run, batch, tally)
+    _raise_if_failed(tally.failures)
     return summary
