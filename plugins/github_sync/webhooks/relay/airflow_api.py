@@ -33,7 +33,7 @@ from typing import Any
 
 import requests
 
-from github_sync.webhooks.apply import WEBHOOK_DAG_ID
+from github_sync.config import WEBHOOK_DAG_ID
 from github_sync.webhooks.relay.store import ForwardBatch
 
 log = logging.getLogger(__name__)
