@@ -296,7 +296,8 @@ def _default_text() -> str:
 
 def _default_document() -> dict[str, Any]:
     # Parsed afresh each time so that a merge can never mutate a shared default.
-    return json.loads(_default_text())
+    document: dict[str, Any] = json.loads(_default_text())
+    return document
 
 
 @cache
