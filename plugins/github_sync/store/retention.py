@@ -1,6 +1,7 @@
 """Retention of the sync's own state: old cached responses and old webhook deliveries.
 
-Run by the weekly full sync's summary. Nothing the dashboard reads is pruned.
+Run by the weekly full sync's summary. This module owns what is old enough to drop; it must not
+prune anything the dashboard reads, and must not commit (the caller does).
 """
 
 from __future__ import annotations

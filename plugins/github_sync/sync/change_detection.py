@@ -57,7 +57,7 @@ from github_sync.store import projects, synced_rows
 from github_sync.store.cursors import read_cursors_of
 from github_sync.store.transactions import unit_of_work
 from github_sync.sync.daily_metrics import carry_metrics_forward
-from github_sync.sync.repository import RepositoryTarget
+from github_sync.sync.targets import RepositoryTarget
 from github_sync.transform.normalizer import listing_keys
 from github_sync.transform.timestamps import latest, parse_github_timestamp
 

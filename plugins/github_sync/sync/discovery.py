@@ -7,7 +7,9 @@ vanished from the owner, and returns the small targets the mapped tasks expand o
 
 This module owns where an owner's repositories are listed, the allow-list rules and the
 budget estimate. It must not hold SQL (:mod:`github_sync.store`) or sync any repository's
-content (:mod:`github_sync.sync.repository` does).
+content (:mod:`github_sync.sync.repository` does). It is one piece (just over 300 lines)
+because it is one task's work: the listing rules decide what is listed, and the estimate and the
+tombstones depend on exactly that listing.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from github_sync.github.listings import GitHubClient
 from github_sync.github.pagination import MAX_PER_PAGE
 from github_sync.store import loader, projects
 from github_sync.store.transactions import unit_of_work
-from github_sync.sync.repository import RepositoryTarget
+from github_sync.sync.targets import RepositoryTarget
 from github_sync.transform.normalizer import normalize_repository
 
 log = logging.getLogger(__name__)

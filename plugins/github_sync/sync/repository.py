@@ -4,7 +4,10 @@ This is the unit of work of every sync DAG (full, incremental, single repository
 mapped ``sync_repository`` task calls :func:`sync_repository` once per repository. The module
 owns the order of the steps and where each listing's walk stops; it must not hold SQL (that
 is :mod:`github_sync.store`), URLs (:mod:`github_sync.github.listings`) or row shapes
-(:mod:`github_sync.transform`), and knows nothing of Airflow.
+(:mod:`github_sync.transform`), and knows nothing of Airflow. It is one piece (over 300
+lines) because its steps share one transaction, one progress record and one set of stop rules:
+where the issue and commit walks stop (cursors, overlap, window) and when the metrics and the
+commits cursor are written again must agree, and reading them together is what shows that.
 
 Requests, for a repository with fewer than 100 issues+PRs, commits and contributors:
 
@@ -32,7 +35,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -62,7 +64,7 @@ from github_sync.store.projects import StoredProject
 from github_sync.store.run_records import RepositoryOutcome
 from github_sync.store.transactions import unit_of_work
 from github_sync.sync import daily_metrics
-from github_sync.transform.labels import LabelRules
+from github_sync.sync.targets import DEFAULT_COMMITS_SINCE_DAYS, RepositoryTarget, SyncOptions
 from github_sync.transform.normalizer import (
     is_pull_request,
     normalize_commit,
@@ -71,6 +73,8 @@ from github_sync.transform.normalizer import (
 )
 from github_sync.transform.timestamps import latest
 
+# The inputs (github_sync.sync.targets) are exported here too: every caller of sync_repository
+# builds them, and the DAG package imports them from here.
 __all__ = [
     "CURSOR_OVERLAP",
     "DEFAULT_COMMITS_SINCE_DAYS",
@@ -81,8 +85,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-# Days of commit history a sync keeps unless a run says otherwise.
-DEFAULT_COMMITS_SINCE_DAYS = 90
 # Re-read this much before a cursor: clocks of GitHub's replicas are not perfectly in step
 # and updated_at has one-second resolution, so an update in the same second as the cursor
 # could otherwise be lost. Re-reading costs nothing extra (the rows are in the same page).
@@ -90,55 +92,6 @@ CURSOR_OVERLAP = timedelta(minutes=5)
 # What GitHub resolves to the default branch when neither the target nor the project names it.
 DEFAULT_BRANCH_REF = "HEAD"
 TOMBSTONE_REASON = "missing from listing"
-
-
-@dataclass(frozen=True)
-class RepositoryTarget:
-    """The repository a task syncs: the mapped task's (small) input."""
-
-    full_name: str
-    project_id: int
-    default_branch: str | None = None
-    # Read the whole issue listing even in an incremental run (reconciliation found ids
-    # that differ from what is stored: deletions or transfers the cursor cannot see).
-    reconcile: bool = False
-
-    @classmethod
-    def from_mapping(cls, value: Mapping[str, Any]) -> RepositoryTarget:
-        try:
-            return cls(
-                full_name=str(value["full_name"]),
-                project_id=int(value["project_id"]),
-                default_branch=value.get("default_branch"),
-                reconcile=bool(value.get("reconcile", False)),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"not a repository target (need full_name and project_id): {value!r}") from exc
-
-    def to_mapping(self) -> dict[str, Any]:
-        return {
-            "full_name": self.full_name,
-            "project_id": self.project_id,
-            "default_branch": self.default_branch,
-            "reconcile": self.reconcile,
-        }
-
-
-@dataclass(frozen=True)
-class SyncOptions:
-    """How a repository is synced.
-
-    Attributes:
-        as_of: the DAG run's time; every derived field (ages, health, metrics date) uses it.
-        commits_since: start of the commit window kept in ``commits``.
-        rules: label rules (validated before the run writes anything).
-        incremental: read only what changed since the stored cursors.
-    """
-
-    as_of: datetime
-    commits_since: datetime
-    rules: LabelRules
-    incremental: bool = False
 
 
 @dataclass

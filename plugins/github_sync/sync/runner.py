@@ -23,12 +23,8 @@ from github_sync.github.errors import RepositoryUnavailable
 from github_sync.github.listings import GitHubClient
 from github_sync.sync.change_detection import DEFAULT_RECONCILE_EVERY, detect_changes
 from github_sync.sync.discovery import DEFAULT_INCLUDE_ARCHIVED, discover_owners
-from github_sync.sync.repository import (
-    DEFAULT_COMMITS_SINCE_DAYS,
-    RepositoryTarget,
-    SyncOptions,
-    sync_repository,
-)
+from github_sync.sync.repository import sync_repository
+from github_sync.sync.targets import DEFAULT_COMMITS_SINCE_DAYS, RepositoryTarget, SyncOptions
 from github_sync.transform.labels import LabelRules
 
 log = logging.getLogger(__name__)

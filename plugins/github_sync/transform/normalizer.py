@@ -8,6 +8,13 @@ and ``synced_at``.
 Text that goes to PostgreSQL is cleaned: NUL characters are removed (PostgreSQL's ``text`` rejects
 them, and GitHub accepts them in bodies) and lone UTF-16 surrogates (possible through JSON
 ``\\ud800`` escapes, not encodable as UTF-8) become U+FFFD.
+
+This module owns the mapping from GitHub's objects to row dicts and how rows are keyed; it must
+not read the database or the clock, or decide scores and severities itself (those are
+:mod:`github_sync.transform.scoring` and :mod:`github_sync.transform.labels`). It is one piece
+(over 300 lines) because every object kind shares the same helpers and conventions (required
+fields, logins, labels, text cleaning), and both sources of an object (REST and webhooks) must
+keep giving the same row, which is easiest to check side by side.
 """
 
 from __future__ import annotations
