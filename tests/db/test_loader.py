@@ -1,12 +1,18 @@
-"""Upserts: idempotent, column ownership, per-project issue numbers, stale-write guard."""
+"""The store's writes and read-backs against real PostgreSQL.
+
+Upserts: idempotent, column ownership, per-project issue numbers, stale-write guard. Cursors:
+what is written is what is read back, for one repository or many. Projects: tombstones of
+unlisted repositories, the webhook's lock and last-push update.
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
 import psycopg
+import pytest
 
-from github_sync.store import loader
+from github_sync.store import cursors, loader, projects, synced_rows
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -202,3 +208,121 @@ def test_bulk_batches_take_the_copy_path_with_the_same_rules(pg_conn: psycopg.Co
     assert pg_conn.execute("SELECT count(*) FROM bugs WHERE status = 'closed'").fetchone() == (7,)
     # The staging table consumed no ids and left nothing behind.
     assert pg_conn.execute("SELECT max(id) - min(id) + 1 FROM bugs").fetchone() == (count,)
+
+
+def test_cursors_read_back_what_was_written(pg_conn: psycopg.Connection) -> None:
+    with pg_conn.cursor() as cur:
+        alpha, _ = loader.upsert_project(cur, project_row(1, "alpha"))
+        empty, _ = loader.upsert_project(cur, project_row(2, "empty"))
+        never, _ = loader.upsert_project(cur, project_row(3, "never"))
+        cursors.write_issues_cursor(cur, alpha, T0)
+        cursors.write_commits_cursor(cur, alpha, cursors.CommitsCursor(newest=T0, head="abc"))
+        cursors.write_commits_cursor(cur, empty, cursors.CommitsCursor(empty=True, empty_at_push=T0))
+    pg_conn.commit()
+    with pg_conn.cursor() as cur:
+        one = cursors.read_cursors(cur, alpha)
+        many = cursors.read_cursors_of(cur, [alpha, empty, never])
+    assert (
+        one
+        == many[alpha]
+        == cursors.RepositoryCursors(issues=T0, commits=cursors.CommitsCursor(newest=T0, head="abc"))
+    )
+    assert many[never] == cursors.RepositoryCursors()  # never synced: empty records, not None
+    assert many[empty].commits.still_empty(T0)
+    assert not many[empty].commits.still_empty(T0 + timedelta(seconds=1))  # pushed since
+    assert not many[alpha].commits.still_empty(T0)
+    # The stored documents keep their keys: "empty_at_push" only for an empty repository.
+    details = dict(
+        pg_conn.execute("SELECT project_id, details FROM sync_cursors WHERE stream = 'commits'").fetchall()
+    )
+    assert details == {alpha: {"head": "abc"}, empty: {"head": None, "empty_at_push": T0.isoformat()}}
+
+
+def test_a_cursor_write_replaces_the_previous_one(pg_conn: psycopg.Connection) -> None:
+    with pg_conn.cursor() as cur:
+        project_id, _ = loader.upsert_project(cur, project_row())
+        cursors.write_commits_cursor(cur, project_id, cursors.CommitsCursor(empty=True, empty_at_push=None))
+        cursors.write_commits_cursor(cur, project_id, cursors.CommitsCursor(newest=T0, head="def"))
+        stored = cursors.read_cursors(cur, project_id)
+    pg_conn.commit()
+    assert stored.commits == cursors.CommitsCursor(newest=T0, head="def")
+    assert not stored.commits.empty
+
+
+def test_unlisted_projects_of_an_owner_are_tombstoned_and_named(pg_conn: psycopg.Connection) -> None:
+    with pg_conn.cursor() as cur:
+        loader.upsert_project(cur, project_row(1, "alpha"))
+        loader.upsert_project(cur, project_row(2, "beta"))
+        loader.upsert_project(cur, project_row(3, "gamma", owner="other", full_name="other/gamma"))
+        removed = projects.remove_unlisted(
+            cur, owner="ACME", listed_github_ids=[1], removed_at=T0, reason="no longer listed for ACME"
+        )
+        again = projects.remove_unlisted(cur, owner="acme", listed_github_ids=[1], removed_at=T0, reason="x")
+    pg_conn.commit()
+    assert removed == ("acme/beta",)  # owner compared without case; other owners untouched
+    assert again == ()  # already removed
+    rows = pg_conn.execute("SELECT github_id, removed_reason FROM projects ORDER BY 1").fetchall()
+    assert rows == [(1, None), (2, "no longer listed for ACME"), (3, None)]
+
+
+def test_stored_project_facts_and_pushes(pg_conn: psycopg.Connection) -> None:
+    with pg_conn.cursor() as cur:
+        project_id, _ = loader.upsert_project(cur, project_row(1, "alpha", stars=5))
+        stored = projects.read_project(cur, project_id)
+        pushes = projects.last_pushes(cur, [project_id, project_id + 1])
+    pg_conn.commit()
+    assert stored == projects.StoredProject(
+        full_name="acme/alpha", default_branch="main", last_commit=T0, stars=5, language="Python"
+    )
+    assert pushes == {project_id: T0}
+    with pg_conn.cursor() as cur, pytest.raises(LookupError):
+        projects.read_project(cur, project_id + 1)
+    pg_conn.rollback()
+
+
+def test_a_locked_project_and_its_last_push(pg_conn: psycopg.Connection) -> None:
+    with pg_conn.cursor() as cur:
+        project_id, _ = loader.upsert_project(cur, project_row(1, "alpha"))
+        locked = projects.lock_project(cur, 1)
+        assert projects.lock_project(cur, 2) is None
+        assert projects.set_last_commit(cur, project_id, T0) == 0  # unchanged: not written
+        assert projects.set_last_commit(cur, project_id, T0 + timedelta(hours=1)) == 1
+    pg_conn.commit()
+    assert locked == projects.LockedProject(
+        project_id=project_id, updated_at=T0, last_commit=T0, removed_at=None, tags=["airflow", "etl"]
+    )
+    assert pg_conn.execute("SELECT last_commit FROM projects").fetchone() == (T0 + timedelta(hours=1),)
+
+
+def test_read_backs_count_live_rows_only(pg_conn: psycopg.Connection) -> None:
+    pr = {
+        "number": 5, "title": "Add x", "description": "", "state": "open", "draft": False, "author": "a",
+        "labels": [], "base_ref": None, "head_ref": None, "additions": None, "deletions": None,
+        "changed_files": None, "github_url": "u", "created_at": T0, "updated_at": T0, "closed_at": None,
+        "merged_at": None,
+    }  # fmt: skip
+    with pg_conn.cursor() as cur:
+        project_id, _ = loader.upsert_project(cur, project_row())
+        other, _ = loader.upsert_project(cur, project_row(2, "beta"))
+        loader.upsert_rows(cur, loader.BUGS, [bug_row(7, 1), bug_row(8, 2), bug_row(9, 3, status="closed")],
+                           project_id=project_id)  # fmt: skip
+        loader.upsert_rows(cur, loader.PULL_REQUESTS, [pr, {**pr, "number": 6}], project_id=project_id)
+        loader.mark_removed(cur, "bugs", reason="deleted", removed_at=T0, where={"github_id": 8})
+        loader.mark_removed(cur, "pull_requests", reason="x", removed_at=T0, where={"number": 6})
+        loader.upsert_metrics(cur, project_id, date(2026, 1, 1), {
+            "commits_count": 10, "contributors": 2, "lines_of_code": 1000, "tech_stack": ["Python"],
+            "health_score": 70, "open_issues": 1, "has_ci": True, "has_tests": False,
+        })  # fmt: skip
+        keys = synced_rows.live_keys_of(cur, [project_id, other])
+        open_bugs = synced_rows.open_bug_count(cur, project_id)
+        open_pulls = synced_rows.open_pull_numbers(cur, project_id)
+        synced = synced_rows.synced_project_ids(cur, [project_id, other])
+        last = synced_rows.last_metrics(cur, project_id, ("contributors", "has_ci"))
+        none = synced_rows.last_metrics(cur, other, ("contributors",))
+    pg_conn.commit()
+    assert keys == {
+        project_id: synced_rows.LiveKeys(issue_ids=frozenset({7, 9}), pr_numbers=frozenset({5})),
+        other: synced_rows.LiveKeys(),
+    }
+    assert (open_bugs, open_pulls, synced) == (1, {5}, {project_id})
+    assert (last, none) == ({"contributors": 2, "has_ci": True}, None)

@@ -1,4 +1,4 @@
-"""parse_github_timestamp: the forms GitHub sends."""
+"""parse_github_timestamp: the forms GitHub sends; latest: the latest of several, None ignored."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from github_sync.transform.normalizer import clean_text
-from github_sync.transform.timestamps import parse_github_timestamp
+from github_sync.transform.normalizer import clean_text, listing_keys
+from github_sync.transform.timestamps import latest, parse_github_timestamp
 
 
 @pytest.mark.parametrize(
@@ -41,3 +41,21 @@ def test_parse_rejects(raw) -> None:
 )
 def test_clean_text(raw, clean) -> None:
     assert clean_text(raw) == clean
+
+
+def test_latest_ignores_none() -> None:
+    early, late = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC)
+    assert latest(early, late) == latest(late, early) == late
+    assert latest(None, early) == latest(early, None) == early
+    assert latest(None, None) is None
+    assert latest() is None
+    assert latest(late, None, early) == late
+
+
+def test_listing_keys_split_issues_by_id_and_pull_requests_by_number() -> None:
+    items = [
+        {"id": 11, "number": 1},
+        {"id": 12, "number": 2, "pull_request": {"url": "u"}},
+        {"id": 13, "number": 3, "pull_request": None},  # null pull_request: an issue
+    ]
+    assert listing_keys(items) == (frozenset({11, 13}), frozenset({2}))

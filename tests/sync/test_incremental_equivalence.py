@@ -16,7 +16,7 @@ import psycopg
 import pytest
 
 from github_sim import Simulator, SimulatorConfig
-from github_sync.sync import repository as repository_sync
+from github_sync.store import loader
 from github_sync.sync.runner import run_sync
 from tests.sync.conftest import make_hook
 from tests.sync.fingerprint import differences, live_content
@@ -160,7 +160,8 @@ def test_a_run_killed_between_or_inside_repositories_loses_nothing(
                  before_repository=crash_before_third)  # fmt: skip
 
     # 2. Killed inside a repository: after its rows were upserted, before its metrics and cursors.
-    real_upsert_metrics = repository_sync.loader.upsert_metrics
+    # Every metrics write (a synced repository's and a carried-forward one's) goes through it.
+    real_upsert_metrics = loader.upsert_metrics
     calls = {"n": 0}
 
     def crash_in_metrics(*args: Any, **kwargs: Any) -> Any:
@@ -169,10 +170,10 @@ def test_a_run_killed_between_or_inside_repositories_loses_nothing(
             raise Crash("worker killed inside a repository")
         return real_upsert_metrics(*args, **kwargs)
 
-    monkeypatch.setattr(repository_sync.loader, "upsert_metrics", crash_in_metrics)
+    monkeypatch.setattr(loader, "upsert_metrics", crash_in_metrics)
     with pytest.raises(Crash):
         run_sync(hook, pg_conn, owner=OWNER, as_of=datetime.now(UTC), incremental=True)
-    monkeypatch.setattr(repository_sync.loader, "upsert_metrics", real_upsert_metrics)
+    monkeypatch.setattr(loader, "upsert_metrics", real_upsert_metrics)
     pg_conn.rollback()
 
     # The next, uninterrupted run redoes what was not committed and ends where a full sync would.

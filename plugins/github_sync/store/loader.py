@@ -1,4 +1,12 @@
-"""Idempotent, batched upserts into the dashboard tables.
+"""Idempotent, batched upserts into the dashboard tables, their tombstones, and the SQL re-ageing of bugs.
+
+Owns the column-ownership rules below and the table specs that declare them (projects, bugs,
+pull requests, commits, metrics). It must not commit, call GitHub, or hold statements on the
+sync's own state: hand-written SQL on ``projects`` is :mod:`github_sync.store.projects`, cursors
+are :mod:`github_sync.store.cursors`, read-backs :mod:`github_sync.store.synced_rows`. It is one
+piece (over 300 lines) because the specs and the statement builder are one contract: every rule a
+spec declares is enforced by the one builder, for both the VALUES and the COPY path, and
+:func:`rescore_open_bugs` writes under the same rules.
 
 The loader works on a DB-API connection (psycopg 3) that the caller owns, usually
 ``PostgresHook("github_sync_db").get_conn()``; it never commits, so the caller decides
@@ -34,8 +42,10 @@ from datetime import date, datetime
 from itertools import islice
 from typing import Any
 
+import psycopg
 from psycopg import sql
 
+from github_sync.store import projects
 from github_sync.transform import scoring
 
 log = logging.getLogger(__name__)
@@ -49,6 +59,10 @@ MAX_BATCH_ROWS = 1_000
 # the VALUES path, where creating the staging table would cost more than it saves.
 COPY_MIN_ROWS = 500
 COPY_BATCH_ROWS = 10_000
+
+
+# Set when a row's object vanished from GitHub (the row is kept); cleared when it is seen again.
+TOMBSTONE_COLUMNS = ("removed_at", "removed_reason")
 
 
 @dataclass(frozen=True)
@@ -95,7 +109,7 @@ class TableSpec:
     def _upsert(self, source: sql.Composable) -> sql.Composed:
         table = sql.Identifier(self.name)
         updated = [c for c in self.columns if c not in self.key]
-        assignments = []
+        assignments: list[sql.Composable] = []
         for column in updated:
             ident = sql.Identifier(column)
             if column in self.keep_when_null:
@@ -145,7 +159,7 @@ PROJECTS = TableSpec(
         "stars", "forks", "open_issues", "default_branch", "is_fork", "last_commit", "status",
         "created_at", "updated_at",
     ),
-    clears=("removed_at", "removed_reason"),
+    clears=TOMBSTONE_COLUMNS,
 )  # fmt: skip
 BUGS = TableSpec(
     name="bugs",
@@ -156,7 +170,7 @@ BUGS = TableSpec(
         "github_url", "created_at", "updated_at", "resolved_at",
     ),
     newer_than="updated_at",
-    clears=("removed_at", "removed_reason"),
+    clears=TOMBSTONE_COLUMNS,
 )  # fmt: skip
 PULL_REQUESTS = TableSpec(
     name="pull_requests",
@@ -168,7 +182,7 @@ PULL_REQUESTS = TableSpec(
     ),
     keep_when_null=("base_ref", "head_ref", "additions", "deletions", "changed_files"),
     newer_than="updated_at",
-    clears=("removed_at", "removed_reason"),
+    clears=TOMBSTONE_COLUMNS,
 )  # fmt: skip
 COMMITS = TableSpec(
     name="commits",
@@ -185,6 +199,7 @@ PROJECT_METRICS = TableSpec(
 )  # fmt: skip
 
 SYNCED_TABLE_SPECS: tuple[TableSpec, ...] = (PROJECTS, BUGS, PULL_REQUESTS, COMMITS, PROJECT_METRICS)
+TOMBSTONED_TABLES = frozenset(spec.name for spec in SYNCED_TABLE_SPECS if spec.clears == TOMBSTONE_COLUMNS)
 
 
 def _batched(rows: Iterable[Mapping[str, Any]], size: int) -> Iterator[list[Mapping[str, Any]]]:
@@ -193,7 +208,9 @@ def _batched(rows: Iterable[Mapping[str, Any]], size: int) -> Iterator[list[Mapp
         yield batch
 
 
-def upsert_rows(cursor: Any, spec: TableSpec, rows: Iterable[Mapping[str, Any]], **fixed: Any) -> int:
+def upsert_rows(
+    cursor: psycopg.Cursor[Any], spec: TableSpec, rows: Iterable[Mapping[str, Any]], **fixed: Any
+) -> int:
     """Upsert ``rows`` into ``spec.name`` in batches; return how many rows were written.
 
     Args:
@@ -228,7 +245,7 @@ def _values(spec: TableSpec, row: Mapping[str, Any], fixed: Mapping[str, Any]) -
     return tuple(merged[c] for c in spec.columns)
 
 
-def _upsert_by_copy(cursor: Any, spec: TableSpec, values: list[tuple[Any, ...]]) -> int:
+def _upsert_by_copy(cursor: psycopg.Cursor[Any], spec: TableSpec, values: list[tuple[Any, ...]]) -> int:
     stage = sql.Identifier(spec.staging_table)
     columns = sql.SQL(", ").join(map(sql.Identifier, spec.columns))
     # Column types only (no defaults, so no sequence is consumed); emptied at commit, and
@@ -247,30 +264,24 @@ def _upsert_by_copy(cursor: Any, spec: TableSpec, values: list[tuple[Any, ...]])
     return written
 
 
-def upsert_project(cursor: Any, row: Mapping[str, Any]) -> tuple[int, bool]:
+def upsert_project(cursor: psycopg.Cursor[Any], row: Mapping[str, Any]) -> tuple[int, bool]:
     """Upsert one repository; return ``(project_id, changed)``.
 
     A live repository takes its URL over from a removed one that used to have it
     (deleted, then re-created under the same name).
     """
-    cursor.execute(
-        "UPDATE projects SET github_url = github_url || '#removed-' || github_id "
-        "WHERE github_url = %s AND github_id <> %s AND removed_at IS NOT NULL",
-        (row["github_url"], row["github_id"]),
-    )
+    projects.release_url_of_removed(cursor, github_url=row["github_url"], github_id=row["github_id"])
     changed = upsert_rows(cursor, PROJECTS, [row]) > 0
-    cursor.execute("SELECT id FROM projects WHERE github_id = %s", (row["github_id"],))
-    (project_id,) = cursor.fetchone()
-    return project_id, changed
+    return projects.project_id_for(cursor, row["github_id"]), changed
 
 
-def upsert_metrics(cursor: Any, project_id: int, day: date, row: Mapping[str, Any]) -> int:
+def upsert_metrics(cursor: psycopg.Cursor[Any], project_id: int, day: date, row: Mapping[str, Any]) -> int:
     """Upsert the metrics row of ``project_id`` for ``day`` (the run's date)."""
     return upsert_rows(cursor, PROJECT_METRICS, [row], project_id=project_id, date=day)
 
 
 def mark_removed(
-    cursor: Any,
+    cursor: psycopg.Cursor[Any],
     table: str,
     *,
     reason: str,
@@ -284,7 +295,7 @@ def mark_removed(
         not_in: ``(column, values)``: only rows whose column is not among the values, i.e.
             what a complete listing no longer shows.
     """
-    if table not in {"projects", "bugs", "pull_requests"}:
+    if table not in TOMBSTONED_TABLES:
         raise ValueError(f"{table} has no tombstone columns")
     conditions = [sql.SQL("{} = %s").format(sql.Identifier(column)) for column in where]
     params: list[Any] = [removed_at, reason, *where.values()]
@@ -301,43 +312,9 @@ def mark_removed(
     return max(cursor.rowcount, 0)
 
 
-def set_cursor(
-    cursor: Any,
-    project_id: int,
-    stream: str,
-    value: datetime | None,
-    details: str | None = None,
-) -> None:
-    """Advance the high-water mark of ``(project_id, stream)``; call it in the rows' transaction.
-
-    Args:
-        details: a JSON document (text) of stream-specific state, or None.
-    """
-    cursor.execute(
-        "INSERT INTO sync_cursors (project_id, stream, cursor_value, details) "
-        "VALUES (%s, %s, %s, COALESCE(%s::jsonb, '{}'::jsonb)) "
-        "ON CONFLICT (project_id, stream) DO UPDATE SET cursor_value = EXCLUDED.cursor_value, "
-        "details = EXCLUDED.details, updated_at = now()",
-        (project_id, stream, value, details),
-    )
-
-
-def get_cursors(cursor: Any, project_id: int) -> dict[str, datetime | None]:
-    """Return ``{stream: cursor_value}`` for one project."""
-    cursor.execute("SELECT stream, cursor_value FROM sync_cursors WHERE project_id = %s", (project_id,))
-    return dict(cursor.fetchall())
-
-
-def get_cursor_details(cursor: Any, project_id: int, stream: str) -> dict[str, Any]:
-    """Return the stream-specific state stored with a cursor (``{}`` when none)."""
-    cursor.execute(
-        "SELECT details FROM sync_cursors WHERE project_id = %s AND stream = %s", (project_id, stream)
-    )
-    row = cursor.fetchone()
-    return dict(row[0]) if row else {}
-
-
-def rescore_open_bugs(cursor: Any, *, as_of: datetime, project_ids: Sequence[int] | None = None) -> int:
+def rescore_open_bugs(
+    cursor: psycopg.Cursor[Any], *, as_of: datetime, project_ids: Sequence[int] | None = None
+) -> int:
     """Re-age the priority of open issues as of ``as_of``, in SQL; return how many rows changed.
 
     ``priority_score`` is ``clamp(priority_base + age points)`` (:mod:`github_sync.transform.scoring`), and

@@ -1,6 +1,7 @@
 """Retention of the sync's own state: old cached responses and old webhook deliveries.
 
-Run by the weekly full sync's summary. Nothing the dashboard reads is pruned.
+Run by the weekly full sync's summary. This module owns what is old enough to drop; it must not
+prune anything the dashboard reads, and must not commit (the caller does).
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
+import psycopg
+
 log = logging.getLogger(__name__)
 
 # A cached response not refreshed for this long is dropped; the next request for its URL
@@ -16,7 +19,9 @@ log = logging.getLogger(__name__)
 DEFAULT_KEEP_DAYS = 30
 
 
-def prune(cursor: Any, *, now: datetime, keep_days: int = DEFAULT_KEEP_DAYS) -> dict[str, int]:
+def prune(
+    cursor: psycopg.Cursor[Any], *, now: datetime, keep_days: int = DEFAULT_KEEP_DAYS
+) -> dict[str, int]:
     """Delete cache entries and finished webhook deliveries older than ``keep_days``; return counts."""
     cutoff = now - timedelta(days=keep_days)
     cursor.execute("DELETE FROM github_http_cache WHERE stored_at < %s", (cutoff,))

@@ -1,4 +1,4 @@
 """Units of work: one repository end to end, discovering an owner's repositories, incremental
-change detection, and the in-process runner. Built on github/, transform/ and store/; knows
-nothing of Airflow.
+change detection, the daily metrics row, and the in-process runner. Built on github/,
+transform/ and store/; holds no SQL of its own (store/ does), and knows nothing of Airflow.
 """

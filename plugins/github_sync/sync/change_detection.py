@@ -27,6 +27,11 @@ repository is reconciled once a day with hourly runs) and compares the ids prese
 the ids stored. The walk is free where pages did not change (304). A difference makes
 the repository "changed" with ``reconcile`` set, and its sync reads the whole listing
 and tombstones what GitHub no longer lists. The weekly full sync reconciles everything.
+
+This module owns the probes and what counts as a change. It must not write anything but the
+carried-forward metrics of unchanged repositories, and holds no SQL (:mod:`github_sync.store`)
+and no URLs (:mod:`github_sync.github.listings`): a probe asks for exactly the first page the
+repository sync reads, so that they share one cache entry.
 """
 
 from __future__ import annotations
@@ -38,27 +43,31 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+import psycopg
+
 from github_sync.github.errors import RepositoryUnavailable
-from github_sync.sync.repository import (
+from github_sync.github.listings import (
     COMMITS_LISTING,
-    COMMITS_STREAM,
     ISSUES_LISTING,
-    ISSUES_STREAM,
     GitHubClient,
-    RepositoryTarget,
-    carry_metrics_forward,
     first_page,
     iter_listing,
-    listing_keys,
-    rollback_quietly,
 )
-from github_sync.transform.timestamps import parse_github_timestamp
+from github_sync.store import projects, synced_rows
+from github_sync.store.cursors import read_cursors_of
+from github_sync.store.transactions import unit_of_work
+from github_sync.sync.daily_metrics import carry_metrics_forward
+from github_sync.sync.targets import RepositoryTarget
+from github_sync.transform.normalizer import listing_keys
+from github_sync.transform.timestamps import latest, parse_github_timestamp
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PROBE_WORKERS = 8
 # With hourly runs, every repository's complete issue listing is compared once a day.
 DEFAULT_RECONCILE_EVERY = 24
+# A reconciliation slot lasts an hour: consecutive hourly runs reconcile different slices.
+RECONCILIATION_SLOT_SECONDS = 3600
 
 
 @dataclass(frozen=True)
@@ -83,47 +92,24 @@ class Detection:
     reasons: dict[str, str] = field(default_factory=dict)
 
 
-def load_stored_states(cursor: Any, project_ids: Sequence[int]) -> dict[int, StoredState]:
-    """Read cursors, sync status and live ids of the given projects in three queries."""
-    ids = list(project_ids)
-    cursor.execute(
-        "SELECT p.id, EXISTS (SELECT 1 FROM project_metrics m WHERE m.project_id = p.id), "
-        "(SELECT cursor_value FROM sync_cursors c WHERE c.project_id = p.id AND c.stream = %s), "
-        "(SELECT details->>'head' FROM sync_cursors c WHERE c.project_id = p.id AND c.stream = %s), "
-        "(SELECT (c.details ? 'empty_at_push') AND (c.details->>'empty_at_push')::timestamptz "
-        "IS NOT DISTINCT FROM p.last_commit FROM sync_cursors c WHERE c.project_id = p.id AND c.stream = %s) "
-        "FROM projects p WHERE p.id = ANY(%s)",
-        (ISSUES_STREAM, COMMITS_STREAM, COMMITS_STREAM, ids),
-    )
-    base = {row[0]: row[1:] for row in cursor.fetchall()}
-    cursor.execute(
-        "SELECT project_id, array_agg(github_id) FROM bugs WHERE project_id = ANY(%s) AND removed_at IS NULL "
-        "GROUP BY project_id",
-        (ids,),
-    )
-    issue_ids = dict(cursor.fetchall())
-    cursor.execute(
-        "SELECT project_id, array_agg(number) FROM pull_requests WHERE project_id = ANY(%s) "
-        "AND removed_at IS NULL GROUP BY project_id",
-        (ids,),
-    )
-    pr_numbers = dict(cursor.fetchall())
+def load_stored_states(cursor: psycopg.Cursor[Any], project_ids: Sequence[int]) -> dict[int, StoredState]:
+    """Read cursors, sync status and live keys of the given projects (those that exist) at once."""
+    last_pushes = projects.last_pushes(cursor, project_ids)
+    existing = [project_id for project_id in project_ids if project_id in last_pushes]
+    synced = synced_rows.synced_project_ids(cursor, existing)
+    cursors = read_cursors_of(cursor, existing)
+    keys = synced_rows.live_keys_of(cursor, existing)
     return {
         project_id: StoredState(
-            synced=bool(synced),
-            issues_cursor=issues_cursor,
-            commits_head=commits_head,
-            empty_since=bool(empty_since),
-            live_issue_ids=frozenset(issue_ids.get(project_id) or ()),
-            live_pr_numbers=frozenset(pr_numbers.get(project_id) or ()),
+            synced=project_id in synced,
+            issues_cursor=cursors[project_id].issues,
+            commits_head=cursors[project_id].commits.head,
+            empty_since=cursors[project_id].commits.still_empty(last_pushes[project_id]),
+            live_issue_ids=keys[project_id].issue_ids,
+            live_pr_numbers=keys[project_id].pr_numbers,
         )
-        for project_id, (synced, issues_cursor, commits_head, empty_since) in base.items()
+        for project_id in existing
     }
-
-
-def _newest(times: Sequence[datetime | None]) -> datetime | None:
-    present = [t for t in times if t is not None]
-    return max(present) if present else None
 
 
 def probe_repository(client: GitHubClient, target: RepositoryTarget, state: StoredState | None) -> str | None:
@@ -134,7 +120,7 @@ def probe_repository(client: GitHubClient, target: RepositoryTarget, state: Stor
     if not issues.not_modified:
         return "issues changed"
     # A 304 can still hide changes a previous, interrupted run fetched but never committed.
-    newest_issue = _newest([parse_github_timestamp(item.get("updated_at")) for item in issues.items])
+    newest_issue = latest(*(parse_github_timestamp(item.get("updated_at")) for item in issues.items))
     if newest_issue is not None and (state.issues_cursor is None or newest_issue > state.issues_cursor):
         return "issues changed (not yet committed)"
     if issues.next_url is None:
@@ -169,12 +155,12 @@ def reconcile_repository(client: GitHubClient, target: RepositoryTarget, state: 
 
 def reconciliation_slot(as_of: datetime, reconcile_every: int) -> int:
     """Which slice of the repositories this run reconciles (changes every hour)."""
-    return int(as_of.timestamp() // 3600) % reconcile_every
+    return int(as_of.timestamp() // RECONCILIATION_SLOT_SECONDS) % reconcile_every
 
 
 def detect_changes(
     client: GitHubClient,
-    conn: Any,
+    conn: psycopg.Connection[Any],
     targets: Sequence[RepositoryTarget],
     *,
     as_of: datetime,
@@ -195,9 +181,8 @@ def detect_changes(
         Whatever a probe raises other than an unavailable repository (which counts as
         changed, so that its own task records why it is skipped).
     """
-    with conn.cursor() as cursor:
+    with unit_of_work(conn) as cursor:
         states = load_stored_states(cursor, [t.project_id for t in targets])
-    conn.commit()
 
     if reconcile_every < 1:
         raise ValueError(f"reconcile_every must be at least 1, got {reconcile_every}")
@@ -223,14 +208,9 @@ def detect_changes(
             else:
                 detection.changed.append(target)
                 detection.reasons[target.full_name] = reason
-    try:
-        with conn.cursor() as cursor:
-            for target in detection.unchanged:
-                carry_metrics_forward(cursor, target.project_id, as_of)
-        conn.commit()
-    except BaseException:
-        rollback_quietly(conn)
-        raise
+    with unit_of_work(conn) as cursor:
+        for target in detection.unchanged:
+            carry_metrics_forward(cursor, target.project_id, as_of)
     log.info(
         "%d of %d repositories changed: %s",
         len(detection.changed),

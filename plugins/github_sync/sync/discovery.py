@@ -4,6 +4,12 @@ This is the first task of the full and incremental syncs. It spends one or two
 requests (the owner lookup and the repository listing, both conditional), writes the
 ``projects`` rows from the listing in one transaction, tombstones repositories that
 vanished from the owner, and returns the small targets the mapped tasks expand over.
+
+This module owns where an owner's repositories are listed, the allow-list rules and the
+budget estimate. It must not hold SQL (:mod:`github_sync.store`) or sync any repository's
+content (:mod:`github_sync.sync.repository` does). It is one piece (just over 300 lines)
+because it is one task's work: the listing rules decide what is listed, and the estimate and the
+tombstones depend on exactly that listing.
 """
 
 from __future__ import annotations
@@ -15,17 +21,21 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import psycopg
+
 from github_sync.github.errors import GitHubClientError
-from github_sync.store import loader
-from github_sync.sync.repository import GitHubClient, RepositoryTarget, rollback_quietly
+from github_sync.github.listings import GitHubClient
+from github_sync.github.pagination import MAX_PER_PAGE
+from github_sync.store import loader, projects
+from github_sync.store.transactions import unit_of_work
+from github_sync.sync.targets import RepositoryTarget
 from github_sync.transform.normalizer import normalize_repository
 
 log = logging.getLogger(__name__)
 
 # Requests a repository costs in a full sync before its listings need a second page:
-# issues, commits, contributor count, tree (see repository_sync).
+# issues, commits, contributor count, tree (see github_sync.sync.repository).
 BASE_REQUESTS_PER_REPOSITORY = 4
-ITEMS_PER_PAGE = 100
 # Archived repositories are synced unless a run opts out: the dashboard shows them as
 # "shipped" with their history, and after one read they cost only 304s.
 DEFAULT_INCLUDE_ARCHIVED = True
@@ -153,7 +163,7 @@ def _estimate_requests(repos: Iterable[Mapping[str, Any]]) -> int:
     for repo in repos:
         # open_issues_count counts open issues and PRs; closed ones add pages we cannot see
         # from here, so this is a lower bound for old, busy repositories.
-        extra_pages = max(0, math.ceil(int(repo.get("open_issues_count") or 0) / ITEMS_PER_PAGE) - 1)
+        extra_pages = max(0, math.ceil(int(repo.get("open_issues_count") or 0) / MAX_PER_PAGE) - 1)
         total += BASE_REQUESTS_PER_REPOSITORY + extra_pages
     return total
 
@@ -213,7 +223,7 @@ def allow_lists_by_owner(allow: Sequence[str] | None, owners: Sequence[str]) -> 
 
 def discover_owners(
     client: GitHubClient,
-    conn: Any,
+    conn: psycopg.Connection[Any],
     *,
     owners: Sequence[str],
     allow: Sequence[str] | None = None,
@@ -233,7 +243,7 @@ def discover_owners(
 
 def discover_repositories(
     client: GitHubClient,
-    conn: Any,
+    conn: psycopg.Connection[Any],
     *,
     owner: str,
     allow: Sequence[str] | None = None,
@@ -258,27 +268,20 @@ def discover_repositories(
     repos = [repo for page in client.iter_pages(listing.path, listing.params) for repo in page.items]
     selected = _select(repos, allow, include_archived, owner)
     targets: list[RepositoryTarget] = []
-    try:
-        with conn.cursor() as cursor:
-            ids: dict[int, int] = {}
-            for repo in repos:
-                project_id, _changed = loader.upsert_project(cursor, normalize_repository(repo))
-                ids[int(repo["id"])] = project_id
-            # One statement: what it marks is exactly what it reports (owner compared without case,
-            # as GitHub logins are).
-            cursor.execute(
-                "UPDATE projects SET removed_at = %s, removed_reason = %s, synced_at = now() "
-                "WHERE lower(owner) = lower(%s) AND removed_at IS NULL AND NOT (github_id = ANY(%s)) "
-                "RETURNING full_name",
-                (as_of, f"no longer listed for {owner}", owner, list(ids)),
-            )
-            removed = tuple(sorted(row[0] for row in cursor.fetchall()))
-            if removed:
-                log.warning("Repositories no longer listed for %s (kept, marked removed): %s", owner, removed)
-        conn.commit()
-    except BaseException:
-        rollback_quietly(conn)
-        raise
+    with unit_of_work(conn) as cursor:
+        ids: dict[int, int] = {}
+        for repo in repos:
+            project_id, _changed = loader.upsert_project(cursor, normalize_repository(repo))
+            ids[int(repo["id"])] = project_id
+        removed = projects.remove_unlisted(
+            cursor,
+            owner=owner,
+            listed_github_ids=list(ids),
+            removed_at=as_of,
+            reason=f"no longer listed for {owner}",
+        )
+        if removed:
+            log.warning("Repositories no longer listed for %s (kept, marked removed): %s", owner, removed)
     for repo in selected:
         targets.append(
             RepositoryTarget(

@@ -1,20 +1,29 @@
 """Sync one repository end to end: fetch, normalise, load, in one transaction.
 
 This is the unit of work of every sync DAG (full, incremental, single repository): the
-mapped ``sync_repository`` task calls :func:`sync_repository` once per repository.
+mapped ``sync_repository`` task calls :func:`sync_repository` once per repository. The module
+owns the order of the steps and where each listing's walk stops; it must not hold SQL (that
+is :mod:`github_sync.store`), URLs (:mod:`github_sync.github.listings`) or row shapes
+(:mod:`github_sync.transform`), and knows nothing of Airflow. It is one piece (over 300
+lines) because its steps share one transaction, one progress record and one set of stop rules:
+where the issue and commit walks stop (cursors, overlap, window) and when the metrics and the
+commits cursor are written again must agree, and reading them together is what shows that.
 
-Requests, for a repository with fewer than 100 issues+PRs and 100 commits:
+Requests, for a repository with fewer than 100 issues+PRs, commits and contributors:
 
 1. ``GET /repos/{r}/issues?state=all&sort=updated&direction=desc&per_page=100`` - issues
    *and* pull requests (GitHub lists PRs there too, with ``pull_request.merged_at``), so
-   the pulls endpoint is not needed;
+   the pulls endpoint is not needed (an incremental run asks it for the open PRs only when it
+   stops before the end of the listing, see :func:`_recheck_open_pulls`);
 2. ``GET /repos/{r}/commits?per_page=100`` - newest first; read until the commit window
    starts; when the whole history fits, this also gives the commit count;
-3. ``GET /repos/{r}/contributors?per_page=1&anon=1`` - the contributor count from the
-   ``last`` link;
+3. ``GET /repos/{r}/contributors?anon=1&per_page=100`` - the contributor count (with its last
+   page when there are more, see :func:`github_sync.github.listings.count_listing`);
 4. ``GET /repos/{r}/git/trees/{branch}?recursive=1`` - lines of code, tech stack, CI, tests.
 
 Every request is conditional (ETag): an unchanged listing answers 304 and costs no budget.
+Requests 3 and 4 are made only when something was pushed (or in a full run); otherwise the
+metrics are carried forward (:mod:`github_sync.sync.daily_metrics`).
 
 Why newest-first: the first page of each listing is the same URL in every run, so its
 ETag tells "nothing changed" for free, and an incremental run reads only until it meets
@@ -26,126 +35,63 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
+
+import psycopg
 
 from github_sync.github.errors import RepositoryUnavailable
-from github_sync.github.pagination import page_number, per_page_of
-from github_sync.store import loader
+from github_sync.github.listings import (
+    COMMITS_LISTING,
+    ISSUE_RESOURCE,
+    ISSUES_LISTING,
+    OPEN_PULLS_LISTING,
+    GitHubClient,
+    ListingPage,
+    count_listing,
+    iter_listing,
+)
+from github_sync.store import loader, projects, synced_rows
+from github_sync.store.cursors import (
+    CommitsCursor,
+    RepositoryCursors,
+    read_cursors,
+    write_commits_cursor,
+    write_issues_cursor,
+)
+from github_sync.store.projects import StoredProject
 from github_sync.store.run_records import RepositoryOutcome
-from github_sync.transform.labels import LabelRules
-from github_sync.transform.metrics import project_metrics
+from github_sync.store.transactions import unit_of_work
+from github_sync.sync import daily_metrics
+from github_sync.sync.targets import DEFAULT_COMMITS_SINCE_DAYS, RepositoryTarget, SyncOptions
 from github_sync.transform.normalizer import (
     is_pull_request,
     normalize_commit,
     normalize_issue,
     normalize_pull_request,
 )
-from github_sync.transform.scoring import health_score
+from github_sync.transform.timestamps import latest
+
+# The inputs (github_sync.sync.targets) are exported here too: every caller of sync_repository
+# builds them, and the DAG package imports them from here.
+__all__ = [
+    "CURSOR_OVERLAP",
+    "DEFAULT_COMMITS_SINCE_DAYS",
+    "RepositoryTarget",
+    "SyncOptions",
+    "sync_repository",
+]
 
 log = logging.getLogger(__name__)
 
-ISSUES_STREAM = "issues"
-COMMITS_STREAM = "commits"
 # Re-read this much before a cursor: clocks of GitHub's replicas are not perfectly in step
 # and updated_at has one-second resolution, so an update in the same second as the cursor
 # could otherwise be lost. Re-reading costs nothing extra (the rows are in the same page).
 CURSOR_OVERLAP = timedelta(minutes=5)
-
-
-@dataclass(frozen=True)
-class Listing:
-    """A listing the sync reads newest-first; its first page URL is identical in every run."""
-
-    path: str
-    params: tuple[tuple[str, str], ...] = ()
-
-    def path_for(self, full_name: str) -> str:
-        return self.path.format(full_name=full_name)
-
-
-ISSUES_LISTING = Listing(
-    "/repos/{full_name}/issues", (("state", "all"), ("sort", "updated"), ("direction", "desc"))
-)
-COMMITS_LISTING = Listing("/repos/{full_name}/commits")
-OPEN_PULLS_LISTING = Listing("/repos/{full_name}/pulls", (("state", "open"),))
-
-
-def iter_listing(client: GitHubClient, listing: Listing, full_name: str) -> Iterator[Any]:
-    """Pages of ``listing`` for one repository, newest first (the URLs change detection also uses)."""
-    return client.iter_pages(listing.path_for(full_name), dict(listing.params))
-
-
-def first_page(client: GitHubClient, listing: Listing, full_name: str) -> Any:
-    """Only the first page of ``listing`` (a conditional request: free when unchanged)."""
-    return next(iter(iter_listing(client, listing, full_name)))
-
-
-class GitHubClient(Protocol):
-    """What the sync needs of :class:`github_sync.github.hook.GitHubHook` (a Protocol for readability)."""
-
-    def iter_pages(
-        self, path: str, params: Mapping[str, Any] | None = None, per_page: int = 100
-    ) -> Iterator[Any]: ...
-
-    def get(self, path: str, params: Mapping[str, Any] | None = None) -> Any: ...
-
-    def count(self, path: str, params: Mapping[str, Any] | None = None) -> int: ...
-
-
-@dataclass(frozen=True)
-class RepositoryTarget:
-    """The repository a task syncs: the mapped task's (small) input."""
-
-    full_name: str
-    project_id: int
-    default_branch: str | None = None
-    # Read the whole issue listing even in an incremental run (reconciliation found ids
-    # that differ from what is stored: deletions or transfers the cursor cannot see).
-    reconcile: bool = False
-
-    @classmethod
-    def from_mapping(cls, value: Mapping[str, Any]) -> RepositoryTarget:
-        try:
-            return cls(
-                full_name=str(value["full_name"]),
-                project_id=int(value["project_id"]),
-                default_branch=value.get("default_branch"),
-                reconcile=bool(value.get("reconcile", False)),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"not a repository target (need full_name and project_id): {value!r}") from exc
-
-    def to_mapping(self) -> dict[str, Any]:
-        return {
-            "full_name": self.full_name,
-            "project_id": self.project_id,
-            "default_branch": self.default_branch,
-            "reconcile": self.reconcile,
-        }
-
-
-# Days of commit history a sync keeps unless a run says otherwise.
-DEFAULT_COMMITS_SINCE_DAYS = 90
-
-
-@dataclass(frozen=True)
-class SyncOptions:
-    """How a repository is synced.
-
-    Attributes:
-        as_of: the DAG run's time; every derived field (ages, health, metrics date) uses it.
-        commits_since: start of the commit window kept in ``commits``.
-        rules: label rules (validated before the run writes anything).
-        incremental: read only what changed since the stored cursors.
-    """
-
-    as_of: datetime
-    commits_since: datetime
-    rules: LabelRules
-    incremental: bool = False
+# What GitHub resolves to the default branch when neither the target nor the project names it.
+DEFAULT_BRANCH_REF = "HEAD"
+TOMBSTONE_REASON = "missing from listing"
 
 
 @dataclass
@@ -160,26 +106,14 @@ class _Progress:
         self.written += written
 
 
-METRICS_CARRIED = ("commits_count", "contributors", "lines_of_code", "tech_stack", "has_ci", "has_tests")
+@dataclass(frozen=True)
+class _Stored:
+    """What the database holds of the repository when its sync starts."""
 
-
-def _last_metrics(cursor: Any, project_id: int) -> dict[str, Any] | None:
-    cursor.execute(
-        f"SELECT {', '.join(METRICS_CARRIED)} FROM project_metrics WHERE project_id = %s "
-        "ORDER BY date DESC LIMIT 1",
-        (project_id,),
-    )
-    row = cursor.fetchone()
-    return None if row is None else dict(zip(METRICS_CARRIED, row, strict=True))
-
-
-def _project_row(cursor: Any, project_id: int) -> dict[str, Any]:
-    keys = ("full_name", "default_branch", "last_commit", "stars", "language")
-    cursor.execute(f"SELECT {', '.join(keys)} FROM projects WHERE id = %s", (project_id,))
-    row = cursor.fetchone()
-    if row is None:
-        raise LookupError(f"project {project_id} is not in the projects table")
-    return dict(zip(keys, row, strict=True))
+    project: StoredProject
+    cursors: RepositoryCursors
+    previous_metrics: dict[str, Any] | None  # None: never synced
+    incremental: bool  # the run is incremental and the repository was synced before
 
 
 @dataclass(frozen=True)
@@ -188,39 +122,107 @@ class _StreamResult:
     complete: bool  # the whole listing was read
     total: int  # items in the listing, when complete
     head: str | None = None  # commits: the default branch's newest sha
-    first_page: Any = None  # commits: the first page (for counting without a new request)
+    first_page: ListingPage | None = None  # commits: the first page (for counting without a new request)
+    empty: bool = False  # commits: the repository has none (GitHub answers 409)
 
 
-def count_listing(
-    client: GitHubClient, path: str, params: Mapping[str, Any] | None, first: Any = None
-) -> int:
-    """Count a listing's items from its first and last pages of 100, both conditional requests.
+_EMPTY_REPOSITORY = _StreamResult(newest=None, complete=True, total=0, empty=True)
 
-    Not ``per_page=1``: GitHub's ETag covers the body, not the ``Link`` header, so a
-    cached one-item page can answer 304 while its ``last`` link (the count) moved on, e.g.
-    a new contributor who is not the top one. The first and last pages of 100 change
-    whenever the count does, so their 304s can be trusted.
+
+def sync_repository(
+    client: GitHubClient,
+    conn: psycopg.Connection[Any],
+    target: RepositoryTarget,
+    options: SyncOptions,
+) -> RepositoryOutcome:
+    """Sync one repository in one transaction and return its outcome.
+
+    In incremental mode the listings are read newest first only down to the stored
+    cursors (minus :data:`CURSOR_OVERLAP`); a repository never synced before is read whole.
+    Cursors advance in the same transaction as the rows they cover, so a run killed
+    mid-repository leaves the cursors where they were and the next run redoes it.
 
     Args:
         client: the GitHub hook.
-        path: the listing.
-        params: its query parameters.
-        first: its first page, when the caller already has it.
+        conn: a psycopg 3 connection (``PostgresHook(...).get_conn()``); committed on
+            success, rolled back on any error, which is then re-raised.
+        target: which repository.
+        options: run-level options.
+
+    Returns:
+        The outcome (records written, counts per table). Request counters are filled in
+        by the caller, which owns the hook.
+
+    Raises:
+        RepositoryUnavailable: the repository is gone or blocked (nothing written).
+        RateLimitExhausted: the budget ran out; nothing of this repository is committed
+            and a retry redoes it (pages already fetched are in the ETag cache: free).
     """
-    page = first if first is not None else next(iter(client.iter_pages(path, params)))
-    if page.next_url is None:
-        return len(page.items)
-    last_url = page.links.get("last")
-    last_number = page_number(last_url)
-    if last_url is None or last_number is None:
-        # Cursor-paginated listings have no numbered last page: walk them.
-        return sum(len(p.items) for p in client.iter_pages(path, params))
-    return (last_number - 1) * per_page_of(last_url) + len(client.get(last_url).items)
+    progress = _Progress()
+    with unit_of_work(conn) as cursor:
+        stored = _read_stored(cursor, target, options)
+        issues = _sync_issues(client, cursor, target, options, _issues_stop(stored, target), progress)
+        if stored.incremental and not issues.complete:
+            _recheck_open_pulls(client, cursor, target, options, progress)
+        commits = _sync_commits_unless_empty(client, cursor, target, options, _commits_stop(stored), progress)
+        # The head sha, not a time, tells a push: commit times have one-second resolution
+        # and can be older than the cursor (rebases, clock skew).
+        pushed = commits.head != stored.cursors.commits.head
+        remeasure = not stored.incremental or pushed or commits.empty
+        metrics = _metrics(client, cursor, target, stored, commits, remeasure, options.as_of)
+        progress.add(
+            "project_metrics",
+            1,
+            loader.upsert_metrics(cursor, target.project_id, options.as_of.date(), metrics),
+        )
+        _advance_cursors(cursor, target.project_id, stored, issues, commits, remeasure)
+    log.info(
+        "Synced %s (%s): %d rows seen, %d written %s",
+        target.full_name,
+        "incremental" if stored.incremental else "full",
+        progress.seen,
+        progress.written,
+        json.dumps(progress.counts, sort_keys=True),
+    )
+    return RepositoryOutcome(
+        repository=target.full_name,
+        state="success",
+        project_id=target.project_id,
+        records=progress.written,
+        counts=progress.counts,
+    )
+
+
+def _read_stored(cursor: psycopg.Cursor[Any], target: RepositoryTarget, options: SyncOptions) -> _Stored:
+    project = projects.read_project(cursor, target.project_id)
+    cursors = read_cursors(cursor, target.project_id)
+    previous = daily_metrics.last_metrics(cursor, target.project_id)
+    return _Stored(
+        project=project,
+        cursors=cursors,
+        previous_metrics=previous,
+        incremental=options.incremental and previous is not None,
+    )
+
+
+def _issues_stop(stored: _Stored, target: RepositoryTarget) -> datetime | None:
+    # Reconciliation found ids the cursor cannot explain: read the whole listing.
+    if not stored.incremental or target.reconcile:
+        return None
+    return _minus_overlap(stored.cursors.issues)
+
+
+def _commits_stop(stored: _Stored) -> datetime | None:
+    return _minus_overlap(stored.cursors.commits.newest) if stored.incremental else None
+
+
+def _minus_overlap(cursor_value: datetime | None) -> datetime | None:
+    return cursor_value - CURSOR_OVERLAP if cursor_value is not None else None
 
 
 def _sync_issues(
     client: GitHubClient,
-    cursor: Any,
+    cursor: psycopg.Cursor[Any],
     target: RepositoryTarget,
     options: SyncOptions,
     stop_before: datetime | None,
@@ -250,8 +252,7 @@ def _sync_issues(
         )
         seen_bug_ids.extend(row["github_id"] for row in bugs)
         seen_pr_numbers.extend(row["number"] for row in pulls)
-        if rows:
-            newest = max(newest or rows[0]["updated_at"], *(row["updated_at"] for row in rows))
+        newest = latest(newest, *(row["updated_at"] for row in rows))
         if stop_before is not None and rows and min(row["updated_at"] for row in rows) < stop_before:
             # Everything further down is older than what the last run committed.
             complete = page.next_url is None
@@ -265,31 +266,23 @@ def _sync_issues(
 
 
 def _tombstone_missing(
-    cursor: Any, project_id: int, bug_ids: list[int], pr_numbers: list[int], as_of: datetime
+    cursor: psycopg.Cursor[Any], project_id: int, bug_ids: list[int], pr_numbers: list[int], as_of: datetime
 ) -> int:
     scope = {"project_id": project_id}
-    reason = "missing from listing"
     return loader.mark_removed(
-        cursor, "bugs", reason=reason, removed_at=as_of, where=scope, not_in=("github_id", bug_ids)
+        cursor, "bugs", reason=TOMBSTONE_REASON, removed_at=as_of, where=scope, not_in=("github_id", bug_ids)
     ) + loader.mark_removed(
-        cursor, "pull_requests", reason=reason, removed_at=as_of, where=scope, not_in=("number", pr_numbers)
-    )
-
-
-def listing_keys(items: Iterable[Mapping[str, Any]]) -> tuple[frozenset[int], frozenset[int]]:
-    """``(issue ids, PR numbers)`` of issues-listing items: how ``bugs`` and ``pull_requests`` are keyed."""
-    ids: set[int] = set()
-    numbers: set[int] = set()
-    for item in items:
-        if is_pull_request(item):
-            numbers.add(int(item["number"]))
-        else:
-            ids.add(int(item["id"]))
-    return frozenset(ids), frozenset(numbers)
+        cursor, "pull_requests", reason=TOMBSTONE_REASON, removed_at=as_of, where=scope,
+        not_in=("number", pr_numbers),
+    )  # fmt: skip
 
 
 def _recheck_open_pulls(
-    client: GitHubClient, cursor: Any, target: RepositoryTarget, options: SyncOptions, progress: _Progress
+    client: GitHubClient,
+    cursor: psycopg.Cursor[Any],
+    target: RepositoryTarget,
+    options: SyncOptions,
+    progress: _Progress,
 ) -> None:
     """Re-read PRs stored as open that GitHub no longer lists as open (merged or closed).
 
@@ -298,11 +291,7 @@ def _recheck_open_pulls(
     base branch). One conditional request (free when the open set did not change) tells
     which stored open PRs are no longer open; each of those is read again.
     """
-    cursor.execute(
-        "SELECT number FROM pull_requests WHERE project_id = %s AND state = 'open' AND removed_at IS NULL",
-        (target.project_id,),
-    )
-    stored_open = {number for (number,) in cursor.fetchall()}
+    stored_open = synced_rows.open_pull_numbers(cursor, target.project_id)
     if not stored_open:
         return
     still_open = {int(pr["number"]) for page in iter_listing(client, OPEN_PULLS_LISTING, target.full_name)
@@ -310,7 +299,7 @@ def _recheck_open_pulls(
     rows = []
     for number in sorted(stored_open - still_open):
         try:
-            item = client.get(f"/repos/{target.full_name}/issues/{number}").json
+            item = client.get(ISSUE_RESOURCE.path_for(target.full_name, number=number)).json
         except RepositoryUnavailable:
             continue  # deleted by GitHub staff: the complete listing will tombstone it
         rows.append(normalize_pull_request(item, as_of=options.as_of))
@@ -321,9 +310,25 @@ def _recheck_open_pulls(
     )
 
 
+def _sync_commits_unless_empty(
+    client: GitHubClient,
+    cursor: psycopg.Cursor[Any],
+    target: RepositoryTarget,
+    options: SyncOptions,
+    stop_before: datetime | None,
+    progress: _Progress,
+) -> _StreamResult:
+    try:
+        return _sync_commits(client, cursor, target, options, stop_before, progress)
+    except RepositoryUnavailable as exc:
+        if exc.reason != "empty":
+            raise
+        return _EMPTY_REPOSITORY
+
+
 def _sync_commits(
     client: GitHubClient,
-    cursor: Any,
+    cursor: psycopg.Cursor[Any],
     target: RepositoryTarget,
     options: SyncOptions,
     stop_before: datetime | None,
@@ -333,7 +338,7 @@ def _sync_commits(
     stop = options.commits_since if stop_before is None else max(options.commits_since, stop_before)
     newest: datetime | None = None
     head: str | None = None
-    first: Any = None
+    first: ListingPage | None = None
     total = 0
     complete = True
     for page in iter_listing(client, COMMITS_LISTING, target.full_name):
@@ -345,8 +350,7 @@ def _sync_commits(
         in_window = [row for row in rows if row["committed_at"] >= options.commits_since]
         written = loader.upsert_rows(cursor, loader.COMMITS, in_window, project_id=target.project_id)
         progress.add("commits", len(in_window), written)
-        if rows:
-            newest = max(newest or rows[0]["committed_at"], *(row["committed_at"] for row in rows))
+        newest = latest(newest, *(row["committed_at"] for row in rows))
         oldest = min((row["committed_at"] for row in rows), default=None)
         # The window always ends the walk. The cursor only does once a page brings nothing
         # new: commit times can be older than the cursor (a branch merged days after its
@@ -357,211 +361,60 @@ def _sync_commits(
     return _StreamResult(newest=newest, complete=complete, total=total, head=head, first_page=first)
 
 
-def sync_repository(
+def _metrics(
     client: GitHubClient,
-    conn: Any,
+    cursor: psycopg.Cursor[Any],
     target: RepositoryTarget,
-    options: SyncOptions,
-) -> RepositoryOutcome:
-    """Sync one repository in one transaction and return its outcome.
-
-    In incremental mode the listings are read newest first only down to the stored
-    cursors (minus :data:`CURSOR_OVERLAP`); a repository never synced before is read whole.
-    Cursors advance in the same transaction as the rows they cover, so a run killed
-    mid-repository leaves the cursors where they were and the next run redoes it.
-
-    Args:
-        client: the GitHub hook.
-        conn: a psycopg 3 connection (``PostgresHook(...).get_conn()``); committed on
-            success, rolled back on any error, which is then re-raised.
-        target: which repository.
-        options: run-level options.
-
-    Returns:
-        The outcome (records written, counts per table). Request counters are filled in
-        by the caller, which owns the hook.
-
-    Raises:
-        RepositoryUnavailable: the repository is gone or blocked (nothing written).
-        RateLimitExhausted: the budget ran out; nothing of this repository is committed
-            and a retry redoes it (pages already fetched are in the ETag cache: free).
-    """
-    progress = _Progress()
-    try:
-        with conn.cursor() as cursor:
-            project = _project_row(cursor, target.project_id)
-            cursors = loader.get_cursors(cursor, target.project_id)
-            previous = _last_metrics(cursor, target.project_id)
-            incremental = options.incremental and previous is not None
-
-            issues_cursor = cursors.get(ISSUES_STREAM) if incremental and not target.reconcile else None
-            issues = _sync_issues(client, cursor, target, options, _minus_overlap(issues_cursor), progress)
-            if incremental and not issues.complete:
-                _recheck_open_pulls(client, cursor, target, options, progress)
-            commits_cursor = cursors.get(COMMITS_STREAM) if incremental else None
-            try:
-                commits = _sync_commits(
-                    client, cursor, target, options, _minus_overlap(commits_cursor), progress
-                )
-                empty = False
-            except RepositoryUnavailable as exc:
-                if exc.reason != "empty":
-                    raise
-                commits, empty = _StreamResult(newest=None, complete=True, total=0), True
-
-            # The head sha, not a time, tells a push: commit times have one-second resolution
-            # and can be older than the cursor (rebases, clock skew).
-            stored_head = loader.get_cursor_details(cursor, target.project_id, COMMITS_STREAM).get("head")
-            pushed = commits.head != stored_head
-            if not incremental or pushed or empty:
-                inputs = _fetch_metrics_inputs(client, target, project, commits, empty)
-                open_issues = _open_bug_count(cursor, target.project_id)
-                metrics = _metrics_from_inputs(project, inputs, open_issues, options.as_of)
-            else:
-                metrics = _carried_metrics(cursor, target.project_id, project, previous, options.as_of)
-            day = options.as_of.date()
-            progress.add("project_metrics", 1, loader.upsert_metrics(cursor, target.project_id, day, metrics))
-            _advance(cursor, target.project_id, ISSUES_STREAM, cursors.get(ISSUES_STREAM), issues.newest)
-            if pushed or empty or not incremental:
-                details: dict[str, Any] = {"head": commits.head}
-                if empty:
-                    # Remembered so change detection need not ask again (a 409 costs budget)
-                    # until GitHub reports a push (the repository's pushed_at moves).
-                    last_push = project.get("last_commit")
-                    details["empty_at_push"] = last_push.isoformat() if last_push else None
-                loader.set_cursor(
-                    cursor,
-                    target.project_id,
-                    COMMITS_STREAM,
-                    _later(commits.newest, cursors.get(COMMITS_STREAM)),
-                    json.dumps(details),
-                )
-        conn.commit()
-    except BaseException:
-        rollback_quietly(conn)
-        raise
-    log.info(
-        "Synced %s (%s): %d rows seen, %d written %s",
-        target.full_name,
-        "incremental" if incremental else "full",
-        progress.seen,
-        progress.written,
-        json.dumps(progress.counts, sort_keys=True),
-    )
-    return RepositoryOutcome(
-        repository=target.full_name,
-        state="success",
-        project_id=target.project_id,
-        records=progress.written,
-        counts=progress.counts,
-    )
-
-
-def _minus_overlap(cursor_value: datetime | None) -> datetime | None:
-    return cursor_value - CURSOR_OVERLAP if cursor_value is not None else None
-
-
-def _later(a: datetime | None, b: datetime | None) -> datetime | None:
-    return max(a, b) if a is not None and b is not None else a or b
-
-
-def _advance(
-    cursor: Any, project_id: int, stream: str, current: datetime | None, newest: datetime | None
-) -> None:
-    if newest is not None and (current is None or newest > current):
-        loader.set_cursor(cursor, project_id, stream, newest)
-
-
-@dataclass(frozen=True)
-class _MetricsInputs:
-    commits_count: int
-    contributors: int
-    tree: Mapping[str, Any] | None
-
-
-def _fetch_metrics_inputs(
-    client: GitHubClient,
-    target: RepositoryTarget,
-    project: Mapping[str, Any],
+    stored: _Stored,
     commits: _StreamResult,
-    empty: bool,
-) -> _MetricsInputs:
-    if empty:
-        return _MetricsInputs(commits_count=0, contributors=0, tree=None)
-    commits_path = COMMITS_LISTING.path_for(target.full_name)
-    commits_count = (
-        commits.total if commits.complete else count_listing(client, commits_path, None, commits.first_page)
-    )
-    contributors = count_listing(client, f"/repos/{target.full_name}/contributors", {"anon": "1"})
-    branch = target.default_branch or project.get("default_branch") or "HEAD"
-    try:
-        tree = client.get(f"/repos/{target.full_name}/git/trees/{branch}", {"recursive": "1"}).json
-    except RepositoryUnavailable:
-        tree = None
-    return _MetricsInputs(commits_count=commits_count, contributors=contributors, tree=tree)
-
-
-def _open_bug_count(cursor: Any, project_id: int) -> int:
-    cursor.execute(
-        "SELECT count(*) FROM bugs WHERE project_id = %s AND status <> 'closed' AND removed_at IS NULL",
-        (project_id,),
-    )
-    return int(cursor.fetchone()[0])
-
-
-def _metrics_from_inputs(
-    project: Mapping[str, Any], inputs: _MetricsInputs, open_issues: int, as_of: datetime
+    remeasure: bool,
+    as_of: datetime,
 ) -> dict[str, Any]:
-    return project_metrics(
-        repo_row_or_repo=project,
-        tree=inputs.tree,
-        languages=None,
-        commits_count=inputs.commits_count,
-        contributors=inputs.contributors,
-        open_issues=open_issues,
+    """The run date's metrics row: measured again after a push (or in a full run), else carried."""
+    previous = stored.previous_metrics
+    if not remeasure and previous is not None:
+        return daily_metrics.carried_metrics(cursor, target.project_id, stored.project, previous, as_of)
+    if commits.empty:
+        return daily_metrics.empty_repository_metrics(cursor, target.project_id, stored.project, as_of)
+    commits_count = (
+        commits.total
+        if commits.complete
+        else count_listing(client, COMMITS_LISTING, target.full_name, commits.first_page)
+    )
+    return daily_metrics.measured_metrics(
+        client,
+        cursor,
+        project_id=target.project_id,
+        project=stored.project,
+        full_name=target.full_name,
+        branch=target.default_branch or stored.project.default_branch or DEFAULT_BRANCH_REF,
+        commits_count=commits_count,
         as_of=as_of,
     )
 
 
-def _carried_metrics(
-    cursor: Any, project_id: int, project: Mapping[str, Any], previous: Mapping[str, Any], as_of: datetime
-) -> dict[str, Any]:
-    # Nothing was pushed since the last metrics: carry commit, contributor and tree figures
-    # forward, and rescore what depends on the run's time, the issues and the stars.
-    open_issues = _open_bug_count(cursor, project_id)
-    return {
-        **previous,
-        "open_issues": open_issues,
-        "health_score": health_score(
-            last_commit=project.get("last_commit"),
-            as_of=as_of,
-            open_issues=open_issues,
-            stars=project.get("stars") or 0,
-            contributors=previous["contributors"],
-            has_ci=previous["has_ci"],
-            has_tests=previous["has_tests"],
-        ),
-    }
-
-
-def carry_metrics_forward(cursor: Any, project_id: int, as_of: datetime) -> bool:
-    """Write the run date's metrics row of an unchanged repository from its last one (no request).
-
-    Returns:
-        False when the repository has no metrics yet (it needs a real sync).
-    """
-    previous = _last_metrics(cursor, project_id)
-    if previous is None:
-        return False
-    project = _project_row(cursor, project_id)
-    metrics = _carried_metrics(cursor, project_id, project, previous, as_of)
-    loader.upsert_metrics(cursor, project_id, as_of.date(), metrics)
-    return True
-
-
-def rollback_quietly(conn: Any) -> None:
-    """Roll back, logging (not raising) a failure, so the error that made us roll back is the one raised."""
-    try:
-        conn.rollback()
-    except Exception:  # a broken connection cannot roll back; the original error matters more
-        log.exception("rollback failed")
+def _advance_cursors(
+    cursor: psycopg.Cursor[Any],
+    project_id: int,
+    stored: _Stored,
+    issues: _StreamResult,
+    commits: _StreamResult,
+    remeasured: bool,
+) -> None:
+    """Move the cursors over what this transaction wrote (they never move back)."""
+    if issues.newest is not None and (stored.cursors.issues is None or issues.newest > stored.cursors.issues):
+        write_issues_cursor(cursor, project_id, issues.newest)
+    if remeasured:
+        # The commits cursor is written whenever the metrics were measured, so its head is the
+        # one they were measured at; an empty repository's push time is remembered so that
+        # change detection need not ask again (a 409 costs budget) until GitHub reports a push.
+        write_commits_cursor(
+            cursor,
+            project_id,
+            CommitsCursor(
+                newest=latest(commits.newest, stored.cursors.commits.newest),
+                head=commits.head,
+                empty=commits.empty,
+                empty_at_push=stored.project.last_commit if commits.empty else None,
+            ),
+        )

@@ -4,6 +4,9 @@ The DAGs spread this over tasks (list -> map ``sync_repository`` -> summary); th
 module runs the same functions in a loop. It serves the equivalence and crash-safety
 tests, the benchmarks (the sync's own cost without Airflow's per-task overhead) and
 ``github-sync sync`` for one-off runs from a shell.
+
+It owns only the loop; it must not add steps the DAGs do not have (then it would no longer
+show what they do) or import Airflow.
 """
 
 from __future__ import annotations
@@ -14,15 +17,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import psycopg
+
 from github_sync.github.errors import RepositoryUnavailable
-from github_sync.sync.change_detection import detect_changes
+from github_sync.github.listings import GitHubClient
+from github_sync.sync.change_detection import DEFAULT_RECONCILE_EVERY, detect_changes
 from github_sync.sync.discovery import DEFAULT_INCLUDE_ARCHIVED, discover_owners
-from github_sync.sync.repository import (
-    DEFAULT_COMMITS_SINCE_DAYS,
-    RepositoryTarget,
-    SyncOptions,
-    sync_repository,
-)
+from github_sync.sync.repository import sync_repository
+from github_sync.sync.targets import DEFAULT_COMMITS_SINCE_DAYS, RepositoryTarget, SyncOptions
 from github_sync.transform.labels import LabelRules
 
 log = logging.getLogger(__name__)
@@ -39,8 +41,8 @@ class RunResult:
 
 
 def run_sync(
-    client: Any,
-    conn: Any,
+    client: GitHubClient,
+    conn: psycopg.Connection[Any],
     *,
     owner: str | Sequence[str],
     as_of: datetime,
@@ -50,7 +52,7 @@ def run_sync(
     include_archived: bool = DEFAULT_INCLUDE_ARCHIVED,
     repos: Sequence[str] | None = None,
     before_repository: Callable[[RepositoryTarget], None] | None = None,
-    reconcile_every: int = 24,
+    reconcile_every: int = DEFAULT_RECONCILE_EVERY,
 ) -> RunResult:
     """Run a full or incremental sync of ``owner`` sequentially in this process.
 

@@ -45,6 +45,11 @@ Example override: make ``customer-facing`` a high-severity label and treat ``ðŸš
 
     {"severity": {"high": ["customer-facing", "(?:severity|priority)\\\\s*[:/]\\\\s*high"]},
      "in_progress": ["in[ _-]?progress|wip|ðŸš§"]}
+
+This module owns the rules' format, their validation and matching; it must not hold score points
+(scoring does) or read the Variable itself (the DAG passes its text in). It is one piece (over
+300 lines) because the format, the merge of an override into the defaults and the strict
+validation are one contract, documented once above.
 """
 
 from __future__ import annotations
@@ -296,7 +301,8 @@ def _default_text() -> str:
 
 def _default_document() -> dict[str, Any]:
     # Parsed afresh each time so that a merge can never mutate a shared default.
-    return json.loads(_default_text())
+    document: dict[str, Any] = json.loads(_default_text())
+    return document
 
 
 @cache

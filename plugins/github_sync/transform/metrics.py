@@ -19,6 +19,11 @@ Lines of code (an estimate, not a count)
     used instead when given, since they cover the whole repository. Without a tree, the
     languages bytes (GitHub Linguist already excludes vendored and generated files) are divided
     by the same constant.
+
+This module owns the detection rules (manifests, CI, tests, vendored and generated paths) and
+the estimate; it must not request anything (the caller passes the tree and counts in) or read
+the clock. It is one piece (over 300 lines) because most of it is the rule tables, and the
+functions that apply them share the same path helpers (vendored, generated, source).
 """
 
 from __future__ import annotations

@@ -8,12 +8,19 @@ and ``synced_at``.
 Text that goes to PostgreSQL is cleaned: NUL characters are removed (PostgreSQL's ``text`` rejects
 them, and GitHub accepts them in bodies) and lone UTF-16 surrogates (possible through JSON
 ``\\ud800`` escapes, not encodable as UTF-8) become U+FFFD.
+
+This module owns the mapping from GitHub's objects to row dicts and how rows are keyed; it must
+not read the database or the clock, or decide scores and severities itself (those are
+:mod:`github_sync.transform.scoring` and :mod:`github_sync.transform.labels`). It is one piece
+(over 300 lines) because every object kind shares the same helpers and conventions (required
+fields, logins, labels, text cleaning), and both sources of an object (REST and webhooks) must
+keep giving the same row, which is easiest to check side by side.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -27,6 +34,7 @@ __all__ = [
     "NotAnIssueError",
     "clean_text",
     "is_pull_request",
+    "listing_keys",
     "normalize_commit",
     "normalize_issue",
     "normalize_pull_request",
@@ -72,6 +80,22 @@ def is_pull_request(item: Mapping[str, Any]) -> bool:
         True when the item carries a ``pull_request`` object.
     """
     return item.get("pull_request") is not None
+
+
+def listing_keys(items: Iterable[Mapping[str, Any]]) -> tuple[frozenset[int], frozenset[int]]:
+    """``(issue ids, PR numbers)`` of issues-listing items: the keys of their ``bugs`` and ``pull_requests`` rows.
+
+    Args:
+        items: Items of ``GET /repos/{owner}/{repo}/issues``.
+    """
+    ids: set[int] = set()
+    numbers: set[int] = set()
+    for item in items:
+        if is_pull_request(item):
+            numbers.add(int(item["number"]))
+        else:
+            ids.add(int(item["id"]))
+    return frozenset(ids), frozenset(numbers)
 
 
 def _require(obj: Mapping[str, Any], key: str, kind: str) -> Any:
@@ -259,6 +283,11 @@ def normalize_issue(
     }
 
 
+def _mapping(value: object) -> Mapping[str, Any]:
+    # Optional nested objects (a PR's base/head, an issue's pull_request) may be absent or null.
+    return value if isinstance(value, Mapping) else {}
+
+
 def _int_or_none(value: object) -> int | None:
     return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
@@ -295,15 +324,14 @@ def normalize_pull_request(pr: Mapping[str, Any], *, as_of: datetime) -> dict[st
     """
     del as_of  # see Args
     kind = "pull request"
-    nested = pr.get("pull_request")
-    nested = nested if isinstance(nested, Mapping) else {}
+    nested = _mapping(pr.get("pull_request"))
     merged_at = parse_github_timestamp(pr.get("merged_at") or nested.get("merged_at"))
     if merged_at is not None or pr.get("merged") is True:
         state = "merged"
     else:
         state = "closed" if pr.get("state") == "closed" else "open"
-    base = pr.get("base") if isinstance(pr.get("base"), Mapping) else {}
-    head = pr.get("head") if isinstance(pr.get("head"), Mapping) else {}
+    base = _mapping(pr.get("base"))
+    head = _mapping(pr.get("head"))
     return {
         "number": int(_require(pr, "number", kind)),
         "title": clean_text(pr.get("title")) or "",

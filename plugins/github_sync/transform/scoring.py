@@ -12,6 +12,9 @@ everything but the age, unclamped) and the age part (:func:`age_points`), which 
 run's time alone. ``bugs.priority_base`` stores the first, so that
 ``github_sync.store.loader.rescore_open_bugs`` can re-age open issues in SQL, with these same
 constants, without asking GitHub again.
+
+This module owns the score formulas and their constants; it must not read labels' names
+itself (label rules decide which labels mean what), the database or the clock.
 """
 
 from __future__ import annotations

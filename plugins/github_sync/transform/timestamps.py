@@ -1,10 +1,23 @@
-"""Parse the timestamps GitHub sends into aware UTC datetimes."""
+"""Timestamps: parse the forms GitHub sends into aware UTC datetimes, and pick the latest of several.
+
+Pure functions only: nothing here reads the clock (the run's time is always passed in) or knows
+which column or cursor a timestamp belongs to.
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-__all__ = ["parse_github_timestamp"]
+__all__ = ["latest", "parse_github_timestamp"]
+
+
+def latest(*times: datetime | None) -> datetime | None:
+    """Return the latest of ``times``, ignoring ``None``; ``None`` when none is given.
+
+    E.g. a high-water mark that only moves forward: ``latest(stored, seen)``.
+    """
+    present = [value for value in times if value is not None]
+    return max(present) if present else None
 
 
 def parse_github_timestamp(value: str | int | float | datetime | None) -> datetime | None:

@@ -5,6 +5,9 @@ in its own transaction, and recorded in ``schema_migrations`` with a checksum. A
 session-level advisory lock serialises concurrent appliers (``make run`` and
 ``airflow-init`` may race). An applied migration whose file has changed since is an
 error: migrations are append-only, a fix is a new file.
+
+This module owns applying and checking them; it must not hold schema itself (that is the
+``.sql`` files) or touch any table but ``schema_migrations`` outside a migration.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -56,7 +60,7 @@ def discover_migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     return migrations
 
 
-def apply_migrations(conn: psycopg.Connection, directory: Path = MIGRATIONS_DIR) -> list[str]:
+def apply_migrations(conn: psycopg.Connection[Any], directory: Path = MIGRATIONS_DIR) -> list[str]:
     """Apply every pending migration; return the versions applied by this call.
 
     Args:
@@ -82,7 +86,7 @@ def apply_migrations(conn: psycopg.Connection, directory: Path = MIGRATIONS_DIR)
         conn.autocommit = previous_autocommit
 
 
-def _apply_locked(conn: psycopg.Connection, directory: Path) -> list[str]:
+def _apply_locked(conn: psycopg.Connection[Any], directory: Path) -> list[str]:
     conn.execute(
         """
         CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -92,18 +96,9 @@ def _apply_locked(conn: psycopg.Connection, directory: Path) -> list[str]:
         )
         """
     )
-    applied = dict(conn.execute("SELECT version, checksum FROM schema_migrations").fetchall())
+    applied = _applied_checksums(conn)
     newly_applied: list[str] = []
-    for migration in discover_migrations(directory):
-        recorded = applied.get(migration.version)
-        if recorded is not None:
-            if recorded != migration.checksum:
-                raise MigrationError(
-                    f"migration {migration.version} was applied with checksum {recorded[:12]} but "
-                    f"{migration.path.name} now has {migration.checksum[:12]}: migrations are "
-                    "append-only, write a new one instead of editing an applied one"
-                )
-            continue
+    for migration in _unapplied(discover_migrations(directory), applied):
         try:
             with conn.transaction():
                 conn.execute(migration.sql)
@@ -120,31 +115,46 @@ def _apply_locked(conn: psycopg.Connection, directory: Path) -> list[str]:
     return newly_applied
 
 
-def pending_migrations(conn: psycopg.Connection, directory: Path = MIGRATIONS_DIR) -> list[str]:
+def pending_migrations(conn: psycopg.Connection[Any], directory: Path = MIGRATIONS_DIR) -> list[str]:
     """The versions not yet applied (all of them on an empty database); reads only.
 
     Raises:
         MigrationError: an applied migration's file changed since.
     """
     exists = conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()
-    applied: dict[str, str] = {}
-    if exists and exists[0]:
-        applied = dict(conn.execute("SELECT version, checksum FROM schema_migrations").fetchall())
-    pending = []
-    for migration in discover_migrations(directory):
+    applied = _applied_checksums(conn) if exists and exists[0] else {}
+    return [migration.version for migration in _unapplied(discover_migrations(directory), applied)]
+
+
+def _applied_checksums(conn: psycopg.Connection[Any]) -> dict[str, str]:
+    return {
+        str(version): str(checksum)
+        for version, checksum in conn.execute("SELECT version, checksum FROM schema_migrations").fetchall()
+    }
+
+
+def _unapplied(migrations: list[Migration], applied: dict[str, str]) -> list[Migration]:
+    """The migrations not in ``applied`` (version -> checksum), in order.
+
+    Raises:
+        MigrationError: an applied migration's file changed since.
+    """
+    unapplied = []
+    for migration in migrations:
         recorded = applied.get(migration.version)
         if recorded is None:
-            pending.append(migration.version)
+            unapplied.append(migration)
         elif recorded != migration.checksum:
             raise MigrationError(
                 f"migration {migration.version} was applied with checksum {recorded[:12]} but "
-                f"{migration.path.name} now has {migration.checksum[:12]}"
+                f"{migration.path.name} now has {migration.checksum[:12]}: migrations are "
+                "append-only, write a new one instead of editing an applied one"
             )
-    return pending
+    return unapplied
 
 
 def ensure_schema(
-    conn: psycopg.Connection, *, auto_migrate: bool, directory: Path = MIGRATIONS_DIR
+    conn: psycopg.Connection[Any], *, auto_migrate: bool, directory: Path = MIGRATIONS_DIR
 ) -> list[str]:
     """Bring the target schema up to date, or, with ``auto_migrate`` off, check that it is.
 

@@ -1,0 +1,149 @@
+"""The GitHub endpoints a repository sync reads, and how it reads and counts their listings.
+
+Owns the URLs and query parameters of those endpoints (issues+PRs, commits, open pulls,
+contributors, one issue, the recursive tree), so that the sync and change detection ask for
+byte-identical URLs: a listing's first page is then the same cache entry in every run, and its
+ETag tells "nothing changed" for free. Also owns :class:`GitHubClient`, what these functions
+need of :class:`github_sync.github.hook.GitHubHook`.
+
+It must not decide anything about a sync (where to stop reading, what a change means), touch the
+database, or import Airflow: the hook module does, so it is described here structurally.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from github_sync.github.pagination import MAX_PER_PAGE, page_number, per_page_of
+
+__all__ = [
+    "COMMITS_LISTING",
+    "CONTRIBUTORS_LISTING",
+    "ISSUES_LISTING",
+    "ISSUE_RESOURCE",
+    "OPEN_PULLS_LISTING",
+    "TREE_RESOURCE",
+    "GitHubClient",
+    "ListingPage",
+    "RepositoryEndpoint",
+    "count_listing",
+    "first_page",
+    "iter_listing",
+]
+
+log = logging.getLogger(__name__)
+
+
+class ListingPage(Protocol):
+    """What the sync reads of one answered GET (:class:`github_sync.github.hook.GitHubResponse`)."""
+
+    @property
+    def json(self) -> Any:
+        """The decoded body (on a 304, the stored body of the earlier 200)."""
+
+    @property
+    def items(self) -> list[Any]:
+        """The items of a listing page."""
+
+    @property
+    def links(self) -> Mapping[str, str]:
+        """``{rel: url}`` of the ``Link`` header."""
+
+    @property
+    def next_url(self) -> str | None:
+        """The next page, or ``None`` on the last one."""
+
+    @property
+    def not_modified(self) -> bool:
+        """GitHub answered 304: nothing changed since the stored copy (and it cost no budget)."""
+
+
+class GitHubClient(Protocol):
+    """What the sync needs of :class:`github_sync.github.hook.GitHubHook`."""
+
+    def iter_pages(
+        self, path: str, params: Mapping[str, Any] | None = None, per_page: int = MAX_PER_PAGE
+    ) -> Iterator[ListingPage]:
+        """Every page of a listing, each a conditional request."""
+        ...
+
+    def get(self, path: str, params: Mapping[str, Any] | None = None) -> ListingPage:
+        """One conditional GET."""
+        ...
+
+
+@dataclass(frozen=True)
+class RepositoryEndpoint:
+    """One endpoint of a repository: a path template (``{full_name}`` and more) and fixed query parameters."""
+
+    path: str
+    params: tuple[tuple[str, str], ...] = ()
+
+    def path_for(self, full_name: str, **fields: object) -> str:
+        """The path for one repository (``fields`` fill the other placeholders, e.g. ``branch``)."""
+        return self.path.format(full_name=full_name, **fields)
+
+    @property
+    def query(self) -> dict[str, str]:
+        """The query parameters, as the hook takes them."""
+        return dict(self.params)
+
+
+# Issues *and* pull requests, most recently updated first: GitHub lists PRs among issues (with
+# pull_request.merged_at), so the pulls endpoint is not needed for them.
+ISSUES_LISTING = RepositoryEndpoint(
+    "/repos/{full_name}/issues", (("state", "all"), ("sort", "updated"), ("direction", "desc"))
+)
+# The default branch's commits, newest first.
+COMMITS_LISTING = RepositoryEndpoint("/repos/{full_name}/commits")
+OPEN_PULLS_LISTING = RepositoryEndpoint("/repos/{full_name}/pulls", (("state", "open"),))
+# Anonymous contributors (commits whose e-mail matches no account) count too.
+CONTRIBUTORS_LISTING = RepositoryEndpoint("/repos/{full_name}/contributors", (("anon", "1"),))
+# One issue or pull request (in its issue form), by number.
+ISSUE_RESOURCE = RepositoryEndpoint("/repos/{full_name}/issues/{number}")
+# The whole tree of a branch in one response (paths and blob sizes).
+TREE_RESOURCE = RepositoryEndpoint("/repos/{full_name}/git/trees/{branch}", (("recursive", "1"),))
+
+
+def iter_listing(client: GitHubClient, listing: RepositoryEndpoint, full_name: str) -> Iterator[ListingPage]:
+    """Pages of ``listing`` for one repository, in GitHub's order (newest first for the sync's listings)."""
+    return client.iter_pages(listing.path_for(full_name), listing.query)
+
+
+def first_page(client: GitHubClient, listing: RepositoryEndpoint, full_name: str) -> ListingPage:
+    """Only the first page of ``listing`` (a conditional request: free when unchanged)."""
+    return next(iter(iter_listing(client, listing, full_name)))
+
+
+def count_listing(
+    client: GitHubClient,
+    listing: RepositoryEndpoint,
+    full_name: str,
+    first: ListingPage | None = None,
+) -> int:
+    """Count a listing's items from its first and last pages of 100, both conditional requests.
+
+    Not ``per_page=1``: GitHub's ETag covers the body, not the ``Link`` header, so a
+    cached one-item page can answer 304 while its ``last`` link (the count) moved on, e.g.
+    a new contributor who is not the top one. The first and last pages of 100 change
+    whenever the count does, so their 304s can be trusted.
+
+    Args:
+        client: the GitHub hook.
+        listing: the listing.
+        full_name: the repository.
+        first: its first page, when the caller already has it.
+    """
+    page = first if first is not None else first_page(client, listing, full_name)
+    if page.next_url is None:
+        return len(page.items)
+    last_url = page.links.get("last")
+    last_number = page_number(last_url)
+    if last_url is None or last_number is None:
+        # Cursor-paginated listings have no numbered last page: walk them.
+        log.info("GET %s has no numbered last page; counting by walking it", listing.path_for(full_name))
+        return sum(len(p.items) for p in iter_listing(client, listing, full_name))
+    return (last_number - 1) * per_page_of(last_url) + len(client.get(last_url).items)
