@@ -37,7 +37,7 @@ from psycopg import sql
 
 from github_sync.config import WEBHOOK_DAG_ID
 from github_sync.github.owners import OwnerError, check_repository
-from github_sync.store import loader
+from github_sync.store import loader, projects
 from github_sync.store.run_records import RepositoryOutcome, close_run, open_run, record_repository_outcome
 from github_sync.transform.labels import LabelRules
 from github_sync.transform.normalizer import (
@@ -48,6 +48,7 @@ from github_sync.transform.normalizer import (
     normalize_pull_request,
     normalize_repository,
 )
+from github_sync.transform.timestamps import latest
 
 log = logging.getLogger(__name__)
 
@@ -152,13 +153,6 @@ def load_deliveries(cursor: psycopg.Cursor[Any], delivery_ids: Sequence[str]) ->
     return [StoredDelivery(*row) for row in cursor.fetchall()]
 
 
-# The same rule as sync/repository.py's _later; both become transform.timestamps.latest.
-def _latest(a: datetime | None, b: datetime | None) -> datetime | None:
-    if a is None or b is None:
-        return a or b
-    return max(a, b)
-
-
 def _revoked_after(
     cursor: psycopg.Cursor[Any], table: str, where: Mapping[str, Any], received_at: datetime
 ) -> bool:
@@ -185,32 +179,22 @@ def apply_repository(
         The project id and the number of rows written (0 or 1).
     """
     row = normalize_repository(repo)
-    cursor.execute(
-        "SELECT id, updated_at, last_commit, removed_at, tags FROM projects WHERE github_id = %s FOR UPDATE",
-        (row["github_id"],),
-    )
-    existing = cursor.fetchone()
-    if existing is not None:
-        project_id, stored_updated, stored_last_commit, removed_at, stored_tags = existing
-        if removed_at is not None and removed_at >= received_at:
+    stored = projects.lock_project(cursor, row["github_id"])
+    if stored is not None:
+        if stored.removed_at is not None and stored.removed_at >= received_at:
             log.info("Repository %s was removed after this delivery; not reviving it", row["full_name"])
-            return project_id, 0
+            return stored.project_id, 0
         if "topics" not in repo:
             # Older payload shapes carry no topics: keep what a sync stored rather than erase it.
-            row["tags"] = stored_tags
+            row["tags"] = stored.tags
         # pushed_at only moves forward, whatever the order of deliveries.
-        row["last_commit"] = _latest(stored_last_commit, row["last_commit"])
+        row["last_commit"] = latest(stored.last_commit, row["last_commit"])
         if (
-            stored_updated is not None
+            stored.updated_at is not None
             and row["updated_at"] is not None
-            and row["updated_at"] < stored_updated
+            and row["updated_at"] < stored.updated_at
         ):
-            cursor.execute(
-                "UPDATE projects SET last_commit = %s, synced_at = now() "
-                "WHERE id = %s AND last_commit IS DISTINCT FROM %s",
-                (row["last_commit"], project_id, row["last_commit"]),
-            )
-            return project_id, max(cursor.rowcount, 0)
+            return stored.project_id, projects.set_last_commit(cursor, stored.project_id, row["last_commit"])
     project_id, changed = loader.upsert_project(cursor, row)
     return project_id, int(changed)
 
