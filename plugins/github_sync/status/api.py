@@ -11,6 +11,10 @@ Owns the routes: their parameters and validation, their response models
 (:mod:`github_sync.status.responses`, so ``/github-sync/openapi.json`` documents every
 body), the error answers and the static files. Must not: run SQL itself (the query
 modules do), or serve anything without the auth dependency.
+
+One piece (longer than 300 lines) because the routes are closures of :func:`create_app`:
+they share the app's database provider, stream registry and error handlers, and the
+route table is easiest to review in one place. What they compute lives in the query modules.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Receive, Scope, Send
 
 from github_sync.github.owners import is_github_login
 from github_sync.status import budget, finished_runs, live_runs, repository_stats, run_owners
@@ -374,9 +379,7 @@ class LazyStatusApp:
                     self._app = self._factory()
         return self._app
 
-    async def __call__(
-        self, scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]
-    ) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one ASGI connection."""
         if scope["type"] == "lifespan":
             # Mounted sub-apps do not receive lifespan events; nothing to start or stop.

@@ -12,6 +12,9 @@ run's figures (:mod:`github_sync.status.run_owners`).
 
 Must not: write (the connection is read-only), or build SQL from a value: filters are
 query parameters, and only the record's keys are interpolated.
+
+One piece (just over 300 lines): the three views read the same rows the same way (the
+record's SQL keys, the owner filter, the history item a run's detail embeds).
 """
 
 from __future__ import annotations

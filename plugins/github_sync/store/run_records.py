@@ -17,6 +17,10 @@ Who writes what:
 
 Must not: import Airflow or the orchestration layer (tasks call in with a cursor), or
 commit: the caller owns the transaction.
+
+One piece (over 300 lines) because the writers and the failure rule share one contract:
+the states, stages and counters one task writes are what :func:`summarize_run` and
+:func:`failure_verdict` read back, and they change together.
 """
 
 from __future__ import annotations
