@@ -14,13 +14,8 @@ from typing import Any
 
 import psycopg
 
-from github_sync.store.run_records import (
-    RepositoryOutcome,
-    close_run,
-    open_run,
-    record_repository_outcome,
-    write_import_log,
-)
+from github_sync.store.import_log import write_import_log
+from github_sync.store.run_records import RepositoryOutcome, close_run, open_run, record_repository_outcome
 
 DAG_BY_MODE = {
     "full": "github_full_sync",

@@ -189,3 +189,68 @@ def test_database_unavailable_is_a_503(auth_client: Any, monkeypatch: pytest.Mon
     monkeypatch.setattr(app.state.database, "_resolved_at", float("inf"))
     response = auth_client.get("/github-sync/api/stats")
     assert response.status_code == 503
+
+
+def test_the_openapi_document_names_a_response_schema_for_every_route(auth_client: Any) -> None:
+    from github_sync.orchestration.plugin import GitHubSyncPlugin
+
+    document = auth_client.get("/github-sync/openapi.json").json()
+    schemas = document["components"]["schemas"]
+
+    def resolved(schema: dict[str, Any]) -> dict[str, Any]:
+        name = schema["$ref"].removeprefix("#/components/schemas/")
+        assert name in schemas, schema
+        return schemas[name]
+
+    app = GitHubSyncPlugin.fastapi_apps[0]["app"].app
+    routes = {route.path_format for route in app.routes if getattr(route, "include_in_schema", False)}
+    assert set(document["paths"]) == routes and "/api/stats" in routes and "/stream" in routes
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            content = operation["responses"]["200"]["content"]
+            if path == "/stream":
+                item = content["text/event-stream"]["itemSchema"]
+                assert set(item["properties"]["event"]["enum"]) == {
+                    "sync:start", "sync:progress", "sync:complete", "sync:error"
+                }  # fmt: skip
+                snapshot = resolved(item["properties"]["data"]["contentSchema"])
+                assert {"run_id", "done", "total", "percent", "grid_path"} <= set(snapshot["properties"])
+            else:
+                body = resolved(content["application/json"]["schema"])
+                assert body["type"] == "object" and body["properties"], f"{method} {path}"
+                assert resolved(operation["responses"]["503"]["content"]["application/json"]["schema"])
+    assert "404" in document["paths"]["/api/runs/{dag_id}/{run_id}"]["get"]["responses"]
+
+
+def test_responses_match_their_documented_schema(auth_client: Any, seeded: Seeded) -> None:
+    # Every key a body carries is a documented property of its schema, nested ones too.
+    document = auth_client.get("/github-sync/openapi.json").json()
+    schemas = document["components"]["schemas"]
+
+    def check(value: Any, schema: dict[str, Any], where: str) -> None:
+        if "$ref" in schema:
+            schema = schemas[schema["$ref"].removeprefix("#/components/schemas/")]
+        if "anyOf" in schema:
+            options = [s for s in schema["anyOf"] if s.get("type") != "null"]
+            if value is None:
+                return
+            schema = options[0]
+        if isinstance(value, dict) and "properties" in schema:
+            assert set(value) == set(schema["properties"]), where
+            for key, item in value.items():
+                check(item, schema["properties"][key], f"{where}.{key}")
+        elif isinstance(value, dict) and isinstance(schema.get("additionalProperties"), dict):
+            for key, item in value.items():
+                check(item, schema["additionalProperties"], f"{where}.{key}")
+        elif isinstance(value, list) and "items" in schema:
+            for index, item in enumerate(value):
+                check(item, schema["items"], f"{where}[{index}]")
+
+    run = seeded.runs[2]
+    for path in ("/api/stats", "/api/history", f"/api/runs/{run.dag_id}/{run.run_id}", "/api/rate-limit",
+                 "/api/repositories", "/api/progress", "/api/owners"):  # fmt: skip
+        template = "/api/runs/{dag_id}/{run_id}" if path.startswith("/api/runs/") else path
+        schema = document["paths"][template]["get"]["responses"]["200"]["content"]["application/json"][
+            "schema"
+        ]
+        check(auth_client.get(f"/github-sync{path}").json(), schema, path)

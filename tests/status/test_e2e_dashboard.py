@@ -9,7 +9,6 @@ under ``test-artifacts/``.
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +21,7 @@ from github_sim import Simulator, SimulatorConfig
 from github_sync.devtools.local_airflow import LocalAirflow, start_local_airflow
 from tests.conftest import PG_SERVER_DSN, REPO_ROOT
 from tests.dags.conftest import TEST_TOKEN
+from tests.polling import wait_until
 from tests.status.seed import seed_history, seed_owners
 
 pytestmark = pytest.mark.e2e
@@ -46,6 +46,7 @@ POOL_SLOTS = 3
 UI_TIMEOUT_MS = 60_000
 RUN_TIMEOUT_S = 150
 HISTORY_PAGE = 15  # rows per page of the dashboard's history table
+PROGRESS_SAMPLE_S = 0.5  # how often the test reads the live progress bar
 
 
 @pytest.fixture
@@ -176,19 +177,22 @@ def test_dashboard_in_airflow(local_airflow: LocalAirflow, browser: Any, pg_data
     live = dashboard.locator(f".live-run[data-run-id='{run_id}']")
     live.wait_for(timeout=UI_TIMEOUT_MS)
     percents: list[float] = []
-    deadline = time.monotonic() + RUN_TIMEOUT_S
     screenshot_taken = False
-    while time.monotonic() < deadline:
-        if live.count():
-            percents.append(float(live.get_attribute("data-percent") or 0))
-            if not screenshot_taken and 20 <= percents[-1] < 100:
-                dashboard.screenshot(path=str(ARTIFACTS / "dashboard-live-progress.png"), full_page=True)
-                screenshot_taken = True
-            if "success" in (live.get_attribute("class") or "") or "failed" in (
-                live.get_attribute("class") or ""
-            ):
-                break
-        time.sleep(0.5)
+
+    def live_run_finished() -> bool:
+        """Sample the progress bar (and screenshot it mid-run); tell whether the run ended on the page."""
+        nonlocal screenshot_taken
+        if not live.count():
+            return False
+        percents.append(float(live.get_attribute("data-percent") or 0))
+        if not screenshot_taken and 20 <= percents[-1] < 100:
+            dashboard.screenshot(path=str(ARTIFACTS / "dashboard-live-progress.png"), full_page=True)
+            screenshot_taken = True
+        classes = live.get_attribute("class") or ""
+        return "success" in classes or "failed" in classes
+
+    wait_until(live_run_finished, timeout=RUN_TIMEOUT_S, interval=PROGRESS_SAMPLE_S,
+               message=f"the live run {run_id} never finished on the page")  # fmt: skip
     assert local_airflow.wait_for_run("github_full_sync", run_id, timeout=60) == "success"
     distinct = sorted(set(percents))
     assert len(distinct) >= 3, f"the progress bar did not move: {percents}"

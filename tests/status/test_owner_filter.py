@@ -12,9 +12,10 @@ from typing import Any
 
 import psycopg
 import pytest
+from fastapi.sse import ServerSentEvent
 
 from github_sync.status import api as status_api
-from github_sync.status import queries
+from github_sync.status import live_runs
 from tests.status.seed import OWNER_PROJECTS, Repo, Seeded, SeedRun, write_run
 
 FILTERED_ROUTES = (
@@ -247,11 +248,11 @@ def test_progress_by_owner(auth_client: Any, run_tables: psycopg.Connection) -> 
 
 def test_snapshots_by_owner_keep_the_followed_runs(run_tables: psycopg.Connection) -> None:
     running_runs(run_tables)
-    _, octo = queries.run_snapshots(run_tables, owner="octo")
+    _, octo = live_runs.run_snapshots(run_tables, owner="octo")
     assert {key[1] for key in octo} == {"manual__live-octo", "manual__live-both"}
     # A run the stream already follows is always returned, so it can never "vanish".
     followed = ("github_webhook_sync", "manual__live-acme")
-    _, with_followed = queries.run_snapshots(run_tables, owner="octo", tracked=[followed])
+    _, with_followed = live_runs.run_snapshots(run_tables, owner="octo", tracked=[followed])
     assert set(with_followed) == set(octo) | {followed}
 
 
@@ -260,8 +261,7 @@ def test_stream_route_passes_the_owner(auth_client: Any, monkeypatch: pytest.Mon
 
     async def fake_events(connect: Any, **kwargs: Any) -> Any:
         seen.append(kwargs["owner"])
-        kwargs["on_close"]()
-        yield ": done\n\n"
+        yield ServerSentEvent(comment="done")
 
     monkeypatch.setattr(status_api, "sync_events", fake_events)
     streams = status_app().state.streams

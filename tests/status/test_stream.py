@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,7 +18,9 @@ import pytest
 import uvicorn
 
 from github_sim import Simulator, SimulatorConfig
+from github_sync.status.stream import RECONNECT_MS
 from tests.dags.conftest import connect_airflow_to
+from tests.polling import wait_until
 from tests.status.seed import clear_run_tables
 
 SERVER_START_TIMEOUT_S = 30
@@ -36,11 +37,9 @@ def served_app(airflow_app: Any, status_env: str) -> Iterator[str]:
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="uvicorn-status", daemon=True)
     thread.start()
-    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
+    wait_until(lambda: server.started or not thread.is_alive(), timeout=SERVER_START_TIMEOUT_S,
+               message="uvicorn did not start")  # fmt: skip
+    assert server.started, "uvicorn stopped while starting"
     port = server.servers[0].sockets[0].getsockname()[1]
     try:
         yield f"http://127.0.0.1:{port}"
@@ -57,7 +56,10 @@ class StreamConsumer(threading.Thread):
         self.url = url
         self.token = token
         self.events: list[tuple[str, dict[str, Any]]] = []
+        self.ids: list[int] = []
+        self.retries: list[int] = []
         self.comments: list[str] = []
+        self.headers: httpx.Headers | None = None
         self.opened = threading.Event()
         self.error: BaseException | None = None
 
@@ -69,12 +71,16 @@ class StreamConsumer(threading.Thread):
                 client.stream("GET", self.url, headers=headers) as response,
             ):
                 response.raise_for_status()
-                assert response.headers["content-type"].startswith("text/event-stream")
+                self.headers = response.headers
                 event, data = None, None
                 for line in response.iter_lines():
                     if line.startswith(":"):
                         self.comments.append(line)
                         self.opened.set()
+                    elif line.startswith("retry: "):
+                        self.retries.append(int(line.removeprefix("retry: ")))
+                    elif line.startswith("id: "):
+                        self.ids.append(int(line.removeprefix("id: ")))
                     elif line.startswith("event: "):
                         event = line.removeprefix("event: ")
                     elif line.startswith("data: "):
@@ -106,6 +112,12 @@ def test_stream_follows_a_dag_test_run(
     consumer.start()
     assert consumer.opened.wait(STREAM_OPEN_TIMEOUT_S), "the stream sent nothing"
     assert consumer.error is None, consumer.error
+    # Proxies must neither buffer nor transform it; EventSource reconnects after RECONNECT_MS.
+    assert consumer.headers is not None
+    assert consumer.headers["content-type"].startswith("text/event-stream")
+    assert {"no-cache", "no-transform"} <= {d.strip() for d in consumer.headers["cache-control"].split(",")}
+    assert consumer.headers["x-accel-buffering"] == "no"
+    assert consumer.retries == [RECONNECT_MS]
 
     config = SimulatorConfig(owner="acme", repos=12, seed=3, latency_ms=SIMULATOR_LATENCY_MS)
     with Simulator(config) as sim:
@@ -134,9 +146,10 @@ def test_stream_follows_a_dag_test_run(
         "SELECT count(*) FROM sync_repository_runs WHERE run_id = %s AND state <> 'running'", (run.run_id,)
     ).fetchone()[0]
     assert final["done"] == recorded
+    # Every event has its id, counting up from 1 on this stream.
+    assert consumer.ids == list(range(1, len(consumer.events) + 1))
 
     # The client went away: the server-side generator ends and releases its connection.
-    deadline = time.monotonic() + STREAM_CLOSE_TIMEOUT_S
-    while registry.closed == closed_before and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert registry.closed > closed_before and registry.open == 0
+    wait_until(lambda: registry.closed > closed_before, timeout=STREAM_CLOSE_TIMEOUT_S,
+               message="the stream did not end after its client left")  # fmt: skip
+    assert registry.open == 0

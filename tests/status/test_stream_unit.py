@@ -1,4 +1,4 @@
-"""The stream's diffing and formatting (pure), and its generator against a fake database."""
+"""The stream's diffing and event framing (pure), and its generator against a fake database."""
 
 from __future__ import annotations
 
@@ -7,14 +7,34 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+from fastapi.sse import ServerSentEvent, format_sse_event
+
 from github_sync.status import stream
-from github_sync.status.stream import RunTracker, SyncEvent, format_event, sync_events
+from github_sync.status.responses import RunSnapshot
+from github_sync.status.stream import RECONNECT_MS, RunTracker, SyncEvent, sync_events
 
 KEY = ("github_full_sync", "manual__1")
+STARTED = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
 
-def snap(state: str = "running", done: int = 0, total: int = 4, **extra: Any) -> dict[str, Any]:
-    return {"dag_id": KEY[0], "run_id": KEY[1], "state": state, "done": done, "total": total, **extra}
+def snap(state: str = "running", done: int = 0, total: int = 4, **extra: Any) -> RunSnapshot:
+    """A run's snapshot: what ``run_snapshots`` returns, with only the figures a test cares about set."""
+    fields: dict[str, Any] = {
+        "dag_id": KEY[0], "run_id": KEY[1], "mode": "full", "owner": "acme", "owners": ["acme"],
+        "state": state, "started_at": STARTED, "finished_at": None if state == "running" else STARTED,
+        "succeeded": 0, "failed": 0, "skipped": 0, "deferred": 0, "records": 0, "requests": 0,
+        "budget_spent": 0, "not_modified": 0, "current_repositories": [], "failed_repositories": [],
+        "total": total, "done": done, "running": 0, "percent": None, "elapsed_s": 0.0,
+        "rate_per_min": None, "eta_s": None, "grid_path": "/dags/github_full_sync/runs/manual__1",
+    }  # fmt: skip
+    return RunSnapshot.model_validate({**fields, **extra})
+
+
+class FakeConn:
+    closed = False
+
+    def close(self) -> None:
+        self.closed = True
 
 
 def test_tracker_emits_start_progress_complete_once() -> None:
@@ -27,7 +47,7 @@ def test_tracker_emits_start_progress_complete_once() -> None:
     ]
     events = tracker.update({KEY: snap(state="success", done=4)})
     assert [e.event for e in events] == ["sync:progress", "sync:complete"]
-    assert events[-1].data["done"] == 4
+    assert events[-1].data.done == 4
     assert tracker.update({KEY: snap(state="success", done=4)}) == []  # never twice
     assert KEY not in tracker.followed
 
@@ -37,9 +57,13 @@ def test_tracker_reports_failed_runs_and_vanished_rows() -> None:
     tracker.update({KEY: snap()})
     assert [e.event for e in tracker.update({KEY: snap(state="failed", done=0)})] == ["sync:error"]
     other = ("github_full_sync", "manual__2")
-    tracker.update({other: {**snap(), "run_id": other[1]}})
+    tracker.update({other: snap(run_id=other[1], done=1)})
     events = tracker.update({})
-    assert [e.event for e in events] == ["sync:error"] and events[0].data["error"] == "run no longer recorded"
+    assert [e.event for e in events] == ["sync:error"]
+    gone = events[0].data.model_dump(mode="json")
+    # The last snapshot, failed, with why: the figures the client had are kept.
+    assert gone == {**snap(run_id=other[1], done=1).model_dump(mode="json"), "state": "failed",
+                    "error": "run no longer recorded"}  # fmt: skip
 
 
 def test_run_seen_only_after_it_finished_gets_start_and_complete() -> None:
@@ -47,9 +71,17 @@ def test_run_seen_only_after_it_finished_gets_start_and_complete() -> None:
     assert [e.event for e in events] == ["sync:start", "sync:complete"]
 
 
-def test_format_event() -> None:
-    text = format_event(SyncEvent("sync:start", {"a": 1}), 7)
-    assert text == 'id: 7\nevent: sync:start\ndata: {"a":1}\n\n'
+def test_an_event_is_framed_with_its_id_name_and_snapshot() -> None:
+    snapshot = snap(done=2)
+    event = SyncEvent("sync:start", snapshot).to_server_sent_event(7)
+    assert (event.id, event.event, event.data) == ("7", "sync:start", snapshot)
+    # On the wire, as FastAPI's EventSourceResponse writes it: the snapshot's JSON, with
+    # timestamps in isoformat, on one data line.
+    wire = format_sse_event(data_str=snapshot.model_dump_json(), event=event.event, id=event.id).decode()
+    lines = wire.split("\n")
+    assert lines[0] == "event: sync:start" and lines[2] == "id: 7" and wire.endswith("\n\n")
+    data = json.loads(lines[1].removeprefix("data: "))
+    assert data["done"] == 2 and data["started_at"] == STARTED.isoformat()
 
 
 def test_generator_heartbeats_and_closes_on_disconnect(monkeypatch: Any) -> None:
@@ -60,37 +92,30 @@ def test_generator_heartbeats_and_closes_on_disconnect(monkeypatch: Any) -> None
         polls.append(1)
         return datetime.now(UTC), snapshots[min(len(polls) - 1, len(snapshots) - 1)]
 
-    class FakeConn:
-        closed = False
-
-        def close(self) -> None:
-            self.closed = True
-
     conn = FakeConn()
-    closed: list[bool] = []
     monkeypatch.setattr(stream, "run_snapshots", fake_snapshots)
 
     async def disconnected() -> bool:
         return len(polls) >= 6
 
-    async def collect() -> list[str]:
+    async def collect() -> list[ServerSentEvent]:
         return [
-            chunk
-            async for chunk in sync_events(
-                lambda: conn, is_disconnected=disconnected, poll_interval_s=0, heartbeat_s=0,
-                on_close=lambda: closed.append(True),
+            event
+            async for event in sync_events(
+                lambda: conn,
+                is_disconnected=disconnected, poll_interval_s=0, heartbeat_s=0,
             )
         ]  # fmt: skip
 
-    chunks = asyncio.run(collect())
-    events = [c.split("\n")[1].removeprefix("event: ") for c in chunks if c.startswith("id:")]
+    sent = asyncio.run(collect())
+    events = [e for e in sent if e.event is not None]
     # The last poll moved done 2 -> 4 and closed the run: progress first, so bars reach 100 %.
-    assert events == ["sync:start", "sync:progress", "sync:progress", "sync:complete"]
-    assert any(c.startswith(": heartbeat") for c in chunks)
-    assert chunks[0].startswith("retry: ")
-    assert conn.closed and closed == [True]
-    data = json.loads(next(c for c in chunks if "sync:complete" in c).split("data: ")[1])
-    assert data["done"] == 4
+    assert [e.event for e in events] == ["sync:start", "sync:progress", "sync:progress", "sync:complete"]
+    assert [e.id for e in events] == ["1", "2", "3", "4"]
+    assert any((e.comment or "").startswith("heartbeat ") for e in sent)
+    assert sent[0].retry == RECONNECT_MS and sent[0].comment
+    assert conn.closed
+    assert events[-1].data.done == 4
 
 
 def test_generator_survives_a_database_outage(monkeypatch: Any) -> None:
@@ -102,23 +127,17 @@ def test_generator_survives_a_database_outage(monkeypatch: Any) -> None:
             raise OSError("connection reset")
         return datetime.now(UTC), {KEY: snap()}
 
-    class FakeConn:
-        closed = False
-
-        def close(self) -> None:
-            self.closed = True
-
     monkeypatch.setattr(stream, "run_snapshots", flaky)
 
     async def disconnected() -> bool:
         return len(calls) >= 2
 
-    async def collect() -> list[str]:
-        return [c async for c in sync_events(FakeConn, is_disconnected=disconnected, poll_interval_s=0)]
+    async def collect() -> list[ServerSentEvent]:
+        return [e async for e in sync_events(FakeConn, is_disconnected=disconnected, poll_interval_s=0)]
 
-    chunks = asyncio.run(collect())
-    assert any("database unavailable" in c for c in chunks)
-    assert any("event: sync:start" in c for c in chunks)
+    sent = asyncio.run(collect())
+    assert any(e.comment == "database unavailable" for e in sent)
+    assert any(e.event == "sync:start" for e in sent)
 
 
 def test_generator_filters_by_owner(monkeypatch: Any) -> None:
@@ -128,21 +147,15 @@ def test_generator_filters_by_owner(monkeypatch: Any) -> None:
         seen.append(kwargs.get("owner"))
         return datetime.now(UTC), {}
 
-    class FakeConn:
-        closed = False
-
-        def close(self) -> None:
-            self.closed = True
-
     monkeypatch.setattr(stream, "run_snapshots", fake_snapshots)
 
     async def disconnected() -> bool:
         return len(seen) >= 2
 
-    async def collect() -> list[str]:
+    async def collect() -> list[ServerSentEvent]:
         return [
-            c
-            async for c in sync_events(
+            e
+            async for e in sync_events(
                 FakeConn, is_disconnected=disconnected, poll_interval_s=0, owner="octo"
             )
         ]

@@ -6,33 +6,47 @@ Every route, the page and its static files included, depends on Airflow's
 login (the browser loading the page, its scripts, ``fetch`` and ``EventSource`` calls,
 all same-origin). A browser opening the page without a session is sent to Airflow's
 login page instead of seeing a bare 401.
+
+Owns the routes: their parameters and validation, their response models
+(:mod:`github_sync.status.responses`, so ``/github-sync/openapi.json`` documents every
+body), the error answers and the static files. Must not: run SQL itself (the query
+modules do), or serve anything without the auth dependency.
+
+One piece (longer than 300 lines) because the routes are closures of :func:`create_app`:
+they share the app's database provider, stream registry and error handlers, and the
+route table is easiest to review in one place. What they compute lives in the query modules.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import psycopg
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
-from fastapi.responses import (
-    FileResponse,
-    HTMLResponse,
-    JSONResponse,
-    RedirectResponse,
-    Response,
-    StreamingResponse,
-)
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.sse import EventSourceResponse, ServerSentEvent
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Receive, Scope, Send
 
 from github_sync.github.owners import is_github_login
-from github_sync.status import queries
+from github_sync.status import budget, finished_runs, live_runs, repository_stats, run_owners
 from github_sync.status.db import DatabaseNotConfigured, DatabaseProvider
-from github_sync.status.stream import DEFAULT_HEARTBEAT_S, DEFAULT_POLL_INTERVAL_S, sync_events
+from github_sync.status.responses import (
+    ErrorBody,
+    HistoryResponse,
+    OwnersResponse,
+    ProgressResponse,
+    RateLimitResponse,
+    RepositoriesResponse,
+    RunDetail,
+    StatisticsResponse,
+)
+from github_sync.status.stream import DEFAULT_HEARTBEAT_S, DEFAULT_POLL_INTERVAL_S, EVENTS, sync_events
 from github_sync.store.run_records import MODES
 
 log = logging.getLogger(__name__)
@@ -41,6 +55,11 @@ URL_PREFIX = "/github-sync"
 STATIC_DIR = Path(__file__).with_name("static")
 DASHBOARD_HTML = STATIC_DIR / "dashboard.html"
 MAX_DAYS = 366
+DEFAULT_WINDOW_DAYS = 30
+DEFAULT_HISTORY_LIMIT = 25
+MAX_HISTORY_LIMIT = 500
+DEFAULT_REPOSITORY_LIMIT = 10
+MAX_REPOSITORY_LIMIT = 100
 RUN_STATES = ("success", "failed")
 # The vendored library never changes under its versioned name; our own files may.
 VENDOR_CACHE_CONTROL = "private, max-age=86400"
@@ -48,6 +67,40 @@ OWN_CACHE_CONTROL = "no-cache"
 UNAUTHORIZED_STATUSES = (401, 403)
 # How much of a rejected owner is echoed back in the 422.
 OWNER_ECHO_CHARS = 60
+DATABASE_UNAVAILABLE = "github-sync database unavailable"
+# What every JSON route may answer besides its body (documented in the OpenAPI schema).
+DATABASE_ERRORS: dict[int | str, dict[str, Any]] = {
+    503: {"model": ErrorBody, "description": "The github-sync database is unreachable or not configured."}
+}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorBody, "description": "No such github-sync run."}
+}
+# The stream's events, documented on top of FastAPI's generic text/event-stream item: the
+# event names and the JSON in ``data`` (a RunSnapshot, defined in the schema's components).
+STREAM_OPENAPI: dict[str, Any] = {
+    "responses": {
+        "200": {
+            "content": {
+                "text/event-stream": {
+                    "itemSchema": {
+                        "properties": {
+                            "event": {"type": "string", "enum": list(EVENTS)},
+                            "data": {
+                                "type": "string",
+                                "contentMediaType": "application/json",
+                                "contentSchema": {"$ref": "#/components/schemas/RunSnapshot"},
+                                "description": "The run's snapshot; a vanished run's sync:error adds `error`.",
+                            },
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+# Proxies must pass events through untouched; FastAPI's EventSourceResponse already sends
+# Cache-Control: no-cache and X-Accel-Buffering: no, this adds the other directive.
+STREAM_CACHE_DIRECTIVE = "no-transform"
 
 
 def owner_filter(
@@ -143,7 +196,7 @@ def create_app(
     app.state.database = provider
 
     @contextmanager
-    def connection() -> Iterator[Any]:
+    def connection() -> Iterator[psycopg.Connection[Any]]:
         conn = provider.connect()
         try:
             yield conn
@@ -153,7 +206,7 @@ def create_app(
     @app.exception_handler(psycopg.OperationalError)
     async def database_down(request: Request, exc: psycopg.OperationalError) -> JSONResponse:
         log.warning("github-sync database unavailable for %s: %s", request.url.path, exc)
-        return JSONResponse({"detail": "github-sync database unavailable"}, status_code=503)
+        return JSONResponse({"detail": DATABASE_UNAVAILABLE}, status_code=503)
 
     @app.exception_handler(DatabaseNotConfigured)
     async def database_missing(request: Request, exc: DatabaseNotConfigured) -> JSONResponse:
@@ -196,96 +249,106 @@ def create_app(
             target, headers={"Cache-Control": VENDOR_CACHE_CONTROL if vendored else OWN_CACHE_CONTROL}
         )
 
-    @app.get("/api/stats")
+    @app.get("/api/stats", responses=DATABASE_ERRORS)
     def stats(
-        days: int = Query(queries.DEFAULT_STATS_DAYS, ge=1, le=MAX_DAYS),
+        days: int = Query(DEFAULT_WINDOW_DAYS, ge=1, le=MAX_DAYS),
         owner: str | None = Depends(owner_filter),
-    ) -> dict[str, Any]:
+    ) -> StatisticsResponse:
         """Per-mode and overall statistics of the runs logged in the last ``days`` days.
 
         With ``owner``: of the runs that included that owner.
         """
         with connection() as conn:
-            return queries.statistics(conn, days=days, owner=owner)
+            return finished_runs.statistics(conn, days=days, owner=owner)
 
-    @app.get("/api/history")
+    @app.get("/api/history", responses=DATABASE_ERRORS)
     def history(
-        limit: int = Query(queries.DEFAULT_HISTORY_LIMIT, ge=1, le=queries.MAX_HISTORY_LIMIT),
+        limit: int = Query(DEFAULT_HISTORY_LIMIT, ge=1, le=MAX_HISTORY_LIMIT),
         offset: int = Query(0, ge=0),
         mode: str | None = Query(None),
         state: str | None = Query(None),
         owner: str | None = Depends(owner_filter),
-    ) -> dict[str, Any]:
+    ) -> HistoryResponse:
         """A page of logged runs, newest first (with ``owner``: the runs that included it)."""
         if mode is not None and mode not in MODES:
             raise HTTPException(status_code=422, detail=f"mode must be one of {', '.join(MODES)}")
         if state is not None and state not in RUN_STATES:
             raise HTTPException(status_code=422, detail=f"state must be one of {', '.join(RUN_STATES)}")
         with connection() as conn:
-            return queries.history(conn, limit=limit, offset=offset, mode=mode, state=state, owner=owner)
+            return finished_runs.history(
+                conn, limit=limit, offset=offset, mode=mode, state=state, owner=owner
+            )
 
-    @app.get("/api/runs/{dag_id}/{run_id:path}")
-    def run(dag_id: str, run_id: str) -> dict[str, Any]:
+    @app.get("/api/runs/{dag_id}/{run_id:path}", responses={**NOT_FOUND, **DATABASE_ERRORS})
+    def run(dag_id: str, run_id: str) -> RunDetail:
         """One run with every repository's outcome (run ids contain ``:`` and ``+``, hence ``:path``)."""
         with connection() as conn:
-            detail = queries.run_detail(conn, dag_id, run_id)
+            detail = finished_runs.run_detail(conn, dag_id, run_id)
         if detail is None:
             raise HTTPException(status_code=404, detail=f"no github-sync run {dag_id}/{run_id}")
         return detail
 
-    @app.get("/api/rate-limit")
-    def rate_limit() -> dict[str, Any]:
+    @app.get("/api/rate-limit", responses=DATABASE_ERRORS)
+    def rate_limit() -> RateLimitResponse:
         """The latest known GitHub budget and what the syncs spent in the last hour."""
         with connection() as conn:
-            return queries.rate_limit(conn)
+            return budget.rate_limit(conn)
 
-    @app.get("/api/repositories")
+    @app.get("/api/repositories", responses=DATABASE_ERRORS)
     def repositories(
-        days: int = Query(queries.DEFAULT_STATS_DAYS, ge=1, le=MAX_DAYS),
-        limit: int = Query(queries.DEFAULT_REPOSITORY_LIMIT, ge=1, le=100),
+        days: int = Query(DEFAULT_WINDOW_DAYS, ge=1, le=MAX_DAYS),
+        limit: int = Query(DEFAULT_REPOSITORY_LIMIT, ge=1, le=MAX_REPOSITORY_LIMIT),
         owner: str | None = Depends(owner_filter),
-    ) -> dict[str, Any]:
+    ) -> RepositoriesResponse:
         """The slowest and the failing repositories (with ``owner``: that owner's repositories)."""
         with connection() as conn:
-            return queries.repositories(conn, days=days, limit=limit, owner=owner)
+            return repository_stats.repositories(conn, days=days, limit=limit, owner=owner)
 
-    @app.get("/api/progress")
-    def progress(owner: str | None = Depends(owner_filter)) -> dict[str, Any]:
+    @app.get("/api/progress", responses=DATABASE_ERRORS)
+    def progress(owner: str | None = Depends(owner_filter)) -> ProgressResponse:
         """The runs in progress, with done/total, current repositories, elapsed and ETA.
 
         With ``owner``: the runs that include that owner.
         """
         with connection() as conn:
-            return queries.progress(conn, owner=owner)
+            return live_runs.progress(conn, owner=owner)
 
-    @app.get("/api/owners")
-    def owners() -> dict[str, Any]:
+    @app.get("/api/owners", responses=DATABASE_ERRORS)
+    def owners() -> OwnersResponse:
         """The GitHub owners known from live projects and recorded runs, with their repository counts."""
         with connection() as conn:
-            return queries.owners(conn)
+            return run_owners.known_owners(conn)
 
-    @app.get("/stream")
-    async def stream(request: Request, owner: str | None = Depends(owner_filter)) -> StreamingResponse:
+    def stream_cache_directive(response: Response) -> None:
+        # A second Cache-Control line: its directives add to FastAPI's no-cache.
+        response.headers.append("Cache-Control", STREAM_CACHE_DIRECTIVE)
+
+    @app.get(
+        "/stream",
+        response_class=EventSourceResponse,
+        dependencies=[Depends(stream_cache_directive)],
+        openapi_extra=STREAM_OPENAPI,
+    )
+    async def stream(
+        request: Request, owner: str | None = Depends(owner_filter)
+    ) -> AsyncIterator[ServerSentEvent]:
         """Server-sent ``sync:start|progress|complete|error`` events until the client leaves.
 
         With ``owner``: only the runs that include that owner.
         """
         registry: StreamRegistry = app.state.streams
         registry.opened()
-        events = sync_events(
-            provider.connect,
-            is_disconnected=request.is_disconnected,
-            poll_interval_s=poll_interval_s,
-            heartbeat_s=heartbeat_s,
-            on_close=registry.close,
-            owner=owner,
-        )
-        return StreamingResponse(
-            events,
-            media_type="text/event-stream",
-            # no-transform/X-Accel-Buffering: proxies must pass events through unbuffered.
-            headers={"Cache-Control": "no-cache, no-transform", "X-Accel-Buffering": "no"},
-        )
+        try:
+            async for event in sync_events(
+                provider.connect,
+                is_disconnected=request.is_disconnected,
+                poll_interval_s=poll_interval_s,
+                heartbeat_s=heartbeat_s,
+                owner=owner,
+            ):
+                yield event
+        finally:
+            registry.close()
 
     return app
 
@@ -316,9 +379,7 @@ class LazyStatusApp:
                     self._app = self._factory()
         return self._app
 
-    async def __call__(
-        self, scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]
-    ) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one ASGI connection."""
         if scope["type"] == "lifespan":
             # Mounted sub-apps do not receive lifespan events; nothing to start or stop.

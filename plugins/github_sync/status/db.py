@@ -5,6 +5,9 @@ the ``github_sync_db`` connection is resolved the server-side way
 (``Connection.get_connection_from_secrets``: environment ``AIRFLOW_CONN_*``, secrets
 backends, then the metadata database). Without that connection the documented
 environment shortcut ``GITHUB_SYNC_DATABASE_URL`` is used.
+
+Must not: hand out a connection that can write (sessions are read-only), or log a DSN
+(it may hold a password).
 """
 
 from __future__ import annotations
@@ -14,15 +17,21 @@ import os
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from github_sync.config import DATABASE_CONN_ID, ENV_DATABASE_URL
 
+if TYPE_CHECKING:
+    from airflow.models.connection import Connection
+
 log = logging.getLogger(__name__)
 
+# Where a connection without host or port points (libpq's own defaults, but explicit).
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 5432
 # Connections can be edited in the UI; re-resolve now and then rather than once per process.
 DSN_CACHE_TTL_S = 60.0
 CONNECT_TIMEOUT_S = 5
@@ -38,21 +47,21 @@ class DatabaseNotConfigured(RuntimeError):
     """Neither the Airflow connection nor the environment variable names a database."""
 
 
-def _dsn_from_connection(conn: Any) -> str:
+def _dsn_from_connection(conn: Connection) -> str:
     extras: Mapping[str, Any] = getattr(conn, "extra_dejson", None) or {}
     params: dict[str, Any] = {
-        "host": conn.host or "127.0.0.1",
-        "port": conn.port or 5432,
+        "host": conn.host or DEFAULT_HOST,
+        "port": conn.port or DEFAULT_PORT,
         "user": conn.login or None,
         "password": conn.password or None,
         # Airflow's Postgres connection keeps the database name in ``schema``.
         "dbname": conn.schema or None,
     }
     params.update({key: extras[key] for key in LIBPQ_EXTRAS if extras.get(key)})
-    return make_conninfo(**{k: v for k, v in params.items() if v is not None})
+    return make_conninfo("", **{k: v for k, v in params.items() if v is not None})
 
 
-def _airflow_connection(conn_id: str) -> Any | None:
+def _airflow_connection(conn_id: str) -> Connection | None:
     try:
         from airflow.exceptions import AirflowNotFoundException
         from airflow.models.connection import Connection
@@ -81,7 +90,7 @@ def resolve_dsn(conn_id: str = DATABASE_CONN_ID, environ: Mapping[str, str] | No
     if url:
         # SQLAlchemy-style driver suffixes (postgresql+psycopg://) are not libpq URLs.
         scheme, _, rest = url.partition("://")
-        return make_conninfo(**conninfo_to_dict(f"{scheme.split('+')[0]}://{rest}"))
+        return make_conninfo("", **conninfo_to_dict(f"{scheme.split('+')[0]}://{rest}"))
     raise DatabaseNotConfigured(
         f"no Airflow connection {conn_id!r} and {ENV_DATABASE_URL} is not set: "
         "the status page cannot reach the github-sync database"

@@ -3,6 +3,9 @@
 Pure functions: the caller passes the counts and timestamps read from
 ``sync_runs`` / ``sync_repository_runs`` and the database's current time, so the
 arithmetic is testable without a database or a clock.
+
+Must not: read the database or the system clock, or know the snapshot's JSON (the
+caller, :mod:`github_sync.status.live_runs`, puts the estimate into it).
 """
 
 from __future__ import annotations

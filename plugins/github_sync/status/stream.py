@@ -4,29 +4,43 @@ The tasks write ``sync_runs`` / ``sync_repository_runs`` as they go; polling the
 once a second and diffing successive snapshots needs no cooperation from the tasks
 (no LISTEN/NOTIFY trigger, no broker) and sees runs started from anywhere.
 
-Events (``data`` is a run snapshot, see :func:`github_sync.status.queries.run_snapshots`):
+Events (``data`` is a :class:`~github_sync.status.responses.RunSnapshot` as JSON; ids
+count up from 1 on each stream):
 
 * ``sync:start``: a run is seen running for the first time on this stream;
 * ``sync:progress``: a followed run's counts or current repositories changed;
 * ``sync:complete``: a followed run finished with state ``success``;
-* ``sync:error``: a followed run finished ``failed`` (or its row vanished).
+* ``sync:error``: a followed run finished ``failed`` (or its row vanished: then the
+  data is its last snapshot, failed, with an ``error``).
 
-Comment lines (``: heartbeat``) keep idle connections open through proxies. With an
-``owner``, a stream only announces the runs that include that owner.
+The stream opens with ``retry`` (EventSource's reconnection delay) and a comment; comment
+lines (``: heartbeat <time>``) after ``heartbeat_s`` of silence keep idle connections open
+through proxies. The events are :class:`fastapi.sse.ServerSentEvent` objects: FastAPI's
+``EventSourceResponse`` frames them (and adds its own keep-alive ping after 15 s of
+silence, which cannot be tuned per app, hence the configurable heartbeat here).
+With an ``owner``, a stream only announces the runs that include that owner.
+
+Must not: block the event loop (database calls run in a worker thread), or end on a
+database error: the stream says so in a comment and reconnects on the next poll.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from github_sync.status.queries import RunKey, run_snapshots
+from fastapi.sse import ServerSentEvent
+
+from github_sync.status.live_runs import RUN_RUNNING, RunKey, run_snapshots
+from github_sync.status.responses import RunSnapshot, VanishedRunSnapshot
+
+if TYPE_CHECKING:
+    import psycopg
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +48,17 @@ EVENT_START = "sync:start"
 EVENT_PROGRESS = "sync:progress"
 EVENT_COMPLETE = "sync:complete"
 EVENT_ERROR = "sync:error"
+EVENTS = (EVENT_START, EVENT_PROGRESS, EVENT_COMPLETE, EVENT_ERROR)
 
 DEFAULT_POLL_INTERVAL_S = 1.0
 DEFAULT_HEARTBEAT_S = 15.0
 # EventSource reconnects after this delay when the connection drops.
 RECONNECT_MS = 3000
+STREAM_OPENED_COMMENT = "github-sync status stream"
+DATABASE_UNAVAILABLE_COMMENT = "database unavailable"
+VANISHED_RUN_ERROR = "run no longer recorded"
+RUN_SUCCEEDED = "success"
+RUN_FAILED = "failed"
 # A run's finished_at is its closing transaction's start time, which can precede the
 # previous poll when the commit lands after it; look back this far so no finish is missed.
 FINISH_LOOKBACK = timedelta(seconds=30)
@@ -59,21 +79,18 @@ PROGRESS_FIELDS = (
 
 @dataclass(frozen=True)
 class SyncEvent:
-    """One server-sent event."""
+    """One ``sync:*`` event about one run."""
 
     event: str
-    data: Mapping[str, Any]
+    data: RunSnapshot
+
+    def to_server_sent_event(self, event_id: int) -> ServerSentEvent:
+        """The event as FastAPI frames it: ``id``, ``event`` and the snapshot as JSON ``data``."""
+        return ServerSentEvent(id=str(event_id), event=self.event, data=self.data)
 
 
-def format_event(event: SyncEvent, event_id: int) -> str:
-    """Serialise an event in the ``text/event-stream`` format."""
-    payload = json.dumps(event.data, default=str, separators=(",", ":"))
-    return f"id: {event_id}\nevent: {event.event}\ndata: {payload}\n\n"
-
-
-def format_comment(text: str) -> str:
-    """A comment line: ignored by EventSource, keeps the connection alive."""
-    return f": {text}\n\n"
+def _progressed(previous: RunSnapshot, current: RunSnapshot) -> bool:
+    return any(getattr(previous, name) != getattr(current, name) for name in PROGRESS_FIELDS)
 
 
 @dataclass
@@ -85,10 +102,10 @@ class RunTracker:
         finished: runs already reported finished (never reported twice).
     """
 
-    followed: dict[RunKey, dict[str, Any]] = field(default_factory=dict)
+    followed: dict[RunKey, RunSnapshot] = field(default_factory=dict)
     finished: set[RunKey] = field(default_factory=set)
 
-    def update(self, snapshots: Mapping[RunKey, Mapping[str, Any]]) -> list[SyncEvent]:
+    def update(self, snapshots: Mapping[RunKey, RunSnapshot]) -> list[SyncEvent]:
         """The events that lead from the known state to ``snapshots``.
 
         Args:
@@ -105,39 +122,39 @@ class RunTracker:
             previous = self.followed.get(key)
             if previous is None:
                 events.append(SyncEvent(EVENT_START, snapshot))
-            elif snapshot["state"] == "running" and any(
-                previous.get(name) != snapshot.get(name) for name in PROGRESS_FIELDS
-            ):
+            elif snapshot.state == RUN_RUNNING and _progressed(previous, snapshot):
                 events.append(SyncEvent(EVENT_PROGRESS, snapshot))
-            if snapshot["state"] == "running":
-                self.followed[key] = dict(snapshot)
+            if snapshot.state == RUN_RUNNING:
+                self.followed[key] = snapshot
                 continue
-            if previous is not None and previous.get("done") != snapshot.get("done"):
+            if previous is not None and previous.done != snapshot.done:
                 # The last repositories and the close landed within one poll: report the
                 # final counts as progress first, so a progress bar reaches 100 %.
                 events.append(SyncEvent(EVENT_PROGRESS, snapshot))
-            kind = EVENT_COMPLETE if snapshot["state"] == "success" else EVENT_ERROR
+            kind = EVENT_COMPLETE if snapshot.state == RUN_SUCCEEDED else EVENT_ERROR
             events.append(SyncEvent(kind, snapshot))
             self.followed.pop(key, None)
             self.finished.add(key)
         for key in [k for k in self.followed if k not in snapshots]:
             # Only a deleted row disappears: followed runs are always queried.
-            gone = {**self.followed.pop(key), "state": "failed", "error": "run no longer recorded"}
+            last = self.followed.pop(key)
+            gone = VanishedRunSnapshot.model_validate(
+                {**dict(last), "state": RUN_FAILED, "error": VANISHED_RUN_ERROR}
+            )
             self.finished.add(key)
             events.append(SyncEvent(EVENT_ERROR, gone))
         return events
 
 
 async def sync_events(
-    connect: Callable[[], Any],
+    connect: Callable[[], psycopg.Connection[Any]],
     *,
     is_disconnected: Callable[[], Awaitable[bool]],
     poll_interval_s: float = DEFAULT_POLL_INTERVAL_S,
     heartbeat_s: float = DEFAULT_HEARTBEAT_S,
     clock: Callable[[], float] = time.monotonic,
-    on_close: Callable[[], None] | None = None,
     owner: str | None = None,
-) -> AsyncIterator[str]:
+) -> AsyncIterator[ServerSentEvent]:
     """The event stream of one client, until it disconnects.
 
     Args:
@@ -146,18 +163,18 @@ async def sync_events(
         poll_interval_s: how often the tables are read.
         heartbeat_s: longest silence before a comment line is sent.
         clock: monotonic clock (tests).
-        on_close: called once when the stream ends, however it ends.
         owner: only runs that include this GitHub owner (a validated login).
 
     Yields:
-        ``text/event-stream`` chunks.
+        The stream's events and comments, in order. Its connection is closed however
+        the stream ends (the client leaving, or the task being cancelled).
     """
     tracker = RunTracker()
-    conn: Any = None
+    conn: psycopg.Connection[Any] | None = None
     event_id = 0
     since: datetime | None = None
     try:
-        yield f"retry: {RECONNECT_MS}\n" + format_comment("github-sync status stream")
+        yield ServerSentEvent(retry=RECONNECT_MS, comment=STREAM_OPENED_COMMENT)
         last_sent = clock()
         while not await is_disconnected():
             try:
@@ -173,16 +190,16 @@ async def sync_events(
                 if conn is not None:
                     await asyncio.to_thread(conn.close)
                 conn = None
-                yield format_comment("database unavailable")
+                yield ServerSentEvent(comment=DATABASE_UNAVAILABLE_COMMENT)
                 last_sent = clock()
             else:
                 since = now - FINISH_LOOKBACK
                 for event in tracker.update(snapshots):
                     event_id += 1
-                    yield format_event(event, event_id)
+                    yield event.to_server_sent_event(event_id)
                     last_sent = clock()
             if clock() - last_sent >= heartbeat_s:
-                yield format_comment(f"heartbeat {int(time.time())}")
+                yield ServerSentEvent(comment=f"heartbeat {int(time.time())}")
                 last_sent = clock()
             await asyncio.sleep(poll_interval_s)
     finally:
@@ -191,6 +208,4 @@ async def sync_events(
                 conn.close()
             except Exception:
                 log.debug("Closing the status stream's connection failed", exc_info=True)
-        if on_close is not None:
-            on_close()
         log.debug("Status stream closed after %d events", event_id)

@@ -1,30 +1,42 @@
-"""The audit trail of sync runs: ``sync_runs``, ``sync_repository_runs`` and ``import_logs``.
+"""The audit trail of sync runs: ``sync_runs`` and ``sync_repository_runs``, and the failure rule.
 
 Who writes what:
 
-* the run's first task opens a ``sync_runs`` row (:func:`open_run`);
+* the run's first task opens a ``sync_runs`` row (:func:`open_run`) and adds what it
+  learnt (:func:`add_run_details`);
 * each repository task records its outcome in ``sync_repository_runs``
   (:func:`record_repository_outcome`), in a transaction of its own after the data
   transaction, so a rolled-back repository is still recorded as failed;
-* the summary task closes the run (:func:`close_run`);
-* the DAG-level callbacks write the one ``import_logs`` row per run
-  (:func:`write_import_log`) from those rows. A callback that cannot reach the
-  database leaves ``sync_runs.logged = false``; the next run's ``import_logs`` row lists
-  such runs under ``metadata.missing_logs``.
+* a run-level task records how it ended (:func:`record_stage`);
+* the summary task decides the run's state (:func:`failure_verdict`) and closes it
+  (:func:`close_run`);
+* the DAG-level callbacks write the one ``import_logs`` row per run from these rows
+  (:mod:`github_sync.store.import_log`). A callback that cannot reach the database leaves
+  ``sync_runs.logged = false``; the next run's ``import_logs`` row lists such runs under
+  ``metadata.missing_logs``.
+
+Must not: import Airflow or the orchestration layer (tasks call in with a cursor), or
+commit: the caller owns the transaction.
+
+One piece (over 300 lines) because the writers and the failure rule share one contract:
+the states, stages and counters one task writes are what :func:`summarize_run` and
+:func:`failure_verdict` read back, and they change together.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    import psycopg
+    from psycopg.rows import TupleRow
 
 log = logging.getLogger(__name__)
 
-SOURCE = "github"
 MODES = ("full", "incremental", "repository", "webhook")
 # A run that never closed is reported missing only after this long: before that it may
 # simply still be running.
@@ -54,7 +66,13 @@ class RepositoryOutcome:
 
 
 def open_run(
-    cursor: Any, *, dag_id: str, run_id: str, mode: str, owner: str | None, repositories_total: int
+    cursor: psycopg.Cursor[TupleRow],
+    *,
+    dag_id: str,
+    run_id: str,
+    mode: str,
+    owner: str | None,
+    repositories_total: int,
 ) -> None:
     """Open (or re-open, on a task retry) the ``sync_runs`` row of a DAG run."""
     if mode not in MODES:
@@ -68,7 +86,7 @@ def open_run(
 
 
 def record_repository_outcome(
-    cursor: Any,
+    cursor: psycopg.Cursor[TupleRow],
     *,
     dag_id: str,
     run_id: str,
@@ -110,16 +128,29 @@ def record_repository_outcome(
 RUN_COUNTERS = ("requests", "budget_spent", "not_modified", "retries")
 
 
+class RequestCounters(Protocol):
+    """What a task's GitHub hook counted (``HookStats``); only read here."""
+
+    @property
+    def requests_sent(self) -> int: ...
+    @property
+    def budget_spent(self) -> int: ...
+    @property
+    def not_modified(self) -> int: ...
+    @property
+    def retries(self) -> int: ...
+
+
 def add_run_details(
-    cursor: Any,
+    cursor: psycopg.Cursor[TupleRow],
     *,
     dag_id: str,
     run_id: str,
-    stats: Any,
+    stats: RequestCounters,
     details: Mapping[str, Any] | None = None,
     repositories_total: int | None = None,
 ) -> None:
-    """Merge ``details`` into a run's and add a task's hook counters (``stats``: a ``HookStats``).
+    """Merge ``details`` into a run's and add a task's hook counters.
 
     Counters accumulate, so a retried task or a second run-level task adds to them.
     """
@@ -150,7 +181,9 @@ STAGE_DONE = "done"
 STAGE_FAILED = "failed"
 
 
-def record_stage(cursor: Any, *, dag_id: str, run_id: str, mode: str, stage: str, error: str | None) -> None:
+def record_stage(
+    cursor: psycopg.Cursor[TupleRow], *, dag_id: str, run_id: str, mode: str, stage: str, error: str | None
+) -> None:
     """Record how a run-level task ended in ``sync_runs.details.stages`` (the latest try wins).
 
     Creates the run's row when the task failed before opening it (bad Params, say), so the
@@ -183,7 +216,9 @@ def stage_done(details: Mapping[str, Any] | None, stage: str) -> bool:
     return isinstance(entry, Mapping) and entry.get("state") == STAGE_DONE
 
 
-def read_run_details(cursor: Any, *, dag_id: str, run_id: str) -> tuple[dict[str, Any], int] | None:
+def read_run_details(
+    cursor: psycopg.Cursor[TupleRow], *, dag_id: str, run_id: str
+) -> tuple[dict[str, Any], int] | None:
     """A run's ``(details, repositories_total)``, or None when no task recorded it yet."""
     cursor.execute(
         "SELECT details, repositories_total FROM sync_runs WHERE dag_id = %s AND run_id = %s",
@@ -193,7 +228,9 @@ def read_run_details(cursor: Any, *, dag_id: str, run_id: str) -> tuple[dict[str
     return (dict(row[0] or {}), int(row[1] or 0)) if row else None
 
 
-def close_run(cursor: Any, *, dag_id: str, run_id: str, state: str, details: Mapping[str, Any]) -> None:
+def close_run(
+    cursor: psycopg.Cursor[TupleRow], *, dag_id: str, run_id: str, state: str, details: Mapping[str, Any]
+) -> None:
     """Close a run's ``sync_runs`` row with its final state and run-level details."""
     cursor.execute(
         "UPDATE sync_runs SET state = %s, finished_at = now(), details = details || %s::jsonb "
@@ -221,7 +258,7 @@ class RunSummary:
     skips: tuple[tuple[str, str], ...]  # (repository, reason)
 
 
-def summarize_run(cursor: Any, *, dag_id: str, run_id: str) -> RunSummary:
+def summarize_run(cursor: psycopg.Cursor[TupleRow], *, dag_id: str, run_id: str) -> RunSummary:
     """Aggregate the repository outcomes of a run."""
     cursor.execute(
         "SELECT repository, state, records, requests, budget_spent, not_modified, retries, "
@@ -294,99 +331,3 @@ def failure_verdict(
     elif failed and not summary.succeeded:
         problems.append(f"none of the {expected or summary.total} repositories could be synced")
     return Verdict(tuple(problems), tuple(unexplained))
-
-
-def write_import_log(
-    cursor: Any,
-    *,
-    dag_id: str,
-    run_id: str,
-    state: str,
-    now: datetime,
-    extra_errors: Sequence[str] = (),
-    reason: str | None = None,
-) -> int | None:
-    """Write the ``import_logs`` row of a finished run; return its id (None if it already exists).
-
-    Idempotent: a callback that fires twice for the same run writes one row.
-
-    Args:
-        reason: Airflow's reason for a failed run, recorded when no repository explains it.
-    """
-    cursor.execute(
-        "SELECT mode, owner, started_at, finished_at, details, repositories_total FROM sync_runs "
-        "WHERE dag_id = %s AND run_id = %s",
-        (dag_id, run_id),
-    )
-    run = cursor.fetchone()
-    mode, owner, started_at, finished_at, details, repositories_total = run or (None, None, None, None, {}, 0)
-    summary = summarize_run(cursor, dag_id=dag_id, run_id=run_id)
-    cursor.execute(
-        "SELECT dag_id, run_id FROM sync_runs WHERE NOT logged AND NOT (dag_id = %s AND run_id = %s) "
-        "AND (finished_at IS NOT NULL OR started_at < %s - make_interval(hours => %s)) ORDER BY started_at",
-        (dag_id, run_id, now, STALE_OPEN_RUN_HOURS),
-    )
-    missing = cursor.fetchall()
-    missing_logs = [f"{r[0]}/{r[1]}" for r in missing]
-    errors = [f"{stage} | {error} | {now.isoformat()}" for stage, error in stage_errors(details).items()]
-    errors.extend(f"run | {error} | {now.isoformat()}" for error in (details or {}).get("run_errors") or [])
-    errors.extend(f"{repo} | {error} | {now.isoformat()}" for repo, error in summary.failures)
-    errors.extend(extra_errors)
-    if state == "failed" and not errors:
-        # The run failed before or outside any repository (bad Params, listing failed...).
-        errors.append(f"run | {reason or 'failed'} | {now.isoformat()}")
-    details = dict(details or {})
-    metadata = {
-        "dag_id": dag_id,
-        "run_id": run_id,
-        "mode": mode,
-        "owner": owner,
-        "state": state,
-        "repositories": {
-            "total": max(repositories_total or 0, summary.total),
-            "ok": summary.succeeded,
-            "failed": summary.failed,
-            "skipped": summary.skipped,
-            "mapped": summary.total,
-        },
-        "failed_repositories": [repo for repo, _ in summary.failures],
-        "skipped_repositories": {repo: reason for repo, reason in summary.skips},
-        "requests": summary.requests + int(details.pop("requests", 0)),
-        "budget_spent": summary.budget_spent + int(details.pop("budget_spent", 0)),
-        "not_modified": summary.not_modified + int(details.pop("not_modified", 0)),
-        "retries": summary.retries + int(details.pop("retries", 0)),
-        "rate_limit_remaining": _first_known(
-            details.pop("rate_limit_remaining", None), summary.rate_limit_remaining
-        ),
-        "started_at": started_at.isoformat() if started_at else None,
-        "finished_at": (finished_at or now).isoformat(),
-        "duration_s": round(((finished_at or now) - started_at).total_seconds(), 3) if started_at else None,
-        "missing_logs": missing_logs,
-        **details,
-    }
-    records_imported = summary.records_imported + int(details.get("records_imported_outside_repositories", 0))
-    cursor.execute(
-        'INSERT INTO import_logs (source, records_imported, records_failed, errors, metadata, "timestamp") '
-        "VALUES (%s, %s, %s, %s, %s::jsonb, %s) "
-        "ON CONFLICT ((metadata ->> 'dag_id'), (metadata ->> 'run_id')) WHERE metadata ? 'run_id' DO NOTHING "
-        "RETURNING id",
-        (SOURCE, records_imported, summary.records_failed, errors, json.dumps(metadata, default=str), now),
-    )
-    inserted = cursor.fetchone()
-    cursor.execute(
-        "UPDATE sync_runs SET logged = true, state = CASE WHEN state = 'running' THEN %s ELSE state END, "
-        "finished_at = COALESCE(finished_at, %s) WHERE dag_id = %s AND run_id = %s",
-        (state, now, dag_id, run_id),
-    )
-    if missing_logs:
-        cursor.executemany(
-            "UPDATE sync_runs SET logged = true WHERE dag_id = %s AND run_id = %s",
-            [tuple(r) for r in missing],
-        )
-        log.warning("Runs without an import_logs row (reported in this run's row): %s", missing_logs)
-    return inserted[0] if inserted else None
-
-
-def _first_known(*values: Any) -> Any:
-    # Not `or`: a remaining budget of 0 is exactly the figure that must not be lost.
-    return next((value for value in values if value is not None), None)
