@@ -55,6 +55,7 @@ from github_sync.devtools.local_airflow import (
     free_port,
     start_local_airflow,
 )
+from github_sync.store.import_log import ImportLogMetadata, metadata_sql
 from github_sync.store.migrations import apply_migrations
 
 log = logging.getLogger("github_sync.run")
@@ -184,15 +185,15 @@ def summarize(conn: psycopg.Connection[TupleRow], run_id: str) -> dict[str, Any]
     """The row counts of the dashboard tables and the run's request counters, for the log."""
     counts = {table: _count(conn, table) for table in DASHBOARD_TABLES}
     row = conn.execute(
-        "SELECT metadata FROM import_logs WHERE metadata->>'run_id' = %s", (run_id,)
+        f"SELECT metadata FROM import_logs WHERE {metadata_sql('run_id')} = %s", (run_id,)
     ).fetchone()
-    metadata = row[0] if row else {}
+    metadata = ImportLogMetadata.from_stored(row[0] if row else None)
     return {
         "rows": counts,
-        "requests": metadata.get("requests"),
-        "budget_spent": metadata.get("budget_spent"),
-        "not_modified": metadata.get("not_modified"),
-        "duration_s": metadata.get("duration_s"),
+        "requests": metadata.requests,
+        "budget_spent": metadata.budget_spent,
+        "not_modified": metadata.not_modified,
+        "duration_s": metadata.duration_s,
     }
 
 

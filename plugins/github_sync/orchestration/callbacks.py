@@ -20,9 +20,7 @@ from github_sync.config import DATABASE_CONN_ID
 from github_sync.store.import_log import write_import_log
 
 if TYPE_CHECKING:
-    import psycopg
     from airflow.sdk import Context
-    from psycopg.rows import TupleRow
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +39,9 @@ def _write(context: Context, *, mode: str, state: str) -> None:
     dag_run = context["dag_run"]
     reason = context.get("reason")
     try:
-        from github_sync.orchestration.runtime import connect_database
+        from github_sync.orchestration.runtime import open_database
 
-        conn: psycopg.Connection[TupleRow] = connect_database(DATABASE_CONN_ID)
-        try:
+        with open_database(DATABASE_CONN_ID) as conn:
             with conn.cursor() as cursor:
                 cursor.execute(
                     "INSERT INTO sync_runs (dag_id, run_id, mode, state) VALUES (%s, %s, %s, %s) "
@@ -60,8 +57,6 @@ def _write(context: Context, *, mode: str, state: str) -> None:
                     reason=str(reason) if reason else None,
                 )
             conn.commit()
-        finally:
-            conn.close()
     except Exception:
         # A callback that raises is only logged by Airflow, and less visibly than this.
         log.exception(

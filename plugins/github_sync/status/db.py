@@ -20,9 +20,9 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import psycopg
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.conninfo import make_conninfo
 
-from github_sync.config import DATABASE_CONN_ID, ENV_DATABASE_URL
+from github_sync.config import DATABASE_CONN_ID, ENV_DATABASE_URL, ConfigError, validate_database_url
 
 if TYPE_CHECKING:
     from airflow.models.connection import Connection
@@ -88,9 +88,12 @@ def resolve_dsn(conn_id: str = DATABASE_CONN_ID, environ: Mapping[str, str] | No
         return _dsn_from_connection(connection)
     url = (environ if environ is not None else os.environ).get(ENV_DATABASE_URL, "").strip()
     if url:
-        # SQLAlchemy-style driver suffixes (postgresql+psycopg://) are not libpq URLs.
-        scheme, _, rest = url.partition("://")
-        return make_conninfo("", **conninfo_to_dict(f"{scheme.split('+')[0]}://{rest}"))
+        # The one database-URL rule (config.py), which also turns postgresql+psycopg:// into libpq's form.
+        try:
+            libpq_url = validate_database_url(ENV_DATABASE_URL, url)
+        except ConfigError as exc:
+            raise DatabaseNotConfigured(str(exc)) from None
+        return make_conninfo(libpq_url)
     raise DatabaseNotConfigured(
         f"no Airflow connection {conn_id!r} and {ENV_DATABASE_URL} is not set: "
         "the status page cannot reach the github-sync database"
