@@ -14,8 +14,10 @@ from github_sync.github.errors import (
     RateLimitExhausted,
     SecondaryRateLimitExceeded,
 )
+from github_sync.github.ratelimit import SECONDARY_MIN_WAIT_S
 from github_sync.github.retry import RetryPolicy
 
+from .clocks import StoppedClock
 from .conftest import FAST_RETRY, big_repo_name, repo_of
 
 RESERVE_LOG = "rate limit at its reserve"
@@ -55,12 +57,15 @@ def test_short_exhaustion_waits_until_reset_on_the_sim_clock(sim: Any, token: st
     # A short window so that the wait (< max_wait_s) is slept, through the injected sleep.
     with Simulator(SimulatorConfig(repos=3, seed=2, reset_interval_s=30)) as short:
         slept: list[float] = []
+        # The hook's clock stands still between sleeps, so the wait it computes is exact.
+        hook_clock = StoppedClock(short.clock.now())
 
         def sleep(seconds: float) -> None:
             slept.append(seconds)
             short.clock.advance(seconds)
+            hook_clock.advance(seconds)
 
-        hook = make_hook(base_url=short.url, sleep=sleep, clock=short.clock.now, max_wait_s=60)
+        hook = make_hook(base_url=short.url, sleep=sleep, clock=hook_clock.now, max_wait_s=60)
         name = short.state.repos()[0].name
         hook.get(f"/repos/acme/{name}")
         short.set_rate_limit_remaining(token, 501)
@@ -70,7 +75,7 @@ def test_short_exhaustion_waits_until_reset_on_the_sim_clock(sim: Any, token: st
         assert len(slept) == 1
         assert short.clock.now() >= reset + timedelta(seconds=1)
         # It slept until the reset plus the safety second, not longer.
-        assert short.clock.now() - (reset + timedelta(seconds=1)) < timedelta(seconds=2)
+        assert hook_clock.now() == reset + timedelta(seconds=1)
         assert hook.stats.waits == 1 and hook.stats.wait_seconds == pytest.approx(slept[0])
         # The new window is in use.
         assert short.rate_limit_remaining(token) == 5000 - 4
@@ -108,25 +113,34 @@ def test_primary_refusal_with_far_reset_raises(sim: Any, make_hook: Any, token: 
     assert not isinstance(info.value, SecondaryRateLimitExceeded)
 
 
+def _stopped_hook_clock(sim: Any, sim_sleep: Any) -> StoppedClock:
+    """A hook clock that moves only with the injected sleep (see :mod:`.clocks`)."""
+    clock = StoppedClock(sim.clock.now())
+    sim_sleep.hooks.append(lambda s: clock.advance(s.calls[-1]))
+    return clock
+
+
 @pytest.mark.parametrize("retry_after", [61, None])
 def test_secondary_limit_is_waited_out(
     sim: Any, make_hook: Any, sim_sleep: Any, retry_after: int | None
 ) -> None:
     sim.faults.secondary_limit_burst = 5
     sim.faults.secondary_retry_after = retry_after
-    hook = make_hook()
+    hook = make_hook(clock=_stopped_hook_clock(sim, sim_sleep).now)
     commits = list(hook.paginate("/repos/acme/portal-server/commits", per_page=100))
     assert len(commits) == len(repo_of(sim, "portal-server").commits)
     hits = hook.stats.secondary_limit_hits
     assert hits >= 1 and hook.stats.retries >= hits
-    long_waits = [s for s in sim_sleep.calls if s >= 59]
+    # Retry backoffs are FAST_RETRY's fractions of a second; every longer sleep is a pause.
+    long_waits = [
+        s for s in sim_sleep.calls if s > FAST_RETRY["backoff_max_s"] + FAST_RETRY["backoff_jitter_s"]
+    ]
     assert len(long_waits) == hits
     if retry_after is not None:
-        # The pause is measured from the refusal, so the sleep is retry-after minus the few ms since.
-        assert all(retry_after - 1 <= s <= retry_after for s in long_waits)
+        assert long_waits == [retry_after] * hits
     else:
         # At least a minute, with jitter, and never a token rotation (one token throughout).
-        assert all(59 <= s <= 66 for s in long_waits)
+        assert all(SECONDARY_MIN_WAIT_S <= s <= SECONDARY_MIN_WAIT_S * 1.1 for s in long_waits)
 
 
 def test_secondary_limit_with_429(sim: Any, make_hook: Any) -> None:
@@ -142,13 +156,13 @@ def test_secondary_limit_with_429(sim: Any, make_hook: Any) -> None:
 def test_long_secondary_wait_raises_for_deferral(sim: Any, make_hook: Any) -> None:
     sim.faults.secondary_limit_burst = 1
     sim.faults.secondary_retry_after = 600
-    hook = make_hook(max_wait_s=60)
+    hook_clock = StoppedClock(sim.clock.now())
+    hook = make_hook(max_wait_s=60, clock=hook_clock.now)
     hook.get("/repos/acme/portal")
-    before = sim.clock.now()
     with pytest.raises(SecondaryRateLimitExceeded) as info:
         hook.get("/repos/acme/portal")
     assert isinstance(info.value, RateLimitExhausted)
-    assert timedelta(seconds=599) <= info.value.reset_at - before <= timedelta(seconds=602)
+    assert info.value.reset_at == hook_clock.now() + timedelta(seconds=600)
 
 
 def test_5xx_storm_then_success(sim: Any, make_hook: Any, sim_sleep: Any) -> None:

@@ -1,4 +1,4 @@
-"""Pagination, counting, ETags and redirects against the simulator over real HTTP."""
+"""Pagination, first/last pages, ETags and redirects against the simulator over real HTTP."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 
 from github_sync.github.errors import RepositoryMoved, RepositoryUnavailable
 from github_sync.github.http_cache import InMemoryHttpCache, PostgresHttpCache
-from github_sync.github.pagination import query_param
+from github_sync.github.pagination import page_number, per_page_of, query_param
 
 from .conftest import big_repo_name, repo_of
 
@@ -62,29 +62,47 @@ def test_per_page_is_capped_at_100(sim: Any, make_hook: Any) -> None:
     assert len(page.items) == 100 and query_param(page.url, "per_page") == "100"
 
 
-def test_count_commits_and_contributors_with_one_request_each(sim: Any, make_hook: Any) -> None:
-    hook = make_hook()
-    for name in ("portal-server", "cli-operator", "catalog", "portal"):
-        for path, params in (
-            (f"/repos/acme/{name}/commits", None),
-            (f"/repos/acme/{name}/contributors", {"anon": 1}),
-        ):
-            before = sim.stats()["requests_total"]
-            counted = hook.count(path, params)
-            assert sim.stats()["requests_total"] - before == 1, path
-            assert counted == sum(1 for _ in hook.paginate(path, params)), path
-    assert hook.count("/repos/acme/portal-server/commits") == len(repo_of(sim, "portal-server").commits)
+def test_first_and_last_pages_give_the_size_of_a_listing(sim: Any, make_hook: Any) -> None:
+    # What counting a listing (the sync's count_listing) relies on: on page-numbered listings
+    # rel="last" numbers the last page, also when the first page is a 304 from the cache.
+    _thousand_commits(sim)
+    hook = make_hook(http_cache=InMemoryHttpCache())
+    for path, params in (
+        ("/repos/acme/thousand/commits", None),
+        ("/repos/acme/portal-server/commits", None),
+        ("/repos/acme/portal-server/contributors", {"anon": 1}),
+    ):
+        pages = list(hook.iter_pages(path, params))
+        total = sum(len(page.items) for page in pages)
+        if path.endswith("/commits"):
+            assert total == len(repo_of(sim, path.split("/")[3]).commits), path
+        first = next(hook.iter_pages(path, params))
+        assert first.not_modified, path
+        if len(pages) == 1:
+            assert first.next_url is None and "last" not in first.links, path
+            continue
+        last_url = first.links["last"]
+        assert page_number(last_url) == len(pages), path
+        last_items = hook.get(last_url).items
+        assert (page_number(last_url) - 1) * per_page_of(last_url) + len(last_items) == total, path
 
 
-def test_count_one_item_and_empty_repository(sim: Any, make_hook: Any) -> None:
+def test_one_item_and_empty_listings(sim: Any, make_hook: Any) -> None:
     hook = make_hook()
     sim.state.create_repository("single")
     sim.state.push_commits("single", 1)
-    assert hook.count("/repos/acme/single/commits") == 1
-    assert hook.count("/repos/acme/single/contributors", {"anon": 1}) == 1
-    # Empty repository: commits answer 409, contributors 204.
-    assert hook.count("/repos/acme/mobile/commits") == 0
-    assert hook.count("/repos/acme/mobile/contributors", {"anon": 1}) == 0
+    for path, params in (
+        ("/repos/acme/single/commits", None),
+        ("/repos/acme/single/contributors", {"anon": 1}),
+    ):
+        (page,) = hook.iter_pages(path, params)
+        assert len(page.items) == 1 and page.next_url is None, path
+    # Empty repository: commits answer 409, contributors 204 (no body, no items).
+    with pytest.raises(RepositoryUnavailable) as empty:
+        hook.get("/repos/acme/mobile/commits")
+    assert empty.value.reason == "empty"
+    (page,) = hook.iter_pages("/repos/acme/mobile/contributors", {"anon": 1})
+    assert page.status == 204 and page.items == []
 
 
 def test_etag_second_listing_costs_no_budget(sim: Any, make_hook: Any, token: str) -> None:

@@ -15,9 +15,10 @@ import requests
 
 from github_sync import GitHubHook, __version__
 from github_sync.github.errors import GitHubClientError, GitHubError
-from github_sync.github.hook import DEFAULT_MAX_IN_FLIGHT, _BearerAuth
+from github_sync.github.hook import DEFAULT_MAX_IN_FLIGHT
 from github_sync.github.http_cache import InMemoryHttpCache
 from github_sync.github.retry import RetryPolicy
+from github_sync.github.session import BearerAuth
 
 from .conftest import FAST_RETRY
 
@@ -123,7 +124,7 @@ def test_wire_headers_and_conditional_request() -> None:
 
 
 def test_bearer_only_for_the_api_origin() -> None:
-    auth = _BearerAuth("tok", ("https", "api.github.com"))
+    auth = BearerAuth("tok", ("https", "api.github.com"))
     own = auth(requests.Request("GET", "https://api.github.com/user").prepare())
     other = auth(requests.Request("GET", "https://evil.example.com/user").prepare())
     assert own.headers["Authorization"] == "Bearer tok"

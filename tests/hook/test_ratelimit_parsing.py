@@ -1,21 +1,32 @@
-"""Pure tests of rate-limit header parsing, the tracker and the budget decision (no server)."""
+"""Pure tests of the rate-limit module: headers, refusals, the tracker, the budget and the limiter (no server)."""
 
 from __future__ import annotations
 
 import json
+import random
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from github_sync import RateLimit
+from github_sync.github.errors import RateLimitExhausted, SecondaryRateLimitExceeded
 from github_sync.github.ratelimit import (
     RESET_SAFETY_MARGIN_S,
+    SECONDARY_MIN_WAIT_S,
+    RateLimiter,
     RateLimitTracker,
+    SecondaryLimitPolicy,
     budget_wait_until,
+    is_secondary_limit,
     resource_for_path,
+    retry_after_seconds,
 )
+from tests.polling import wait_until
+
+from .clocks import StoppedClock
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 RESET = NOW + timedelta(minutes=30)
@@ -164,13 +175,15 @@ def test_tracker_waits_for_answers_in_flight_before_declaring_exhaustion() -> No
     result: list[object] = []
     waiter = threading.Thread(target=lambda: result.append(tracker.try_acquire("core", now=NOW)))
     waiter.start()
-    waiter.join(timeout=0.2)
-    assert waiter.is_alive()  # undecided while two answers are pending
+    # Undecided while two answers are pending: it waits for them instead of answering.
+    wait_until(lambda: tracker.waiting_for_answers("core") == 1, message="try_acquire waits for answers")
+    assert result == []
     # The server had already counted one of them: remaining 11 after both answers.
     tracker.update(RateLimit(limit=100, remaining=11, used=89, reset=RESET))
     tracker.release("core")
     tracker.release("core")
-    waiter.join(timeout=2)
+    wait_until(lambda: result, message="try_acquire decides once the answers are in")
+    waiter.join()
     assert result == [None]
     # Its answer brings the window to the reserve: now the budget is certainly spent.
     tracker.update(RateLimit(limit=100, remaining=10, used=90, reset=RESET))
@@ -214,3 +227,105 @@ def test_mark_exhausted_blocks_until_reset() -> None:
     tracker.mark_exhausted("core", RESET)
     assert tracker.try_acquire("core", now=NOW) == RESET + timedelta(seconds=1)
     assert tracker.try_acquire("core", now=RESET + timedelta(seconds=1)) is None
+
+
+SECONDARY_MESSAGE = (
+    "You have exceeded a secondary rate limit. Please wait a few minutes before you try again."
+)
+
+
+def test_documented_secondary_limit_error_body(github_samples: Path) -> None:
+    # The documented 403 body is a basic-error; with GitHub's secondary wording it is secondary.
+    errors = json.loads((github_samples / "openapi" / "_components_responses_errors.json").read_text())
+    assert "forbidden" in errors["components/responses (subset)"]
+    assert is_secondary_limit(403, {}, {"message": SECONDARY_MESSAGE, "documentation_url": "https://docs"})
+    assert not is_secondary_limit(403, {}, {"message": "Must have admin rights to Repository."})
+    assert not is_secondary_limit(403, {"x-ratelimit-remaining": "0", "retry-after": "5"}, None)
+
+
+@pytest.mark.parametrize(("value", "seconds"), [("30", 30.0), (" 0 ", 0.0), ("-5", 0.0), ("soon", None)])
+def test_retry_after(value: str, seconds: float | None) -> None:
+    assert retry_after_seconds({"Retry-After": value}) == seconds
+    assert retry_after_seconds({}) is None
+
+
+def test_secondary_wait_honours_retry_after_else_min_then_exponential() -> None:
+    policy = SecondaryLimitPolicy(rng=random.Random(2))
+    assert policy.wait(1, 7.0) == 7.0
+    first, second, third = (policy.wait(n, None) for n in (1, 2, 3))
+    assert SECONDARY_MIN_WAIT_S <= first <= SECONDARY_MIN_WAIT_S * 1.1
+    assert 2 * SECONDARY_MIN_WAIT_S <= second <= 2 * SECONDARY_MIN_WAIT_S * 1.1
+    assert 4 * SECONDARY_MIN_WAIT_S <= third
+
+
+def _limiter(clock: StoppedClock, slept: list[float], **kwargs: Any) -> RateLimiter:
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        clock.advance(seconds)
+
+    return RateLimiter(sleep=sleep, clock=clock.now, **kwargs)
+
+
+def test_limiter_admits_within_the_budget_and_records_answers() -> None:
+    clock, slept = StoppedClock(NOW), []
+    limiter = _limiter(clock, slept)
+    with limiter.admit("core", "/repos/acme/api"):
+        recorded = limiter.record(_headers(remaining=4000))
+    assert recorded is not None and limiter.window("core") == recorded
+    assert limiter.windows() == {"core": recorded}
+    assert limiter.record({}) is None
+    assert slept == []
+
+
+def test_limiter_sleeps_a_short_exhaustion_and_raises_a_long_one() -> None:
+    clock, slept = StoppedClock(RESET - timedelta(seconds=30)), []
+    limiter = _limiter(clock, slept, max_wait_s=60)
+    limiter.record(_headers(remaining=500))  # at the 10 % reserve
+    with limiter.admit("core", "/x"):
+        pass
+    assert slept == [30 + RESET_SAFETY_MARGIN_S] and clock.now() == RESET + timedelta(seconds=1)
+    far = _limiter(StoppedClock(NOW), [], max_wait_s=60)
+    far.record(_headers(remaining=500))
+    with pytest.raises(RateLimitExhausted) as info, far.admit("core", "/x"):
+        pass
+    assert info.value.reset_at == RESET + timedelta(seconds=1) and not info.value.retryable
+
+
+def test_primary_refusal_marks_the_window_spent_for_the_next_attempt() -> None:
+    clock, slept = StoppedClock(NOW), []
+    limiter = _limiter(clock, slept)
+    window = RateLimit(limit=5000, remaining=0, used=5000, reset=RESET)
+    error = limiter.primary_refused(window, "core", "/x")
+    assert error.retryable and error.retry_after == 0
+    assert error.reset_at == RESET + timedelta(seconds=1)
+    spent = limiter.window("core")
+    assert spent is not None and (spent.remaining, spent.reset) == (0, RESET)
+    with pytest.raises(RateLimitExhausted), limiter.admit("core", "/x"):
+        pass
+    # Without usable headers the hook pauses for the secondary minimum instead.
+    paused = _limiter(clock, slept)
+    unknown = paused.primary_refused(None, "search", "/search/issues")
+    assert unknown.resource == "search" and unknown.reset_at == NOW + timedelta(seconds=SECONDARY_MIN_WAIT_S)
+    with paused.admit("core", "/x"):
+        pass
+    assert slept == [SECONDARY_MIN_WAIT_S]
+
+
+def test_secondary_refusal_pauses_every_request_until_given_up() -> None:
+    clock, slept = StoppedClock(NOW), []
+    limiter = _limiter(clock, slept, secondary=SecondaryLimitPolicy(max_hits=2))
+    retry_after = {"Retry-After": "61"}
+    first = limiter.secondary_refused(403, retry_after, resource="core", path="/x", hit=1)
+    assert isinstance(first, SecondaryRateLimitExceeded)
+    assert first.retryable and first.retry_after == 0 and first.reset_at == NOW + timedelta(seconds=61)
+    # Any request, not only the refused one, waits out the pause.
+    with limiter.admit("core", "/y"):
+        pass
+    assert slept == [61]
+    third = limiter.secondary_refused(403, retry_after, resource="core", path="/x", hit=3)
+    assert not third.retryable
+    too_long = limiter.secondary_refused(403, {"Retry-After": "600"}, resource="core", path="/x", hit=1)
+    assert not too_long.retryable and too_long.reset_at == clock.now() + timedelta(seconds=600)
+    with limiter.admit("core", "/y"):
+        pass
+    assert slept == [61]  # refusals given up set no pause

@@ -1,9 +1,11 @@
 """Typed exceptions raised by :class:`github_sync.github.hook.GitHubHook`.
 
 Every exception names the HTTP method, the API path and (when there is one) the status,
-so a failed task log says what went wrong. None of them ever carries the token, the
+so a failed task log says what went wrong. None of them may ever carry the token, the
 ``Authorization`` header or a full request object: their text may end up in task logs,
-XComs or alert e-mails.
+XComs or alert e-mails. They must survive pickling (Airflow moves them between
+processes) and must not decide anything: the transport raises them, the retry policy
+reads ``retryable``/``retry_after``.
 
 Hierarchy::
 

@@ -1,14 +1,16 @@
-"""``GitHubHook``: the connection to GitHub's REST API and the transport around it.
+"""``GitHubHook``: the connection to GitHub's REST API and its public API.
 
-The hook owns one pooled ``requests`` session and everything between "send a GET" and
-"here is the decoded JSON": authentication, the primary-limit budget and its reserve,
-secondary limits, retries of 5xx and transport errors, redirects, conditional requests
-(ETag cache) and Link pagination. It knows nothing about what a repository or an issue
-means; that is the sync's business.
+The hook is the connection: the Airflow ``github`` connection type (token in ``password``,
+optional API base URL in ``host``; the same connection the GitHub provider's ``GithubHook``
+uses), its form in the UI, ``test_connection``, and the one pooled session
+(:mod:`github_sync.github.session`). Its public API is what callers need of GitHub:
+:meth:`~GitHubHook.get`, :meth:`~GitHubHook.iter_pages`, :meth:`~GitHubHook.paginate`,
+:attr:`~GitHubHook.rate_limits` and :attr:`~GitHubHook.stats`.
 
-It is an Airflow hook on the ``github`` connection type (token in ``password``, optional
-API base URL in ``host``), the same connection the GitHub provider's ``GithubHook`` uses,
-and can also be built explicitly outside Airflow::
+What happens to one GET (conditional requests, rate limits, retries, interpreting the
+answer) is the :class:`~github_sync.github.transport.Transport`'s; the hook wires it to
+its connection. It knows nothing about what a repository or an issue means; that is the
+sync's business. It can also be built explicitly outside Airflow::
 
     hook = GitHubHook(base_url="http://127.0.0.1:8765", token="...", http_cache=InMemoryHttpCache())
     for issue in hook.paginate("/repos/acme/api/issues", {"state": "all"}):
@@ -17,272 +19,58 @@ and can also be built explicitly outside Airflow::
 Rate-limit exhaustion longer than ``max_wait_s`` raises :class:`RateLimitExhausted`
 (carrying ``reset_at``) instead of sleeping, so an Airflow task can defer; see
 :mod:`github_sync.github.errors`.
+
+It must not grow request-path logic again: a new concern of one GET is a step of the
+transport, a new rate-limit rule belongs to :mod:`github_sync.github.ratelimit`.
+
+Over 300 lines as one piece because it is one class whose parts are the Airflow hook's
+contract (connection, form, test) and the documented public methods; the code per
+method is short, the length is their documentation.
 """
 
 from __future__ import annotations
 
-import json
-import logging
-import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, fields
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
 import requests
-import tenacity
 from airflow.sdk import BaseHook
-from requests.adapters import HTTPAdapter
-from requests.auth import AuthBase
 
-from github_sync import __version__
 from github_sync.config import ConfigError
-from github_sync.github.errors import (
-    GitHubClientError,
-    GitHubError,
-    GitHubServerError,
-    GitHubTransportError,
-    PageTooLarge,
-    RateLimitExhausted,
-    RepositoryMoved,
-    RepositoryUnavailable,
-    SecondaryRateLimitExceeded,
-    UnavailableReason,
-)
-from github_sync.github.http_cache import TOUCH_AFTER, CachedResponse, HttpCache, token_hash
-from github_sync.github.pagination import (
-    MAX_PER_PAGE,
-    MIN_PER_PAGE,
-    PER_PAGE_PARAM,
-    follow_pages,
-    page_number,
-    parse_link_header,
-    with_query,
-)
+from github_sync.github.errors import GitHubError, RepositoryMoved
+from github_sync.github.http_cache import HttpCache, token_hash
+from github_sync.github.pagination import MAX_PER_PAGE, MIN_PER_PAGE, PER_PAGE_PARAM, follow_pages, with_query
 from github_sync.github.ratelimit import (
     DEFAULT_MAX_WAIT_S,
     DEFAULT_RESERVE_FRACTION,
     RESOURCE_CORE,
     RateLimit,
-    RateLimitTracker,
-    resource_for_path,
+    RateLimiter,
+    SecondaryLimitPolicy,
 )
-from github_sync.github.retry import (
-    PAGE_TOO_LARGE_STATUSES,
-    RETRYABLE_STATUSES,
-    Outcome,
-    RetryPolicy,
-    classify,
-)
-from github_sync.github.retry import retry_after_seconds as _retry_after_seconds
-
-log = logging.getLogger(__name__)
+from github_sync.github.response import GitHubResponse, page_items
+from github_sync.github.retry import RetryPolicy
+from github_sync.github.session import build_session, normalize_base_url
+from github_sync.github.stats import CountedSleep, HookStats, RequestCounters
+from github_sync.github.transport import Request, Transport
 
 DEFAULT_BASE_URL = "https://api.github.com"
-API_VERSION = "2022-11-28"
-MEDIA_TYPE = "application/vnd.github+json"
-USER_AGENT = f"github-sync/{__version__}"
 # Per-process cap of concurrent requests: GitHub's secondary limit allows at most 100 per
 # token, and a few parallel connections already saturate what one worker can parse.
 DEFAULT_MAX_IN_FLIGHT = 8
 # (connect, read) seconds: connecting is quick or broken; big listing pages can be slow.
 DEFAULT_TIMEOUT: tuple[float, float] = (10.0, 60.0)
-# Characters of a non-JSON error body quoted in an exception.
-ERROR_BODY_SNIPPET = 200
 REDACTED = "***"
-# 404 under these repository sub-resources means "this repository has none", not "gone".
-OPTIONAL_REPO_RESOURCES = frozenset({"readme", "license", "pages", "community", "topics"})
-_UNAVAILABLE_BY_STATUS: dict[int, UnavailableReason] = {404: "gone", 409: "empty", 451: "blocked"}
-_REPO_PATH = re.compile(r"^/repos/(?P<owner>[^/]+)/(?P<name>[^/]+)(?P<rest>/.*)?$")
-# Answers that count against the primary limit: 304s and rate-limit refusals do not, and a
-# 5xx is GitHub's failure (an estimate: GitHub does not document it; the headers are authoritative).
-_SPENDING_OUTCOMES = frozenset({Outcome.OK, Outcome.CLIENT_ERROR})
-# requests exceptions that mean "no HTTP answer": retried like a 5xx.
-_TRANSPORT_ERRORS = (
-    requests.ConnectionError,
-    requests.Timeout,
-    requests.exceptions.ChunkedEncodingError,
-    requests.exceptions.ContentDecodingError,
-)
 
 
-@dataclass(frozen=True)
-class GitHubResponse:
-    """One answered GET.
-
-    Attributes:
-        status: HTTP status of the final response (304 for a conditional hit).
-        url: the URL that was asked for (the cache key; before redirects).
-        headers: headers of the final response (case-insensitive mapping).
-        json: decoded JSON body; on a 304 the stored body of the earlier 200.
-        not_modified: GitHub answered 304: nothing changed since the stored copy.
-        from_cache: the body comes from the conditional-request cache.
-        moved_to: absolute URL of the ``Location`` of a 301 on the way (renamed or
-            transferred repository), else ``None``.
-        final_url: the URL that answered, after redirects.
-        link_header: the ``Link`` header (on a 304, the stored one).
-        rate_limit: the rate-limit window reported by this response, if any.
-    """
-
-    status: int
-    url: str
-    headers: Mapping[str, str]
-    json: Any
-    not_modified: bool = False
-    from_cache: bool = False
-    moved_to: str | None = None
-    final_url: str | None = None
-    link_header: str | None = None
-    rate_limit: RateLimit | None = None
-
-    @property
-    def links(self) -> dict[str, str]:
-        """``{rel: url}`` from the ``Link`` header (``next``, ``last``, ...)."""
-        return parse_link_header(self.link_header)
-
-    @property
-    def next_url(self) -> str | None:
-        """The ``rel="next"`` URL, or ``None`` on the last page."""
-        return self.links.get("next")
-
-    @property
-    def moved_full_name(self) -> str | None:
-        """``owner/name`` of a moved repository (from the new location's body), else ``None``."""
-        if self.moved_to is None or not isinstance(self.json, Mapping):
-            return None
-        full_name = self.json.get("full_name")
-        return str(full_name) if full_name else None
-
-    @property
-    def items(self) -> list[Any]:
-        """The items of a listing page (see :func:`page_items`)."""
-        return page_items(self.json)
-
-
-def page_items(body: Any) -> list[Any]:
-    """Return the items of a listing page body.
-
-    Most listings are JSON arrays; a few wrap them (``{"total_count": n, "items": [...]}``
-    for search, ``{"repositories": [...]}`` for installations).
-
-    Args:
-        body: the decoded page body.
-
-    Raises:
-        TypeError: the body is not a listing.
-    """
-    if body is None:
-        return []
-    if isinstance(body, list):
-        return body
-    if isinstance(body, Mapping):
-        lists = [value for value in body.values() if isinstance(value, list)]
-        if "items" in body and isinstance(body["items"], list):
-            return body["items"]
-        if len(lists) == 1:
-            return lists[0]
-    raise TypeError(f"not a listing body: {type(body).__name__}")
-
-
-@dataclass(frozen=True)
-class HookStats:
-    """Counters of one hook, as returned by :attr:`GitHubHook.stats`.
-
-    Attributes:
-        requests_sent: HTTP requests that went out (each retry and each page counts).
-        not_modified: 304 answers to conditional requests (free of budget).
-        retries: attempts repeated after a 5xx, transport error or rate limit.
-        waits: sleeps of the hook (rate-limit waits and retry backoffs).
-        wait_seconds: total seconds of those sleeps.
-        budget_spent: answers that counted against the primary limit (2xx and 4xx; not 304s,
-            rate-limit refusals or 5xx).
-        secondary_limit_hits: secondary-limit refusals.
-        page_size_reductions: times a listing halved ``per_page`` after a 502/504.
-    """
-
-    requests_sent: int = 0
-    not_modified: int = 0
-    retries: int = 0
-    waits: int = 0
-    wait_seconds: float = 0.0
-    budget_spent: int = 0
-    secondary_limit_hits: int = 0
-    page_size_reductions: int = 0
-
-    def as_dict(self) -> dict[str, float]:
-        """Return the counters as a plain dict (for logs and XComs)."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-    def since(self, earlier: HookStats) -> HookStats:
-        """The counters added after ``earlier`` (a snapshot of the same hook)."""
-        return HookStats(**{f.name: getattr(self, f.name) - getattr(earlier, f.name) for f in fields(self)})
-
-
-class _Counters:
-    """Thread-safe mutable twin of :class:`HookStats`."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._values: dict[str, float] = {f.name: f.default for f in fields(HookStats)}  # type: ignore[misc]
-
-    def add(self, name: str, amount: float = 1) -> None:
-        with self._lock:
-            self._values[name] += amount
-
-    def snapshot(self) -> HookStats:
-        with self._lock:
-            return HookStats(**self._values)  # type: ignore[arg-type]
-
-
-class _BearerAuth(AuthBase):
-    """Adds ``Authorization: Bearer`` only to requests for the API's own origin.
-
-    A full URL handed to the hook (a ``Link``, a body's ``url`` field) could point at
-    another host; the token must never go there.
-    """
-
-    def __init__(self, token: str, origin: tuple[str, str]) -> None:
-        self._token = token
-        self._origin = origin
-
-    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        if _origin(request.url or "") == self._origin:
-            request.headers["Authorization"] = f"Bearer {self._token}"
-        return request
-
-    def __repr__(self) -> str:
-        return f"_BearerAuth(origin={self._origin!r})"
-
-
-def _origin(url: str) -> tuple[str, str]:
-    parts = urlsplit(url)
-    return parts.scheme.lower(), parts.netloc.lower()
-
-
-def _normalize_base_url(host: str) -> str:
-    host = host.strip()
-    if "://" not in host:
-        # The provider's form asks for "https://{hostname}/api/v3", but people type bare hosts.
-        host = f"https://{host}"
-    return host.rstrip("/")
-
-
-def _error_message(body: Any) -> str:
-    if isinstance(body, Mapping):
-        return str(body.get("message") or "")
-    if isinstance(body, str):
-        return body[:ERROR_BODY_SNIPPET]
-    return ""
-
-
-@dataclass
-class _RequestState:
-    """What one logical request remembers across its attempts."""
-
-    secondary_hits: int = 0
+def _param(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 class GitHubHook(BaseHook):
@@ -314,6 +102,7 @@ class GitHubHook(BaseHook):
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
         timeout: tuple[float, float] = DEFAULT_TIMEOUT,
         retry_policy: RetryPolicy | None = None,
+        secondary_limit_policy: SecondaryLimitPolicy | None = None,
         min_per_page: int = MIN_PER_PAGE,
         sleep: Callable[[float], None] | None = None,
         clock: Callable[[], datetime] | None = None,
@@ -332,7 +121,9 @@ class GitHubHook(BaseHook):
                 :class:`RateLimitExhausted` so the caller can defer.
             max_in_flight: concurrent requests of this hook (also the connection-pool size).
             timeout: ``(connect, read)`` timeout in seconds.
-            retry_policy: retry/backoff settings; default :class:`RetryPolicy()`.
+            retry_policy: retries of 5xx and transport errors; default :class:`RetryPolicy()`.
+            secondary_limit_policy: pauses after secondary-limit refusals; default
+                :class:`SecondaryLimitPolicy()`.
             min_per_page: floor of the page size when shrinking pages after 502/504.
             sleep: how to wait (default ``time.sleep``); tests pass one that advances a
                 simulated clock.
@@ -346,27 +137,37 @@ class GitHubHook(BaseHook):
         if max_in_flight < 1:
             raise ConfigError("max_in_flight must be >= 1")
         self.github_conn_id = github_conn_id
-        self._explicit_base_url = base_url
-        self._explicit_token = token
-        self.http_cache = http_cache
-        self.reserve_fraction = reserve_fraction
-        self.max_wait_s = max_wait_s
         self.max_in_flight = max_in_flight
         self.timeout = timeout
-        self.retry_policy = retry_policy or RetryPolicy()
         self.min_per_page = min_per_page
-        self._sleep = sleep or time.sleep
-        self._clock = clock or (lambda: datetime.now(UTC))
+        self._explicit_base_url = base_url
+        self._explicit_token = token
         self._config_lock = threading.Lock()
         self._base_url: str | None = None
         self._token: str | None = None
         self._token_hash: str | None = None
         self._session: requests.Session | None = None
-        self._slots = threading.BoundedSemaphore(max_in_flight)
-        self._tracker = RateLimitTracker()
-        self._counters = _Counters()
-        self._pause_lock = threading.Lock()
-        self._paused_until: datetime | None = None
+        self._counters = RequestCounters()
+        counted_sleep = CountedSleep(self._counters, sleep or time.sleep)
+        self._limiter = RateLimiter(
+            reserve_fraction=reserve_fraction,
+            max_wait_s=max_wait_s,
+            secondary=secondary_limit_policy,
+            sleep=counted_sleep,
+            clock=clock or (lambda: datetime.now(UTC)),
+        )
+        self._transport = Transport(
+            session=self.get_conn,
+            cache_key=lambda: self._token_hash or "",
+            http_cache=http_cache,
+            limiter=self._limiter,
+            retry_policy=retry_policy or RetryPolicy(),
+            counters=self._counters,
+            sleep=counted_sleep,
+            timeout=timeout,
+            max_in_flight=max_in_flight,
+            redact=self._redact,
+        )
         if token:
             _mask_secret(token)
 
@@ -398,7 +199,7 @@ class GitHubHook(BaseHook):
                         f"no GitHub token: set the password of connection {self.github_conn_id!r}"
                         " or pass token="
                     )
-                self._base_url = _normalize_base_url(base_url)
+                self._base_url = normalize_base_url(base_url)
                 self._token = token
                 self._token_hash = token_hash(token)
             return self._base_url, self._token
@@ -413,16 +214,7 @@ class GitHubHook(BaseHook):
         base_url, token = self._configure()
         with self._config_lock:
             if self._session is None:
-                session = requests.Session()
-                session.headers.update(
-                    {"Accept": MEDIA_TYPE, "X-GitHub-Api-Version": API_VERSION, "User-Agent": USER_AGENT}
-                )
-                session.auth = _BearerAuth(token, _origin(base_url))
-                # urllib3's own retries are off: the hook's retry policy decides, once.
-                adapter = HTTPAdapter(pool_connections=1, pool_maxsize=self.max_in_flight, max_retries=0)
-                session.mount("https://", adapter)
-                session.mount("http://", adapter)
-                self._session = session
+                self._session = build_session(base_url, token, max_connections=self.max_in_flight)
             return self._session
 
     def close(self) -> None:
@@ -448,6 +240,40 @@ class GitHubHook(BaseHook):
         except Exception as exc:  # the UI wants a message, whatever failed
             return False, self._redact(f"{type(exc).__name__}: {exc}")
 
+    def _redact(self, text: str) -> str:
+        token = self._token or self._explicit_token
+        return text.replace(token, REDACTED) if token else text
+
+    def _api_path(self, url: str) -> str:
+        # The path relative to the API base (GHE bases end in /api/v3), for messages and matching.
+        path = urlsplit(url).path if "://" in url else url.split("?", 1)[0]
+        base_path = urlsplit(self._base_url or "").path.rstrip("/")
+        if base_path and path.startswith(base_path + "/"):
+            path = path[len(base_path) :]
+        return path or "/"
+
+    # ------------------------------------------------------------------ configuration read back
+
+    @property
+    def http_cache(self) -> HttpCache | None:
+        """The conditional-request store (``None``: conditional requests are off)."""
+        return self._transport.http_cache
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        """Retries of 5xx and transport errors."""
+        return self._transport.retry_policy
+
+    @property
+    def reserve_fraction(self) -> float:
+        """Share of each rate-limit window the hook never spends."""
+        return self._limiter.reserve_fraction
+
+    @property
+    def max_wait_s(self) -> float:
+        """Longest rate-limit wait the hook sleeps before raising :class:`RateLimitExhausted`."""
+        return self._limiter.max_wait_s
+
     # ------------------------------------------------------------------ public API
 
     @property
@@ -458,11 +284,11 @@ class GitHubHook(BaseHook):
     @property
     def rate_limits(self) -> dict[str, RateLimit]:
         """The last known rate-limit window per resource (``core``, ``search``, ``graphql``)."""
-        return self._tracker.snapshot()
+        return self._limiter.windows()
 
     def rate_limit(self, resource: str = RESOURCE_CORE) -> RateLimit | None:
         """The last known window of ``resource``, or ``None`` before any response reported it."""
-        return self._tracker.get(resource)
+        return self._limiter.window(resource)
 
     def url_for(self, path: str, params: Mapping[str, Any] | None = None) -> str:
         """Build the absolute URL of ``path`` (or keep a full URL) with ``params`` added.
@@ -506,7 +332,8 @@ class GitHubHook(BaseHook):
             RateLimitExhausted: the budget comes back later than ``max_wait_s`` from now.
             RepositoryMoved: only with ``raise_on_move``.
         """
-        response = self._request(self.url_for(path, params), shrinkable=False, conditional=conditional)
+        url = self.url_for(path, params)
+        response = self._transport.get(Request(url, self._api_path(url), conditional=conditional))
         if raise_on_move and response.moved_to is not None:
             raise RepositoryMoved(
                 old_path=self._api_path(response.url),
@@ -536,16 +363,19 @@ class GitHubHook(BaseHook):
         """
         per_page = max(1, min(per_page, MAX_PER_PAGE))
         first_url = self.url_for(path, {**(params or {}), PER_PAGE_PARAM: per_page})
-        api_path = self._api_path(first_url)
 
         def fetch(url: str, shrinkable: bool) -> GitHubResponse:
-            return self._request(url, shrinkable=shrinkable, conditional=True)
+            return self._transport.get(Request(url, self._api_path(url), shrinkable=shrinkable))
 
         def on_shrink(_path: str, _old: int, _new: int) -> None:
             self._counters.add("page_size_reductions")
 
         yield from follow_pages(
-            fetch, first_url, path=api_path, min_per_page=self.min_per_page, on_shrink=on_shrink
+            fetch,
+            first_url,
+            path=self._api_path(first_url),
+            min_per_page=self.min_per_page,
+            on_shrink=on_shrink,
         )
 
     def paginate(
@@ -563,301 +393,6 @@ class GitHubHook(BaseHook):
         """
         for page in self.iter_pages(path, params, per_page=per_page):
             yield from page.items
-
-    def count(self, path: str, params: Mapping[str, Any] | None = None) -> int:
-        """Count the items of a listing with one request (``per_page=1``, ``rel="last"``).
-
-        E.g. ``count("/repos/acme/api/commits")`` (default branch) or
-        ``count("/repos/acme/api/contributors", {"anon": 1})``. Without a ``last`` link the
-        single page holds all items (0 or 1); if GitHub only gives cursors, the listing is
-        walked and counted (more requests). An empty repository (409) counts 0.
-
-        Args:
-            path: API path of the listing.
-            params: query parameters.
-
-        Raises:
-            RepositoryUnavailable: the repository is gone or blocked (not for empty).
-            Everything :meth:`get` raises.
-        """
-        try:
-            # Unconditional: GitHub's ETag covers the body, not the Link header, so a cached
-            # one-item page could answer 304 while its rel="last" (the count) moved on.
-            response = self.get(path, {**(params or {}), PER_PAGE_PARAM: 1}, conditional=False)
-        except RepositoryUnavailable as exc:
-            if exc.reason == "empty":
-                return 0
-            raise
-        links = response.links
-        last = page_number(links.get("last"))
-        if last is not None:
-            return last
-        if "next" in links:
-            log.info(
-                "GET %s has no numbered last page; counting by walking the listing", self._api_path(path)
-            )
-            return sum(1 for _ in self.paginate(path, params))
-        return len(response.items)
-
-    # ------------------------------------------------------------------ transport
-
-    def _api_path(self, url: str) -> str:
-        # The path relative to the API base (GHE bases end in /api/v3), for messages and matching.
-        path = urlsplit(url).path if "://" in url else url.split("?", 1)[0]
-        base_path = urlsplit(self._base_url or "").path.rstrip("/")
-        if base_path and path.startswith(base_path + "/"):
-            path = path[len(base_path) :]
-        return path or "/"
-
-    def _redact(self, text: str) -> str:
-        token = self._token or self._explicit_token
-        return text.replace(token, REDACTED) if token else text
-
-    def _sleep_for(self, seconds: float) -> None:
-        if seconds <= 0:
-            return
-        self._counters.add("waits")
-        self._counters.add("wait_seconds", seconds)
-        self._sleep(seconds)
-
-    def _await_pause(self) -> None:
-        # A secondary limit pauses every thread of the hook: GitHub counts it per token.
-        while True:
-            with self._pause_lock:
-                until = self._paused_until
-            if until is None:
-                return
-            wait = (until - self._clock()).total_seconds()
-            if wait <= 0:
-                return
-            self._sleep_for(wait)
-
-    def _await_budget(self, resource: str, path: str) -> None:
-        while True:
-            now = self._clock()
-            resume_at = self._tracker.try_acquire(resource, now=now, reserve_fraction=self.reserve_fraction)
-            if resume_at is None:
-                return
-            wait = (resume_at - now).total_seconds()
-            if self._tracker.first_report_of_exhaustion(resource, resume_at):
-                known = self._tracker.get(resource)
-                log.warning(
-                    "GitHub %s rate limit at its reserve (%s of %s left, reserve %.0f%%); resuming at %s",
-                    resource,
-                    known.remaining if known else "?",
-                    known.limit if known else "?",
-                    self.reserve_fraction * 100,
-                    resume_at.isoformat(),
-                )
-            if wait > self.max_wait_s:
-                raise RateLimitExhausted(resource, resume_at, path=path)
-            self._sleep_for(wait)
-
-    def _pause_until(self, until: datetime) -> None:
-        with self._pause_lock:
-            if self._paused_until is None or until > self._paused_until:
-                self._paused_until = until
-
-    def _before_retry(self, retry_state: tenacity.RetryCallState) -> None:
-        self._counters.add("retries")
-        outcome = retry_state.outcome
-        error = outcome.exception() if outcome is not None else None
-        log.info(
-            "retrying %s (attempt %d failed: %s)",
-            getattr(error, "path", "?"),
-            retry_state.attempt_number,
-            self._redact(str(error)),
-        )
-
-    def _request(self, url: str, *, shrinkable: bool, conditional: bool) -> GitHubResponse:
-        path = self._api_path(url)
-        state = _RequestState()
-        return self.retry_policy.call(
-            lambda: self._attempt(url, path, shrinkable=shrinkable, conditional=conditional, state=state),
-            sleep=self._sleep_for,
-            before_sleep=self._before_retry,
-        )
-
-    def _attempt(
-        self, url: str, path: str, *, shrinkable: bool, conditional: bool, state: _RequestState
-    ) -> GitHubResponse:
-        session = self.get_conn()
-        cache_key_hash = self._token_hash or ""
-        cached = self.http_cache.get(cache_key_hash, url) if (conditional and self.http_cache) else None
-        headers: dict[str, str] = {}
-        if cached is not None:
-            if cached.etag:
-                headers["If-None-Match"] = cached.etag
-            elif cached.last_modified:
-                headers["If-Modified-Since"] = cached.last_modified
-        if not headers:
-            cached = None
-
-        self._await_pause()
-        resource = resource_for_path(path)
-        self._await_budget(resource, path)
-        try:
-            try:
-                with self._slots:
-                    log.debug("GET %s", url)
-                    raw = session.get(url, headers=headers, timeout=self.timeout, allow_redirects=True)
-                    content = raw.content
-            except _TRANSPORT_ERRORS as exc:
-                self._counters.add("requests_sent")
-                raise GitHubTransportError(
-                    method="GET",
-                    path=path,
-                    cause=type(exc).__name__,
-                    detail=self._redact(str(exc))[:ERROR_BODY_SNIPPET],
-                    retryable=True,
-                ) from exc
-            rate_limit = RateLimit.from_headers(raw.headers)
-            if rate_limit is not None:
-                self._tracker.update(rate_limit)
-        finally:
-            self._tracker.release(resource)
-
-        status = raw.status_code
-        self._counters.add("requests_sent")
-        log.debug("GET %s -> %d", url, status)
-        body = _decode(content, raw.headers.get("Content-Type", ""))
-        outcome = classify(status, raw.headers, body)
-        if outcome in _SPENDING_OUTCOMES:
-            self._counters.add("budget_spent")
-
-        if outcome is Outcome.NOT_MODIFIED:
-            self._counters.add("not_modified")
-            if cached is None:
-                raise GitHubServerError(
-                    method="GET", path=path, status=status, message="304 without a cached copy"
-                )
-            if self.http_cache is not None and datetime.now(UTC) - cached.stored_at > TOUCH_AFTER:
-                self.http_cache.touch(cache_key_hash, url)
-            return GitHubResponse(
-                status=status,
-                url=url,
-                headers=raw.headers,
-                json=cached.body,
-                not_modified=True,
-                from_cache=True,
-                moved_to=_moved_to(raw),
-                final_url=raw.url,
-                link_header=raw.headers.get("Link") or cached.link,
-                rate_limit=rate_limit,
-            )
-        if outcome is Outcome.OK:
-            link = raw.headers.get("Link")
-            etag = raw.headers.get("ETag")
-            last_modified = raw.headers.get("Last-Modified")
-            if self.http_cache is not None and status == 200 and (etag or last_modified):
-                self.http_cache.put(
-                    cache_key_hash,
-                    url,
-                    CachedResponse(etag=etag, last_modified=last_modified, link=link, body=body),
-                )
-            moved_to = _moved_to(raw)
-            if moved_to is not None:
-                log.info("GET %s moved permanently to %s", path, moved_to)
-            return GitHubResponse(
-                status=status,
-                url=url,
-                headers=raw.headers,
-                json=body,
-                moved_to=moved_to,
-                final_url=raw.url,
-                link_header=link,
-                rate_limit=rate_limit,
-            )
-        if outcome is Outcome.PRIMARY_LIMIT:
-            resource = rate_limit.resource if rate_limit is not None else resource
-            if rate_limit is not None:
-                resume_at = rate_limit.resume_at()
-                self._tracker.mark_exhausted(resource, rate_limit.reset)
-            else:
-                resume_at = self._clock() + timedelta(seconds=self.retry_policy.secondary_min_wait_s)
-                self._pause_until(resume_at)
-            error = RateLimitExhausted(resource, resume_at, path=path)
-            # Retried: the next attempt's budget check sleeps until the reset, or raises a
-            # non-retryable RateLimitExhausted when that is longer than max_wait_s.
-            error.retryable, error.retry_after = True, 0.0
-            raise error
-        if outcome is Outcome.SECONDARY_LIMIT:
-            self._counters.add("secondary_limit_hits")
-            state.secondary_hits += 1
-            retry_after = _retry_after_seconds(raw.headers)
-            wait = self.retry_policy.secondary_wait(state.secondary_hits, retry_after)
-            resume_at = self._clock() + timedelta(seconds=wait)
-            log.warning(
-                "GitHub secondary rate limit on GET %s (%d, retry-after %s); pausing %.0f s",
-                path,
-                status,
-                retry_after,
-                wait,
-            )
-            error = SecondaryRateLimitExceeded(resource, resume_at, path=path)
-            if state.secondary_hits <= self.retry_policy.secondary_max_hits and wait <= self.max_wait_s:
-                self._pause_until(resume_at)
-                # The pause check of the next attempt does the waiting, for every thread.
-                error.retryable, error.retry_after = True, 0.0
-            raise error
-        message = _error_message(body)
-        if outcome is Outcome.SERVER_ERROR:
-            if shrinkable and status in PAGE_TOO_LARGE_STATUSES:
-                raise PageTooLarge(method="GET", path=path, status=status, message=message)
-            raise GitHubServerError(
-                method="GET",
-                path=path,
-                status=status,
-                message=message,
-                retryable=status in RETRYABLE_STATUSES,
-            )
-        unavailable = _repository_unavailable(path, status)
-        if unavailable is not None:
-            repo, reason = unavailable
-            raise RepositoryUnavailable(repo, reason, method="GET", path=path, status=status, message=message)
-        raise GitHubClientError(
-            method="GET",
-            path=path,
-            status=status,
-            message=message,
-            documentation_url=body.get("documentation_url") if isinstance(body, Mapping) else None,
-        )
-
-
-def _param(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
-def _decode(content: bytes, content_type: str) -> Any:
-    if not content:
-        return None
-    if "json" in content_type.lower() or content[:1] in (b"{", b"["):
-        try:
-            return json.loads(content)
-        except ValueError:
-            pass
-    return content.decode("utf-8", errors="replace")
-
-
-def _moved_to(raw: requests.Response) -> str | None:
-    for hop in raw.history:
-        if hop.status_code == 301 and hop.headers.get("Location"):
-            return urljoin(hop.url, hop.headers["Location"])
-    return None
-
-
-def _repository_unavailable(path: str, status: int) -> tuple[str, UnavailableReason] | None:
-    reason = _UNAVAILABLE_BY_STATUS.get(status)
-    match = _REPO_PATH.match(path)
-    if reason is None or match is None:
-        return None
-    rest = (match.group("rest") or "").strip("/")
-    if reason == "gone" and (rest.count("/") > 0 or rest in OPTIONAL_REPO_RESOURCES):
-        # A 404 deeper down (one commit, one file, the README) is about that object, not the repo.
-        return None
-    return f"{match.group('owner')}/{match.group('name')}", reason
 
 
 def _mask_secret(secret: str) -> None:

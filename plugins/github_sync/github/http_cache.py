@@ -15,7 +15,8 @@ Two implementations of :class:`HttpCache`:
   a cache, never part of the sync's transactions. A database failure is logged and
   treated as a miss, never as a failed request.
 
-No Airflow import here: the module is used by the hook inside and outside Airflow.
+It must not import Airflow (the hook uses it inside and outside Airflow), store a token
+(only its hash) or let a database error fail a request.
 """
 
 from __future__ import annotations
@@ -28,7 +29,10 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    import psycopg
 
 log = logging.getLogger(__name__)
 
@@ -149,15 +153,18 @@ class InMemoryHttpCache:
             return len(self._entries)
 
 
-ConnectionFactory = Callable[[], Any]
+# Returns a new psycopg 3 connection (what PostgresHook.get_conn returns under Airflow 3).
+ConnectionFactory = Callable[[], "psycopg.Connection[Any]"]
+# One stored entry: etag, last_modified, link, gzip'd body, stored_at.
+_Row = tuple[Any, ...]
 
 
 class PostgresHttpCache:
     """:class:`HttpCache` in PostgreSQL's ``github_http_cache`` table.
 
     One connection is opened lazily and reused under a lock (the hook's threads share it);
-    it runs in autocommit mode so every get/put is its own short statement. Works with
-    psycopg 3 and psycopg2 connections (only DB-API calls are used).
+    it runs in autocommit mode so every get/put is its own short statement. Only DB-API
+    calls are used on it.
     """
 
     def __init__(self, connect: ConnectionFactory | str) -> None:
@@ -165,12 +172,13 @@ class PostgresHttpCache:
 
         Args:
             connect: a PostgreSQL DSN/URL, or a zero-argument callable returning a new
-                DB-API connection (e.g. ``PostgresHook("postgres_default").get_conn``).
+                psycopg connection (e.g. ``PostgresHook("postgres_default").get_conn``).
         """
         if isinstance(connect, str):
             dsn = connect
 
-            def _connect() -> Any:
+            def _connect() -> psycopg.Connection[Any]:
+                # Imported on first use: the hook (and this module) load without a database.
                 import psycopg
 
                 return psycopg.connect(dsn, autocommit=True)
@@ -179,15 +187,15 @@ class PostgresHttpCache:
         else:
             self._connect = connect
         self._lock = threading.Lock()
-        self._conn: Any = None
+        self._conn: psycopg.Connection[Any] | None = None
 
     def __repr__(self) -> str:
         # The DSN may hold a database password: never show it.
         return f"{type(self).__name__}()"
 
-    def _connection(self) -> Any:
+    def _connection(self) -> psycopg.Connection[Any]:
         # Caller holds the lock.
-        if self._conn is None or getattr(self._conn, "closed", False):
+        if self._conn is None or self._conn.closed:
             conn = self._connect()
             conn.autocommit = True
             self._conn = conn
@@ -202,14 +210,15 @@ class PostgresHttpCache:
             except Exception:  # closing a broken connection may fail in any way
                 log.debug("closing the HTTP cache connection failed", exc_info=True)
 
-    def _execute(self, sql: str, params: tuple[Any, ...], fetch: bool) -> Any:
+    def _execute(self, sql: str, params: tuple[Any, ...], fetch: bool) -> _Row | None:
         with self._lock:
             try:
                 conn = self._connection()
                 cur = conn.cursor()
                 try:
                     cur.execute(sql, params)
-                    return cur.fetchone() if fetch else None
+                    row = cur.fetchone() if fetch else None
+                    return None if row is None else tuple(row)
                 finally:
                     cur.close()
             except Exception as exc:  # a cache failure must not fail the sync

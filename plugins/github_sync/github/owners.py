@@ -1,7 +1,9 @@
 """GitHub account names: the one rule for a login and for a repository name, and the run's owners.
 
 Every boundary that takes an owner (the DAG Params, ``GITHUB_OWNER``, the CLI, the
-status API) validates it here, so the rule cannot drift between them.
+status API) validates it here, so the rule cannot drift between them. It must not ask
+GitHub whether an owner exists (the sync does) nor import Airflow: the Params only carry
+the patterns defined here.
 """
 
 from __future__ import annotations

@@ -6,15 +6,21 @@ the ``next`` URL verbatim. The one exception is a 502/504 on a big page (GitHub 
 building it): the paginator then asks for the *same* items with a smaller ``per_page``,
 changing only that query parameter (and, for page-number URLs, the page number so the
 offset stays the same), and keeps following the ``next`` links of the smaller pages.
+
+Owns the ``Link`` relations of a page (parsed by ``requests.utils.parse_header_links``),
+query-parameter arithmetic of page URLs and the page loop with its loop guard. It must
+not send requests itself (the hook passes ``fetch``) nor count a listing (the sync does,
+from its first and last pages).
 """
 
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable, Iterator, Mapping
 from typing import Protocol, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from requests.utils import parse_header_links
 
 from github_sync.github.errors import PageTooLarge, PaginationLoopError
 
@@ -29,32 +35,29 @@ PAGE_PARAM = "page"
 # Query parameters of cursor pagination: their presence means "no page-number arithmetic".
 CURSOR_PARAMS = frozenset({"after", "before", "cursor"})
 
-# One link-value of RFC 8288: <url>; param; param ...  URLs may contain commas and semicolons,
-# so the URL is taken between the angle brackets rather than by splitting on commas.
-_LINK_VALUE = re.compile(r"<(?P<url>[^>]*)>(?P<params>[^<]*)")
-_REL_PARAM = re.compile(r"""(?:^|;)\s*rel\s*=\s*(?:"(?P<quoted>[^"]*)"|(?P<bare>[^\s;,]+))""", re.IGNORECASE)
-
 
 def parse_link_header(value: str | None) -> dict[str, str]:
-    """Parse a ``Link`` header into ``{rel: url}``.
+    """Parse a ``Link`` header into ``{rel: url}`` (``requests.utils.parse_header_links``).
 
     Args:
         value: the header value, e.g. ``<https://api.github.com/x?page=2>; rel="next", <...>; rel="last"``.
 
     Returns:
         The URLs by relation (``next``, ``prev``, ``first``, ``last``), exactly as given. A
-        value with several relations (``rel="next last"``) is listed under each. Empty for
-        ``None`` or an unparsable header.
+        value with several relations (``rel="next last"``) is listed under each; parameter
+        names and relations are case-insensitive. Empty for ``None`` or an unparsable
+        header. (requests splits a link at its first ``;``, so a raw ``;`` inside a URL
+        would cut it; GitHub percent-encodes it.)
     """
     links: dict[str, str] = {}
     if not value:
         return links
-    for match in _LINK_VALUE.finditer(value):
-        url = match.group("url").strip()
-        rel_match = _REL_PARAM.search(match.group("params"))
-        if not url or rel_match is None:
+    for link in parse_header_links(value):
+        params = {key.lower(): param for key, param in link.items()}
+        url = params.get("url", "")
+        rels = params.get("rel")
+        if not url or rels is None:
             continue
-        rels = rel_match.group("quoted") if rel_match.group("quoted") is not None else rel_match.group("bare")
         for rel in rels.split():
             # The first occurrence wins, like browsers do.
             links.setdefault(rel.lower(), url)

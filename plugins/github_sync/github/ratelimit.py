@@ -1,19 +1,42 @@
-"""GitHub's primary rate limit: header parsing, per-resource state and the budget decision.
+"""GitHub's rate limits in one place: what the headers say, and when a request may go out.
 
-GitHub sends ``x-ratelimit-limit``, ``-remaining``, ``-used``, ``-reset`` (epoch seconds)
-and ``-resource`` on every response. The hook feeds each response into a
-:class:`RateLimitTracker` and asks it, before every request, whether the request may go
-out now or must wait for the window to reset. The tracker keeps a reserve (by default
-10 % of the limit) untouched so other users of the same token keep working.
+Owns every rate-limit fact and decision of the hook:
+
+* parsing ``x-ratelimit-*`` (:class:`RateLimit`) and ``retry-after``, and recognising a
+  primary-limit refusal (403/429 with 0 remaining) and a secondary-limit refusal;
+* the per-resource windows with the reserve kept for other users of the token and the
+  requests in flight (:class:`RateLimitTracker`, :func:`budget_wait_until`);
+* the secondary-limit wait (``retry-after`` as is, else at least a minute, growing per
+  refusal, with jitter: :class:`SecondaryLimitPolicy`);
+* :class:`RateLimiter`, the hook's admission: before each request it waits out the
+  secondary-limit pause (shared by every thread: GitHub counts it per token) and the
+  primary budget, or raises :class:`RateLimitExhausted` when that wait is longer than
+  ``max_wait_s``; after each refusal it records the exhaustion or the pause.
+
+It must not send requests, count the hook's statistics, or decide how often a failed
+request is tried again (:mod:`github_sync.github.retry`): a refusal becomes a retryable
+error whose next attempt is held here. No Airflow import.
+
+One module rather than several on purpose: the primary budget and the secondary pause are
+the two halves of one question (may this request go out now, and if not, until when?);
+spreading them over the retry policy and the hook is what this module replaces.
 """
 
 from __future__ import annotations
 
+import logging
 import math
+import random
 import threading
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from github_sync.github.errors import RateLimitExhausted, SecondaryRateLimitExceeded
+
+log = logging.getLogger(__name__)
 
 RESOURCE_CORE = "core"
 RESOURCE_SEARCH = "search"
@@ -29,11 +52,35 @@ DEFAULT_MAX_WAIT_S = 90.0
 # the budget is spent (a request's timeout bounds it in practice; this guards against a bug).
 IN_FLIGHT_WAIT_S = 120.0
 
+# Statuses GitHub uses for both rate limits (primary with remaining 0, secondary otherwise).
+RATE_LIMIT_STATUSES = frozenset({403, 429})
+# GitHub: "if no retry-after header, wait at least one minute", then back off exponentially.
+SECONDARY_MIN_WAIT_S = 60.0
+SECONDARY_BACKOFF_BASE = 2.0
+# Jitter added to secondary waits without retry-after, as a share of the wait, so several
+# workers sharing a token do not all come back in the same second.
+SECONDARY_JITTER_FRACTION = 0.1
+# Secondary-limit refusals tolerated for one request before it is given up (then deferred).
+SECONDARY_MAX_HITS = 4
+# Words of GitHub's secondary-limit messages ("You have exceeded a secondary rate limit").
+SECONDARY_LIMIT_MARKERS = ("secondary rate limit", "abuse detection")
+# The retry loop waits nothing before an attempt a refusal made retryable: the admission of
+# that attempt (RateLimiter.admit) does the waiting, for every thread of the hook.
+NO_RETRY_DELAY_S = 0.0
+
 HEADER_LIMIT = "x-ratelimit-limit"
 HEADER_REMAINING = "x-ratelimit-remaining"
 HEADER_USED = "x-ratelimit-used"
 HEADER_RESET = "x-ratelimit-reset"
 HEADER_RESOURCE = "x-ratelimit-resource"
+HEADER_RETRY_AFTER = "retry-after"
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    for key, value in headers.items():
+        if str(key).lower() == name:
+            return str(value)
+    return None
 
 
 @dataclass(frozen=True)
@@ -55,7 +102,7 @@ class RateLimit:
     resource: str = RESOURCE_CORE
 
     @classmethod
-    def from_headers(cls, headers: Mapping[str, str]) -> RateLimit | None:
+    def from_headers(cls, headers: Mapping[str, Any]) -> RateLimit | None:
         """Parse the ``x-ratelimit-*`` headers of a response.
 
         Args:
@@ -120,6 +167,58 @@ def resource_for_path(path: str) -> str:
     return RESOURCE_CORE
 
 
+def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
+    """Return the ``retry-after`` header in seconds, or ``None`` when absent or unusable.
+
+    Args:
+        headers: response headers.
+    """
+    value = _header(headers, HEADER_RETRY_AFTER)
+    if value is None:
+        return None
+    try:
+        seconds = float(value.strip())
+    except ValueError:
+        # GitHub sends delta-seconds; an HTTP-date would be unexpected, fall back to backoff.
+        return None
+    return max(seconds, 0.0)
+
+
+def _message(body: Any) -> str:
+    if isinstance(body, Mapping):
+        return str(body.get("message") or "")
+    if isinstance(body, bytes):
+        return body.decode(errors="replace")
+    if isinstance(body, str):
+        return body
+    return ""
+
+
+def is_primary_limit(status: int, headers: Mapping[str, str]) -> bool:
+    """Return True for GitHub's primary-limit refusal: 403/429 with ``x-ratelimit-remaining: 0``."""
+    return status in RATE_LIMIT_STATUSES and (_header(headers, HEADER_REMAINING) or "").strip() == "0"
+
+
+def is_secondary_limit(status: int, headers: Mapping[str, str], body: Any) -> bool:
+    """Return True for a secondary-limit refusal.
+
+    A 403/429 whose remaining budget is not 0 is a secondary limit when it carries
+    ``retry-after`` or its message mentions the secondary limit. A 429 is always a rate
+    limit; a bare 403 without those signs is a permission problem (fail fast).
+
+    Args:
+        status: HTTP status.
+        headers: response headers.
+        body: decoded JSON body (or text).
+    """
+    if status not in RATE_LIMIT_STATUSES or is_primary_limit(status, headers):
+        return False
+    if status == 429 or retry_after_seconds(headers) is not None:
+        return True
+    message = _message(body).lower()
+    return any(marker in message for marker in SECONDARY_LIMIT_MARKERS)
+
+
 def budget_wait_until(
     rate_limit: RateLimit | None,
     *,
@@ -174,6 +273,7 @@ class RateLimitTracker:
         self._answered = threading.Condition(self._lock)
         self._limits: dict[str, RateLimit] = {}
         self._in_flight: dict[str, int] = {}
+        self._waiting: dict[str, int] = {}
         self._logged_exhaustion: dict[str, datetime] = {}
 
     def update(self, rate_limit: RateLimit) -> None:
@@ -254,8 +354,18 @@ class RateLimitTracker:
                 if in_flight == 0 or budget_wait_until(known, now=now, reserve_fraction=reserve_fraction):
                     return wait_until
                 # Undecided until the answers in flight report the exact remaining count.
-                if not self._answered.wait(timeout=in_flight_timeout_s):
+                self._waiting[resource] = self._waiting.get(resource, 0) + 1
+                try:
+                    answered = self._answered.wait(timeout=in_flight_timeout_s)
+                finally:
+                    self._waiting[resource] -= 1
+                if not answered:
                     return wait_until
+
+    def waiting_for_answers(self, resource: str) -> int:
+        """Callers of :meth:`try_acquire` now waiting for answers in flight (for logs and tests)."""
+        with self._lock:
+            return self._waiting.get(resource, 0)
 
     def release(self, resource: str) -> None:
         """Give back a slot taken by :meth:`try_acquire` once its response is recorded."""
@@ -275,3 +385,205 @@ class RateLimitTracker:
                 return False
             self._logged_exhaustion[resource] = resume_at
             return True
+
+
+@dataclass(frozen=True)
+class SecondaryLimitPolicy:
+    """How long the hook pauses after a secondary-limit refusal, and how many it tolerates.
+
+    Attributes:
+        min_wait_s: wait after the first refusal without ``retry-after``.
+        backoff_base: factor between the waits of consecutive refusals of one request.
+        jitter_fraction: random share added to waits without ``retry-after``.
+        max_hits: refusals of one request before it is given up (the caller defers).
+        rng: source of the jitter (seed it in tests).
+    """
+
+    min_wait_s: float = SECONDARY_MIN_WAIT_S
+    backoff_base: float = SECONDARY_BACKOFF_BASE
+    jitter_fraction: float = SECONDARY_JITTER_FRACTION
+    max_hits: int = SECONDARY_MAX_HITS
+    rng: random.Random = field(default_factory=random.Random, compare=False, repr=False)
+
+    def wait(self, hit: int, retry_after: float | None) -> float:
+        """Seconds to pause after the ``hit``-th (1-based) secondary-limit refusal of a request.
+
+        Written out rather than a tenacity wait: it depends on the refusal's ``retry-after``
+        header and on the refusals of this request (not tenacity's attempt count, which
+        5xx retries share), and it becomes a pause for every thread, not one call's sleep.
+
+        Args:
+            hit: how many secondary refusals this request got so far.
+            retry_after: the ``retry-after`` header in seconds, if GitHub sent one (honoured as is).
+        """
+        if retry_after is not None:
+            return retry_after
+        wait = self.min_wait_s * (self.backoff_base ** max(hit - 1, 0))
+        return wait + self.rng.uniform(0, wait * self.jitter_fraction)
+
+
+class RateLimiter:
+    """The hook's admission of requests: primary budget, reserve and secondary-limit pause.
+
+    Thread-safe; one per hook (one token). ``sleep`` and ``clock`` are the hook's, so tests
+    can run it on a simulated clock.
+    """
+
+    def __init__(
+        self,
+        *,
+        reserve_fraction: float = DEFAULT_RESERVE_FRACTION,
+        max_wait_s: float = DEFAULT_MAX_WAIT_S,
+        secondary: SecondaryLimitPolicy | None = None,
+        sleep: Callable[[float], None],
+        clock: Callable[[], datetime],
+    ) -> None:
+        """Create the limiter with nothing known yet.
+
+        Args:
+            reserve_fraction: share of each window never spent (0..1).
+            max_wait_s: longest wait that is slept; longer ones raise :class:`RateLimitExhausted`.
+            secondary: the secondary-limit waits; default :class:`SecondaryLimitPolicy()`.
+            sleep: how to wait.
+            clock: current aware UTC time, in agreement with ``sleep`` and the server's resets.
+        """
+        self.reserve_fraction = reserve_fraction
+        self.max_wait_s = max_wait_s
+        self.secondary = secondary or SecondaryLimitPolicy()
+        self._sleep = sleep
+        self._clock = clock
+        self._tracker = RateLimitTracker()
+        self._pause_lock = threading.Lock()
+        self._paused_until: datetime | None = None
+
+    # ------------------------------------------------------------------ what is known
+
+    def window(self, resource: str) -> RateLimit | None:
+        """The last known window of ``resource``, or ``None`` before any response reported it."""
+        return self._tracker.get(resource)
+
+    def windows(self) -> dict[str, RateLimit]:
+        """The last known window of every resource."""
+        return self._tracker.snapshot()
+
+    def record(self, headers: Mapping[str, str]) -> RateLimit | None:
+        """Record the window a response reports; return it (``None`` when it reports none)."""
+        rate_limit = RateLimit.from_headers(headers)
+        if rate_limit is not None:
+            self._tracker.update(rate_limit)
+        return rate_limit
+
+    # ------------------------------------------------------------------ before a request
+
+    @contextmanager
+    def admit(self, resource: str, path: str) -> Iterator[None]:
+        """Hold one request of ``resource`` until it is answered; wait first if limits demand.
+
+        Waits out a secondary-limit pause, then for the primary budget above the reserve.
+        Record the answer's headers (:meth:`record`) inside the block: the slot is released
+        when it ends, and waiting requests decide on the remaining count it reported.
+
+        Raises:
+            RateLimitExhausted: the budget comes back later than ``max_wait_s`` from now.
+        """
+        self._await_pause()
+        self._await_budget(resource, path)
+        try:
+            yield
+        finally:
+            self._tracker.release(resource)
+
+    def _await_pause(self) -> None:
+        # A secondary limit pauses every thread of the hook: GitHub counts it per token.
+        while True:
+            with self._pause_lock:
+                until = self._paused_until
+            if until is None:
+                return
+            wait = (until - self._clock()).total_seconds()
+            if wait <= 0:
+                return
+            self._sleep(wait)
+
+    def _await_budget(self, resource: str, path: str) -> None:
+        while True:
+            now = self._clock()
+            resume_at = self._tracker.try_acquire(resource, now=now, reserve_fraction=self.reserve_fraction)
+            if resume_at is None:
+                return
+            if self._tracker.first_report_of_exhaustion(resource, resume_at):
+                known = self._tracker.get(resource)
+                log.warning(
+                    "GitHub %s rate limit at its reserve (%s of %s left, reserve %.0f%%); resuming at %s",
+                    resource,
+                    known.remaining if known else "?",
+                    known.limit if known else "?",
+                    self.reserve_fraction * 100,
+                    resume_at.isoformat(),
+                )
+            wait = (resume_at - now).total_seconds()
+            if wait > self.max_wait_s:
+                raise RateLimitExhausted(resource, resume_at, path=path)
+            self._sleep(wait)
+
+    def _pause_until(self, until: datetime) -> None:
+        with self._pause_lock:
+            if self._paused_until is None or until > self._paused_until:
+                self._paused_until = until
+
+    # ------------------------------------------------------------------ after a refusal
+
+    def primary_refused(self, rate_limit: RateLimit | None, resource: str, path: str) -> RateLimitExhausted:
+        """Record a primary-limit refusal; return the retryable error to raise.
+
+        The next attempt's admission sleeps until the reset, or raises a non-retryable
+        :class:`RateLimitExhausted` when that is longer than ``max_wait_s``.
+
+        Args:
+            rate_limit: the window the refusal reported (``None`` when its headers were unusable).
+            resource: the resource the request was admitted against.
+            path: API path, for the error.
+        """
+        if rate_limit is not None:
+            resource = rate_limit.resource
+            resume_at = rate_limit.resume_at()
+            self._tracker.mark_exhausted(resource, rate_limit.reset)
+        else:
+            # No usable reset time: treat it like a secondary limit without retry-after.
+            resume_at = self._clock() + timedelta(seconds=self.secondary.min_wait_s)
+            self._pause_until(resume_at)
+        error = RateLimitExhausted(resource, resume_at, path=path)
+        error.retryable, error.retry_after = True, NO_RETRY_DELAY_S
+        return error
+
+    def secondary_refused(
+        self, status: int, headers: Mapping[str, str], *, resource: str, path: str, hit: int
+    ) -> SecondaryRateLimitExceeded:
+        """Pause the hook after a secondary-limit refusal; return the error to raise.
+
+        The error is retryable (the next attempt's admission waits out the pause) unless
+        this request was refused more than ``max_hits`` times or the wait is longer than
+        ``max_wait_s``; then no pause is set and the caller should defer until ``reset_at``.
+
+        Args:
+            status: the refusal's HTTP status, for the log.
+            headers: the refusal's headers (``retry-after``).
+            resource: the resource the request was admitted against.
+            path: API path, for the log and the error.
+            hit: secondary refusals of this request so far, this one included.
+        """
+        retry_after = retry_after_seconds(headers)
+        wait = self.secondary.wait(hit, retry_after)
+        resume_at = self._clock() + timedelta(seconds=wait)
+        log.warning(
+            "GitHub secondary rate limit on GET %s (%d, retry-after %s); pausing %.0f s",
+            path,
+            status,
+            retry_after,
+            wait,
+        )
+        error = SecondaryRateLimitExceeded(resource, resume_at, path=path)
+        if hit <= self.secondary.max_hits and wait <= self.max_wait_s:
+            self._pause_until(resume_at)
+            error.retryable, error.retry_after = True, NO_RETRY_DELAY_S
+        return error

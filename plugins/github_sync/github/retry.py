@@ -1,23 +1,27 @@
-"""When and how long the hook retries: 5xx and transport errors, secondary rate limits.
+"""The retry policy of one GitHub request: what is tried again, how often, how long apart.
 
-The classification of a response (:func:`classify`) and the wait computations are pure
-functions so they can be tested without a server; :class:`RetryPolicy` turns them into a
-``tenacity`` retry loop whose ``sleep`` is injectable (tests advance a simulated clock
-instead of sleeping).
+Owns the statuses worth retrying (:data:`RETRYABLE_STATUSES`) and those on which the
+paginator asks for a smaller page instead (:data:`PAGE_TOO_LARGE_STATUSES`), the number of
+attempts, and the exponential backoff with jitter between attempts after a 5xx or a
+transport error, as a ``tenacity`` loop whose ``sleep`` is injectable (tests advance a
+simulated clock instead of sleeping).
+
+It must not decide anything about rate limits: when a refused request may go out again,
+and how long a secondary limit pauses the hook, is :mod:`github_sync.github.ratelimit`'s
+business. A refusal reaches this loop as a retryable error with ``retry_after = 0``
+because the rate limiter holds the next attempt. No HTTP, no Airflow.
 """
 
 from __future__ import annotations
 
-import enum
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import tenacity
 
 from github_sync.github.errors import GitHubError
-from github_sync.github.ratelimit import HEADER_REMAINING
 
 T = TypeVar("T")
 
@@ -25,117 +29,32 @@ T = TypeVar("T")
 RETRYABLE_STATUSES = frozenset({500, 502, 503, 504})
 # Statuses a too-big listing page times out with; the paginator halves per_page on them.
 PAGE_TOO_LARGE_STATUSES = frozenset({502, 504})
-# Statuses GitHub uses for both rate limits (primary with remaining 0, secondary otherwise).
-RATE_LIMIT_STATUSES = frozenset({403, 429})
 # Total attempts per request (first try included) for 5xx / transport errors.
 DEFAULT_MAX_ATTEMPTS = 5
 # Exponential backoff for 5xx / transport errors: 1 s, 2 s, 4 s ... capped, plus jitter.
 BACKOFF_INITIAL_S = 1.0
 BACKOFF_MAX_S = 30.0
 BACKOFF_JITTER_S = 1.0
-# GitHub: "if no retry-after header, wait at least one minute", then back off exponentially.
-SECONDARY_MIN_WAIT_S = 60.0
-SECONDARY_BACKOFF_BASE = 2.0
-# Jitter added to secondary waits without retry-after, as a share of the wait, so several
-# workers sharing a token do not all come back in the same second.
-SECONDARY_JITTER_FRACTION = 0.1
-# Secondary-limit refusals tolerated for one request before it is given up (then deferred).
-SECONDARY_MAX_HITS = 4
-# Words of GitHub's secondary-limit messages ("You have exceeded a secondary rate limit").
-SECONDARY_LIMIT_MARKERS = ("secondary rate limit", "abuse detection")
-HEADER_RETRY_AFTER = "retry-after"
 
 
-class Outcome(enum.Enum):
-    """What a response means for the retry loop."""
-
-    OK = "ok"
-    NOT_MODIFIED = "not_modified"
-    PRIMARY_LIMIT = "primary_limit"
-    SECONDARY_LIMIT = "secondary_limit"
-    SERVER_ERROR = "server_error"
-    CLIENT_ERROR = "client_error"
+def is_retryable(error: BaseException) -> bool:
+    """Return True for the errors the loop tries again: a :class:`GitHubError` marked retryable."""
+    return isinstance(error, GitHubError) and error.retryable
 
 
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    for key, value in headers.items():
-        if str(key).lower() == name:
-            return str(value)
-    return None
+class _SeededJitter(tenacity.wait_random):
+    """``tenacity.wait_random`` drawn from the policy's own ``rng``.
 
-
-def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
-    """Return the ``retry-after`` header in seconds, or ``None`` when absent or unusable.
-
-    Args:
-        headers: response headers.
+    tenacity's random waits use the module-level ``random``; the policy keeps its own
+    source so that a test (or a worker) can seed the jitter.
     """
-    value = _header(headers, HEADER_RETRY_AFTER)
-    if value is None:
-        return None
-    try:
-        seconds = float(value.strip())
-    except ValueError:
-        # GitHub sends delta-seconds; an HTTP-date would be unexpected, fall back to backoff.
-        return None
-    return max(seconds, 0.0)
 
+    def __init__(self, max_s: float, rng: random.Random) -> None:
+        super().__init__(0, max_s)
+        self._rng = rng
 
-def _message(body: Any) -> str:
-    if isinstance(body, Mapping):
-        return str(body.get("message") or "")
-    if isinstance(body, str | bytes):
-        return body.decode(errors="replace") if isinstance(body, bytes) else body
-    return ""
-
-
-def is_primary_limit(status: int, headers: Mapping[str, str]) -> bool:
-    """Return True for GitHub's primary-limit refusal: 403/429 with ``x-ratelimit-remaining: 0``."""
-    return status in RATE_LIMIT_STATUSES and (_header(headers, HEADER_REMAINING) or "").strip() == "0"
-
-
-def is_secondary_limit(status: int, headers: Mapping[str, str], body: Any) -> bool:
-    """Return True for a secondary-limit refusal.
-
-    A 403/429 whose remaining budget is not 0 is a secondary limit when it carries
-    ``retry-after`` or its message mentions the secondary limit. A 429 is always a rate
-    limit; a bare 403 without those signs is a permission problem (fail fast).
-
-    Args:
-        status: HTTP status.
-        headers: response headers.
-        body: decoded JSON body (or text).
-    """
-    if status not in RATE_LIMIT_STATUSES or is_primary_limit(status, headers):
-        return False
-    if status == 429 or retry_after_seconds(headers) is not None:
-        return True
-    message = _message(body).lower()
-    return any(marker in message for marker in SECONDARY_LIMIT_MARKERS)
-
-
-def classify(status: int, headers: Mapping[str, str], body: Any = None) -> Outcome:
-    """Classify a response for the retry loop.
-
-    Args:
-        status: HTTP status.
-        headers: response headers.
-        body: decoded JSON body (or text), used to recognise secondary limits.
-
-    Returns:
-        The :class:`Outcome`.
-    """
-    if status == 304:
-        return Outcome.NOT_MODIFIED
-    if status < 400:
-        return Outcome.OK
-    if is_primary_limit(status, headers):
-        return Outcome.PRIMARY_LIMIT
-    if is_secondary_limit(status, headers, body):
-        return Outcome.SECONDARY_LIMIT
-    if status >= 500:
-        return Outcome.SERVER_ERROR
-    return Outcome.CLIENT_ERROR
+    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
+        return self._rng.uniform(self.wait_random_min, self.wait_random_max)
 
 
 @dataclass(frozen=True)
@@ -143,14 +62,10 @@ class RetryPolicy:
     """Bounded retries with exponential backoff and jitter.
 
     Attributes:
-        max_attempts: total attempts per request for 5xx and transport errors.
+        max_attempts: total attempts per request (first try included).
         backoff_initial_s: first backoff.
-        backoff_max_s: cap of one backoff.
+        backoff_max_s: cap of the exponential part of one backoff.
         backoff_jitter_s: random seconds added to every backoff.
-        secondary_min_wait_s: wait after a secondary limit without ``retry-after``.
-        secondary_backoff_base: factor between consecutive secondary waits.
-        secondary_jitter_fraction: random share added to secondary waits.
-        secondary_max_hits: secondary refusals of one request before it is given up.
         rng: source of the jitter (seed it in tests).
     """
 
@@ -158,37 +73,18 @@ class RetryPolicy:
     backoff_initial_s: float = BACKOFF_INITIAL_S
     backoff_max_s: float = BACKOFF_MAX_S
     backoff_jitter_s: float = BACKOFF_JITTER_S
-    secondary_min_wait_s: float = SECONDARY_MIN_WAIT_S
-    secondary_backoff_base: float = SECONDARY_BACKOFF_BASE
-    secondary_jitter_fraction: float = SECONDARY_JITTER_FRACTION
-    secondary_max_hits: int = SECONDARY_MAX_HITS
     rng: random.Random = field(default_factory=random.Random, compare=False, repr=False)
 
-    def backoff(self, attempt: int) -> float:
-        """Seconds to wait after failed attempt number ``attempt`` (1-based) of a 5xx/transport error."""
-        exponential = self.backoff_initial_s * (2 ** max(attempt - 1, 0))
-        return min(exponential, self.backoff_max_s) + self.rng.uniform(0, self.backoff_jitter_s)
+    def backoff(self) -> tenacity.wait.wait_base:
+        """The wait between attempts after a 5xx or transport error, as a tenacity wait.
 
-    def secondary_wait(self, hit: int, retry_after: float | None) -> float:
-        """Seconds to wait after the ``hit``-th (1-based) secondary-limit refusal of a request.
-
-        Args:
-            hit: how many secondary refusals this request got so far.
-            retry_after: the ``retry-after`` header in seconds, if GitHub sent one (honoured as is).
+        ``initial * 2 ** (attempt - 1)``, capped at ``backoff_max_s``, plus up to
+        ``backoff_jitter_s``. A sum of two tenacity waits rather than
+        ``wait_exponential_jitter``, which caps the jittered sum: at the cap every worker
+        would come back in the same second, the herd the jitter is there to spread.
         """
-        if retry_after is not None:
-            return retry_after
-        wait = self.secondary_min_wait_s * (self.secondary_backoff_base ** max(hit - 1, 0))
-        return wait + self.rng.uniform(0, wait * self.secondary_jitter_fraction)
-
-    def _wait(self, retry_state: tenacity.RetryCallState) -> float:
-        # The attempt that failed may dictate its wait (secondary limit, primary reset);
-        # otherwise exponential backoff with jitter.
-        outcome = retry_state.outcome
-        error = outcome.exception() if outcome is not None else None
-        if isinstance(error, GitHubError) and error.retry_after is not None:
-            return error.retry_after
-        return self.backoff(retry_state.attempt_number)
+        exponential = tenacity.wait_exponential(multiplier=self.backoff_initial_s, max=self.backoff_max_s)
+        return exponential + _SeededJitter(self.backoff_jitter_s, self.rng)
 
     def call(
         self,
@@ -201,6 +97,8 @@ class RetryPolicy:
 
         Retryable means a :class:`GitHubError` with ``retryable=True``; the last one is
         re-raised as is once ``max_attempts`` are used, so callers see typed errors only.
+        An error's own ``retry_after`` (a rate-limit refusal: 0, the rate limiter waits)
+        replaces the backoff.
 
         Args:
             fn: one attempt.
@@ -210,10 +108,19 @@ class RetryPolicy:
         Returns:
             What ``fn`` returned.
         """
+        backoff = self.backoff()
+
+        def wait(retry_state: tenacity.RetryCallState) -> float:
+            outcome = retry_state.outcome
+            error = outcome.exception() if outcome is not None else None
+            if isinstance(error, GitHubError) and error.retry_after is not None:
+                return error.retry_after
+            return backoff(retry_state)
+
         retrying = tenacity.Retrying(
             stop=tenacity.stop_after_attempt(self.max_attempts),
-            wait=self._wait,
-            retry=tenacity.retry_if_exception(lambda exc: isinstance(exc, GitHubError) and exc.retryable),
+            wait=wait,
+            retry=tenacity.retry_if_exception(is_retryable),
             sleep=sleep,
             before_sleep=before_sleep,
             reraise=True,
