@@ -234,15 +234,18 @@ class Deployment:
         from airflow_client.client.models import ConnectionBody
 
         extra = conn.get("extra")
-        body = ConnectionBody(
-            connection_id=conn_id,
-            conn_type=str(conn["conn_type"]),
-            host=conn.get("host"),
-            port=conn.get("port"),
-            login=conn.get("login"),
-            password=conn.get("password"),
-            var_schema=conn.get("schema"),
-            extra=json.dumps(extra) if extra is not None else None,
+        # By the API's field names ("schema", which the model calls var_schema), as the client parses them.
+        body = ConnectionBody.model_validate(
+            {
+                "connection_id": conn_id,
+                "conn_type": str(conn["conn_type"]),
+                "host": conn.get("host"),
+                "port": conn.get("port"),
+                "login": conn.get("login"),
+                "password": conn.get("password"),
+                "schema": conn.get("schema"),
+                "extra": json.dumps(extra) if extra is not None else None,
+            }
         )
         with self.client() as api_client:
             api = ConnectionApi(api_client)

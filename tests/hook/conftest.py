@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 import uuid
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, TypedDict
 
 import pytest
 
@@ -20,8 +20,17 @@ from tests.support.hooks import HookFactory, SimSleep
 from tests.support.simulators import biggest_repository as big_repo_name
 from tests.support.simulators import repository as repo_of
 
+
+class RetryTimings(TypedDict):
+    """Backoff arguments of :class:`RetryPolicy` (``RetryPolicy(**FAST_RETRY)``)."""
+
+    backoff_initial_s: float
+    backoff_max_s: float
+    backoff_jitter_s: float
+
+
 # Small, fast retry settings; the simulated clock absorbs the waits.
-FAST_RETRY = dict(backoff_initial_s=0.01, backoff_max_s=0.05, backoff_jitter_s=0.01)
+FAST_RETRY = RetryTimings(backoff_initial_s=0.01, backoff_max_s=0.05, backoff_jitter_s=0.01)
 # Every hook's jitter comes from its own generator with this seed: the same waits every run.
 RETRY_SEED = 7
 

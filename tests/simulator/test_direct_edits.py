@@ -8,6 +8,7 @@ import requests
 from github_sim import Simulator
 from github_sim.state import NotFoundError
 from tests.simulator.conftest import OWNER, big_repo
+from tests.support.simulators import repository
 
 
 def test_an_edit_in_place_is_served_once_the_repository_is_touched(
@@ -15,7 +16,7 @@ def test_an_edit_in_place_is_served_once_the_repository_is_touched(
 ) -> None:
     name = big_repo(sim)
     with sim.state.lock:
-        issue = next(i for i in sim.state.repo(name).issues.values() if i.state == "open" and not i.is_pr)
+        issue = next(i for i in repository(sim, name).issues.values() if i.state == "open" and not i.is_pr)
     url = f"{sim.url}/repos/{OWNER}/{name}/issues/{issue.number}"
     before = http.get(url)
     assert before.json()["state"] == "open"
@@ -37,7 +38,7 @@ def test_an_edit_in_place_is_served_once_the_repository_is_touched(
 def test_editing_a_repository_touches_it_on_leaving(sim: Simulator, http: requests.Session) -> None:
     name = big_repo(sim)
     with sim.state.lock:
-        number = min(sim.state.repo(name).issues)
+        number = min(repository(sim, name).issues)
     url = f"{sim.url}/repos/{OWNER}/{name}/issues/{number}"
     assert http.get(url).json()["title"] != "edited in place"  # its body is cached now
 
