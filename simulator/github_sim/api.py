@@ -21,6 +21,7 @@ from typing import Any
 
 from github_sim.access import AccessPolicy
 from github_sim.config import SimulatorConfig
+from github_sim.events import MAX_EVENTS
 from github_sim.faults import FaultConfig
 from github_sim.pagination import (
     MAX_ISSUE_PAGE,
@@ -32,7 +33,7 @@ from github_sim.pagination import (
 )
 from github_sim.records import Issue, Repo, User
 from github_sim.render import iso
-from github_sim.state import MAX_EVENTS, SimState
+from github_sim.state import SimState
 
 DOCS = "https://docs.github.com/rest"
 EMPTY_REPO_MESSAGE = "Git Repository is empty."
@@ -635,21 +636,21 @@ class GitHubApi:
             hidden = {r.id for r in self.state.data.repos if not self._visible(req, r)}
             events = [
                 e
-                for e in reversed(self.state.events)
-                if (repo_ids is None or e["repo_id"] in repo_ids) and e["repo_id"] not in hidden
+                for e in self.state.events.newest_first()
+                if (repo_ids is None or e.repo_id in repo_ids) and e.repo_id not in hidden
             ]
             events = events[:MAX_EVENTS]
             page = paginate(events, req.query, req.params, canonical)
             body = []
             for e in page.items:
-                repo = self.state.repo_by_id(e["repo_id"])
+                repo = self.state.repo_by_id(e.repo_id)
                 name = (
                     f"{self.state.owner.login}/{repo.name}" if repo else f"{self.state.owner.login}/deleted"
                 )
-                actor = e["actor"]
+                actor = e.actor
                 out = {
-                    "id": str(e["seq"]),
-                    "type": e["type"],
+                    "id": str(e.id),
+                    "type": e.type,
                     "actor": {
                         "id": actor.id,
                         "login": actor.login,
@@ -658,10 +659,10 @@ class GitHubApi:
                         "url": f"{self.api_base}/users/{actor.login}",
                         "avatar_url": f"https://avatars.githubusercontent.com/u/{actor.id}?",
                     },
-                    "repo": {"id": e["repo_id"], "name": name, "url": f"{self.api_base}/repos/{name}"},
-                    "payload": e["payload"],
+                    "repo": {"id": e.repo_id, "name": name, "url": f"{self.api_base}/repos/{name}"},
+                    "payload": e.payload,
                     "public": repo is None or not repo.private,
-                    "created_at": iso(e["created_at"]),
+                    "created_at": iso(e.created_at),
                 }
                 if self.state.owner.type == "Organization":
                     owner = self.state.owner

@@ -2,10 +2,10 @@
 
 Owns the records after generation, the one lock that guards them, GitHub's side effects of each
 mutation (``updated_at``/``pushed_at`` stamped from the simulator clock, so bodies and therefore
-ETags change; the repository's render caches invalidated; webhook payloads and Events API
-entries emitted) and the public back door for tests that edit records in place
-(:meth:`SimState.editing_repository`, :meth:`SimState.touch_repository`). It must not speak HTTP
-or render responses itself (the renderer does, the API routes do).
+ETags change; the repository's render caches invalidated; webhook payloads emitted and recorded
+in the Events API feed of :mod:`github_sim.events`) and the public back door for tests that edit
+records in place (:meth:`SimState.editing_repository`, :meth:`SimState.touch_repository`). It
+must not speak HTTP or render responses itself (the renderer does, the API routes do).
 
 One piece (>300 lines) because every mutation does all of those steps under one lock: split
 over modules, a mutation could change a record without invalidating its cached body or emitting
@@ -32,14 +32,13 @@ from github_sim.dataset import (
     repository_id,
     sha1_hex,
 )
+from github_sim.events import EventFeed
 from github_sim.records import Commit, DataSet, Issue, Label, Repo, User
 from github_sim.render import Renderer, iso
 from github_sim.vocabulary import LABELS
 
 log = logging.getLogger(__name__)
 
-# GitHub keeps the last 300 public events per feed (documented on the events API).
-MAX_EVENTS = 300
 DEFAULT_LABEL_COLOR = "ededed"
 
 Listener = Callable[[str, dict[str, Any]], None]
@@ -71,9 +70,8 @@ class SimState:
         self._renamed: dict[str, int] = {}  # old lower-case name -> repository id
         self._users: dict[str, User] = {u.login.lower(): u for u in [*data.users, data.bot]}
         self.listeners: list[Listener] = []
-        self.events: list[dict[str, Any]] = []
-        self._event_seq = 40_000_000_000
-        self._seed_events()
+        self.events = EventFeed()
+        self.events.seed_pushes(data.repos, data.users[0])
 
     # -- lookups used by the HTTP layer ----------------------------------------------------------
     @property
@@ -178,68 +176,12 @@ class SimState:
 
     def _emit(self, event: str, payload: dict[str, Any], repo: Repo | None, actor: User) -> None:
         # Caller holds the lock; listeners must not block (the webhook emitter queues).
-        self._record_event(event, payload, repo, actor)
+        self.events.record_webhook(event, payload, repo, actor, self._now())
         for listener in list(self.listeners):
             try:
                 listener(event, payload)
             except Exception:  # a broken listener must not break the mutation
                 log.exception("state listener failed for %s", event)
-
-    def _record_event(self, event: str, payload: dict[str, Any], repo: Repo | None, actor: User) -> None:
-        type_name = {"issues": "IssuesEvent", "pull_request": "PullRequestEvent", "push": "PushEvent"}.get(
-            event
-        )
-        if type_name is None or repo is None:
-            return
-        if event == "push":
-            body: dict[str, Any] = {
-                "repository_id": repo.id,
-                "push_id": self._event_seq,
-                "ref": payload["ref"],
-                "head": payload["after"],
-                "before": payload["before"],
-            }
-        elif event == "issues":
-            body = {"action": payload["action"], "issue": payload["issue"]}
-        else:
-            body = {
-                "action": payload["action"],
-                "number": payload["number"],
-                "pull_request": payload["pull_request"],
-            }
-        self._add_event(type_name, body, repo, actor, self._now())
-
-    def _add_event(
-        self, type_name: str, payload: dict[str, Any], repo: Repo, actor: User, when: datetime
-    ) -> None:
-        self._event_seq += 1
-        self.events.append(
-            {
-                "seq": self._event_seq,
-                "repo_id": repo.id,
-                "type": type_name,
-                "actor": actor,
-                "payload": payload,
-                "created_at": when,
-            }
-        )
-        if len(self.events) > MAX_EVENTS * 4:
-            del self.events[: len(self.events) - MAX_EVENTS * 4]
-
-    def _seed_events(self) -> None:
-        # One push event per repository's latest push, oldest first, so the feeds are not empty.
-        pushes = sorted((r for r in self.data.repos if r.commits), key=lambda r: r.pushed_at)
-        for r in pushes[-MAX_EVENTS:]:
-            head = r.commits[0]
-            before = head.parent or "0" * 40
-            body = {
-                "repository_id": r.id,
-                "push_id": self._event_seq,
-                "ref": f"refs/heads/{r.default_branch}",
-                "head": head.sha,
-                "before": before,
-            }
-            self._add_event("PushEvent", body, r, head.author or self.data.users[0], head.date)
 
     def _repo_payload(self, repo: Repo) -> dict[str, Any]:
         return copy.deepcopy(self.renderer.repository(repo))  # callers may mutate; the render cache is shared
