@@ -1,8 +1,15 @@
-"""Fixtures shared by every test: paths to GitHub's own samples and a real PostgreSQL.
+"""Fixtures shared by every test: paths to GitHub's own samples, a real PostgreSQL, the simulator.
 
 Airflow reads its configuration from the environment when it is first imported, so the
 test Airflow home (SQLite metadata in a temporary folder, our dags/ folder) is set here,
 before any test module imports Airflow.
+
+The simulator fixtures (``sim``, ``start_simulator``, the ``simulator`` mark) live in
+``tests/support/simulators.py`` and the in-process Airflow ones (``airflow_db``, ``dagbag``)
+in ``tests/support/airflow.py``, registered below as plugins; a package's conftest only says
+which organisation its ``sim`` is (``simulator_fields``). Tests wait for things in other
+threads or processes with ``tests.polling.wait_until``, never with a loop of their own.
+This module must not start anything at import time besides setting the environment.
 """
 
 from __future__ import annotations
@@ -13,7 +20,12 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
+from psycopg.rows import TupleRow
+
+# Shared building blocks, one module each (fixtures of a plugin apply to every test package).
+pytest_plugins = ["tests.support.simulators", "tests.support.airflow"]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DIR = Path(os.environ.get("GITHUB_SYNC_SHARED_DIR", REPO_ROOT.parent / "shared"))
@@ -47,8 +59,6 @@ def pg_database() -> Iterator[str]:
     Fails (never skips) when the server cannot be reached: the product is a
     PostgreSQL loader and a test run without PostgreSQL proves nothing.
     """
-    import psycopg
-
     from github_sync.store.migrations import apply_migrations
 
     name = f"github_sync_test_{uuid.uuid4().hex[:10]}"
@@ -70,8 +80,6 @@ def pg_database() -> Iterator[str]:
 @pytest.fixture
 def empty_database() -> Iterator[str]:
     """A database on the test server with no github-sync schema at all (nobody ran `github-sync migrate`)."""
-    import psycopg
-
     name = f"github_sync_empty_{uuid.uuid4().hex[:10]}"
     try:
         admin = psycopg.connect(PG_SERVER_DSN, autocommit=True, connect_timeout=5)
@@ -99,10 +107,8 @@ SYNCED_TABLES = (
 
 
 @pytest.fixture
-def pg_conn(pg_database: str) -> Iterator[psycopg.Connection]:  # noqa: F821
+def pg_conn(pg_database: str) -> Iterator[psycopg.Connection[TupleRow]]:
     """A connection to the session database, emptied before the test."""
-    import psycopg
-
     conn = psycopg.connect(pg_database)
     conn.execute("TRUNCATE " + ", ".join(SYNCED_TABLES) + " RESTART IDENTITY CASCADE")
     conn.commit()

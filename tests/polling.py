@@ -21,13 +21,13 @@ DEFAULT_INTERVAL_S = 0.05
 
 
 def wait_until(
-    predicate: Callable[[], T],
+    predicate: Callable[[], T | None],
     *,
     timeout: float = DEFAULT_TIMEOUT_S,
     interval: float = DEFAULT_INTERVAL_S,
     message: str = "condition not met",
 ) -> T:
-    """Poll ``predicate`` until it returns something truthy; return that value."""
+    """Poll ``predicate`` until it returns something truthy; return that value (never ``None``)."""
     deadline = time.monotonic() + timeout
     last: T | None = None
     while True:

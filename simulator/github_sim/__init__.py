@@ -1,5 +1,8 @@
 """A local GitHub REST API simulator for tests, benchmarks and the credential-free demo.
 
+The package follows GitHub's REST documentation, not github-sync's code: it uses the standard
+library only and must never import the product it is used to test.
+
 Usage::
 
     from github_sim import Simulator, SimulatorConfig

@@ -11,12 +11,13 @@ The simulated owner (an organisation or a user) owns every repository. A token i
 GitHub hides what a caller may not see rather than refusing it: a private repository answers
 404 to anyone without access
 (https://docs.github.com/en/rest/using-the-rest-api/troubleshooting-the-rest-api#404-not-found-for-an-existing-resource).
+This module only answers the questions; the API decides how a hidden resource is answered.
 """
 
 from __future__ import annotations
 
 from github_sim.config import SimulatorConfig
-from github_sim.dataset import Repo, User
+from github_sim.records import Repo, User
 from github_sim.state import SimState
 
 

@@ -1,4 +1,14 @@
-"""GitHub REST endpoints: routing and the bodies of every served operation."""
+"""GitHub REST endpoints: routing and the bodies of every served operation.
+
+Owns what each documented operation answers: which records it lists, its parameters and their
+validation (422s as GitHub words them), its sorting and paging, 404/301/409 for missing, renamed
+or empty repositories, and what a token may see. It must not authenticate, rate-limit, inject
+faults or write headers (the HTTP layer in :mod:`github_sim.server` does), nor change the state.
+
+One piece (>300 lines) because the routing table and the handlers it names are read together:
+each handler is one operation of GitHub's REST documentation, and they share the repository
+resolution, visibility and paging rules that make them answer consistently.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +21,7 @@ from typing import Any
 
 from github_sim.access import AccessPolicy
 from github_sim.config import SimulatorConfig
-from github_sim.dataset import Issue, Repo, User
+from github_sim.events import MAX_EVENTS
 from github_sim.faults import FaultConfig
 from github_sim.pagination import (
     MAX_ISSUE_PAGE,
@@ -21,8 +31,9 @@ from github_sim.pagination import (
     paginate_cursor,
     per_page_of,
 )
+from github_sim.records import Issue, Repo, User
 from github_sim.render import iso
-from github_sim.state import MAX_EVENTS, SimState
+from github_sim.state import SimState
 
 DOCS = "https://docs.github.com/rest"
 EMPTY_REPO_MESSAGE = "Git Repository is empty."
@@ -120,7 +131,12 @@ class GitHubApi:
         self.faults = faults
         self.cursor_min_items = cursor_min_items
         self.api_base = ""
-        owner = r"(?P<owner>[^/]+)"
+        # Paths under one repository: resolved (301 when renamed, 404 when hidden) before their
+        # sub-path is routed through _repo_routes.
+        self._repo_scopes: list[re.Pattern[str]] = [
+            re.compile(r"^/repos/(?P<owner>[^/]+)/(?P<name>[^/]+)(?P<rest>/.*)?$"),
+            re.compile(r"^/repositories/(?P<rid>\d+)(?P<rest>/.*)?$"),
+        ]
         self._routes: list[tuple[re.Pattern[str], str, Handler]] = [
             (re.compile(r"^/rate_limit$"), "/rate_limit", self.rate_limit),
             (re.compile(r"^/user$"), "/user", self.get_authenticated),
@@ -132,8 +148,6 @@ class GitHubApi:
             (re.compile(r"^/orgs/(?P<login>[^/]+)/repos$"), "/orgs/{org}/repos", self.list_org_repos),
             (re.compile(r"^/organizations/(?P<oid>\d+)/repos$"), "/orgs/{org}/repos", self.list_org_repos),
             (re.compile(r"^/orgs/(?P<login>[^/]+)/events$"), "/orgs/{org}/events", self.org_events),
-            (re.compile(rf"^/repos/{owner}/(?P<name>[^/]+)(?P<rest>/.*)?$"), "", self.repo_scope),
-            (re.compile(r"^/repositories/(?P<rid>\d+)(?P<rest>/.*)?$"), "", self.repo_scope),
         ]
         self._repo_routes: list[tuple[re.Pattern[str], str, Handler]] = [
             (re.compile(r"^$"), "", self.get_repo),
@@ -152,11 +166,13 @@ class GitHubApi:
         """Dispatch ``req``; return (operation path template, response)."""
         if req.method != "GET":
             return f"{req.method} {req.path}", error(404, "Not Found")
+        for scope in self._repo_scopes:
+            m = scope.match(req.path)
+            if m:
+                return self.repo_scope(req, **m.groupdict())
         for pattern, template, handler in self._routes:
             m = pattern.match(req.path)
             if m:
-                if handler == self.repo_scope:
-                    return self.repo_scope(req, **m.groupdict())
                 return f"GET {template}", handler(req, **m.groupdict())
         return "GET (unknown)", not_found()
 
@@ -170,7 +186,7 @@ class GitHubApi:
     ) -> tuple[str, Response]:
         """Resolve the repository (301 if renamed, 404 if missing) then dispatch the sub-path."""
         rest = rest or ""
-        found = next(((p.match(rest), t, h) for p, t, h in self._repo_routes if p.match(rest)), None)
+        found = self._repo_route(rest)
         if found is None:
             return "GET (unknown)", not_found()
         m, sub_template, handler = found
@@ -189,6 +205,14 @@ class GitHubApi:
             if repo is None or not self._visible(req, repo):
                 return template, not_found()
             return template, handler(req, repo, **m.groupdict())
+
+    def _repo_route(self, rest: str) -> tuple[re.Match[str], str, Handler] | None:
+        """The first route under a repository matching sub-path ``rest``: (match, template, handler)."""
+        for pattern, sub_template, handler in self._repo_routes:
+            m = pattern.match(rest)
+            if m:
+                return m, sub_template, handler
+        return None
 
     def _moved(self, req: Request, repo: Repo, rest: str) -> Response:
         # GitHub redirects a renamed repository to its id-based URL, keeping the sub-path and query.
@@ -612,21 +636,21 @@ class GitHubApi:
             hidden = {r.id for r in self.state.data.repos if not self._visible(req, r)}
             events = [
                 e
-                for e in reversed(self.state.events)
-                if (repo_ids is None or e["repo_id"] in repo_ids) and e["repo_id"] not in hidden
+                for e in self.state.events.newest_first()
+                if (repo_ids is None or e.repo_id in repo_ids) and e.repo_id not in hidden
             ]
             events = events[:MAX_EVENTS]
             page = paginate(events, req.query, req.params, canonical)
             body = []
             for e in page.items:
-                repo = self.state.repo_by_id(e["repo_id"])
+                repo = self.state.repo_by_id(e.repo_id)
                 name = (
                     f"{self.state.owner.login}/{repo.name}" if repo else f"{self.state.owner.login}/deleted"
                 )
-                actor = e["actor"]
+                actor = e.actor
                 out = {
-                    "id": str(e["seq"]),
-                    "type": e["type"],
+                    "id": str(e.id),
+                    "type": e.type,
                     "actor": {
                         "id": actor.id,
                         "login": actor.login,
@@ -635,10 +659,10 @@ class GitHubApi:
                         "url": f"{self.api_base}/users/{actor.login}",
                         "avatar_url": f"https://avatars.githubusercontent.com/u/{actor.id}?",
                     },
-                    "repo": {"id": e["repo_id"], "name": name, "url": f"{self.api_base}/repos/{name}"},
-                    "payload": e["payload"],
+                    "repo": {"id": e.repo_id, "name": name, "url": f"{self.api_base}/repos/{name}"},
+                    "payload": e.payload,
                     "public": repo is None or not repo.private,
-                    "created_at": iso(e["created_at"]),
+                    "created_at": iso(e.created_at),
                 }
                 if self.state.owner.type == "Organization":
                     owner = self.state.owner

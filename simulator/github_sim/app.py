@@ -1,4 +1,9 @@
-"""The :class:`Simulator` facade: data set, state, HTTP server and knobs in one object."""
+"""The :class:`Simulator` facade: data set, state, HTTP server and knobs in one object.
+
+Owns the lifecycle (generate, start serving in a thread, stop and close every connection) and
+the knobs tests turn from Python (clock, faults, rate-limit budgets, webhook target). It must
+not implement GitHub's behaviour itself: that is the state, API, HTTP and limiter modules'.
+"""
 
 from __future__ import annotations
 
@@ -73,7 +78,8 @@ class Simulator:
         if self._server is not None:
             return self
         self._server = SimHTTPServer((self.config.host, self.config.port), self)
-        host, port = self._server.server_address[:2]
+        # The bound address (the chosen port when config.port is 0), as text: server_address may be bytes.
+        host, port = self._server.socket.getsockname()[:2]
         self.url = f"http://{host}:{port}"
         self.renderer.api = self.url
         self.api.api_base = self.url

@@ -1,5 +1,8 @@
 """``github-sim``: run the GitHub simulator as a standalone server.
 
+Owns the command line (arguments to a :class:`SimulatorConfig` and fault knobs) and the ready
+line scripts wait for; it must not add behaviour a :class:`Simulator` used from Python lacks.
+
 Example::
 
     github-sim --port 8765 --repos 180 --seed 1 --owner acme --latency-ms 100

@@ -1,4 +1,6 @@
-"""A controllable clock for the simulator.
+"""A controllable clock for the simulator: what time it is for every timestamp and rate-limit window.
+
+It must not sleep or schedule anything: moving it is instant, and nobody waits on it.
 
 The clock ticks with real time (so rate-limit reset epochs make sense to a client that
 compares them with ``time.time()``) but can be moved forward or set, so tests can jump

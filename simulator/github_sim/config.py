@@ -1,4 +1,7 @@
-"""Configuration of a simulated GitHub."""
+"""Configuration of a simulated GitHub: the shape of the organisation, its limits and who its tokens are.
+
+Values and their validation only; nothing here generates data or serves requests.
+"""
 
 from __future__ import annotations
 

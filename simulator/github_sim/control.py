@@ -13,6 +13,9 @@ Routes (JSON in, JSON out):
     POST /_sim/webhook                     ``{"url": U, "secret": S}`` or ``{"url": null}``
     POST /_sim/state/{mutation}            keyword arguments of the ``SimState`` mutation
     GET  /_sim/info                        owner, repository names, url
+
+A thin dispatcher onto the :class:`Simulator`'s Python API: it must not offer anything the
+Python API lacks, and it never touches GitHub's routes (``/_sim`` is not a GitHub path).
 """
 
 from __future__ import annotations

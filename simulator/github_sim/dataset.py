@@ -1,8 +1,16 @@
 """Seeded generation of a realistic organisation: users, repositories, issues, PRs, commits, trees.
 
+Owns the draws and GitHub's id scheme of the simulated records (:func:`repository_id`,
+:func:`issue_id`...; the mutations in :mod:`github_sim.state` number new records with the same
+functions). It must not keep state or render JSON.
+
 Everything derives from ``(seed, repository index)`` with its own RNG per repository, so a
 repository's content does not depend on how many repositories are generated around it and
 the same seed always gives the same data.
+
+One piece (>300 lines) because the generators of one repository draw from one RNG in a fixed
+order: spreading them over modules would make it easy to reorder the draws, which silently
+changes the data every seed gives (tests pick repositories by that data).
 """
 
 from __future__ import annotations
@@ -11,10 +19,24 @@ import hashlib
 import itertools
 import logging
 import random
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from github_sim.config import SimulatorConfig
+from github_sim.records import Commit, DataSet, Issue, Label, Repo, TreeEntry, User
+from github_sim.vocabulary import (
+    COMMIT_MESSAGES,
+    FIRST_NAMES,
+    ISSUE_OBJECTS,
+    ISSUE_VERBS,
+    LABELS,
+    LANGUAGES,
+    LAST_NAMES,
+    LICENSES,
+    REPO_SUFFIXES,
+    REPO_WORDS,
+    SECONDARY_LANGUAGES,
+    TOPICS,
+)
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +45,8 @@ USER_POOL_SIZE = 80
 USER_ID_BASE = 5_000_000
 ORG_ID_BASE = 9_000_000
 REPO_ID_BASE = 600_000_000
+REPO_ID_STEP = 13  # repository ids are spread out, as GitHub's are not consecutive within an owner
+REPO_ID_OFFSET = 7
 ISSUE_ID_BASE = 2_000_000_000
 PR_ID_BASE = 1_000_000_000
 ID_STRIDE = 100_000  # ids per repository for issues / PRs / labels
@@ -32,365 +56,31 @@ FORK_SHARE = 0.1
 PRIVATE_SHARE = 0.05
 BIG_REPO_EVERY = 60  # one big repository per this many repositories (at least one)
 
-FIRST_NAMES = (
-    "alice",
-    "bob",
-    "carol",
-    "dave",
-    "erin",
-    "frank",
-    "grace",
-    "heidi",
-    "ivan",
-    "judy",
-    "mallory",
-    "niaj",
-    "olivia",
-    "peggy",
-    "rupert",
-    "sybil",
-    "trent",
-    "victor",
-    "walter",
-    "yara",
-    "zoe",
-    "amir",
-    "bea",
-    "chen",
-    "dmitri",
-    "elena",
-    "farah",
-    "goran",
-    "hana",
-    "ines",
-    "jonas",
-    "kenji",
-    "lena",
-    "marco",
-    "nora",
-    "omar",
-    "priya",
-    "quinn",
-    "rosa",
-    "sven",
-)
-LAST_NAMES = (
-    "smith",
-    "nguyen",
-    "garcia",
-    "mueller",
-    "rossi",
-    "kim",
-    "okafor",
-    "silva",
-    "novak",
-    "tanaka",
-    "dubois",
-    "jensen",
-    "kowalski",
-    "haddad",
-    "ivanova",
-    "patel",
-    "lopez",
-    "schmidt",
-    "costa",
-    "berg",
-)
-REPO_WORDS = (
-    "api",
-    "web",
-    "core",
-    "sdk",
-    "cli",
-    "infra",
-    "billing",
-    "auth",
-    "search",
-    "payments",
-    "docs",
-    "mobile",
-    "gateway",
-    "worker",
-    "scheduler",
-    "ledger",
-    "analytics",
-    "etl",
-    "portal",
-    "admin",
-    "notifications",
-    "catalog",
-    "inventory",
-    "checkout",
-    "identity",
-    "metrics",
-    "tracing",
-    "deploy",
-    "config",
-    "terraform",
-    "helm",
-    "design-system",
-    "ui-kit",
-    "pipeline",
-    "ingest",
-    "export",
-    "sync",
-)
-REPO_SUFFIXES = ("service", "server", "client", "lib", "tools", "app", "bot", "operator", "plugin")
-LANGUAGES = (
-    ("Python", 0.26),
-    ("TypeScript", 0.18),
-    ("Go", 0.14),
-    ("JavaScript", 0.1),
-    ("Java", 0.08),
-    ("Rust", 0.06),
-    ("Ruby", 0.05),
-    ("Shell", 0.04),
-    ("HCL", 0.04),
-    ("Kotlin", 0.03),
-    ("C++", 0.02),
-)
-SECONDARY_LANGUAGES = ("Shell", "Dockerfile", "Makefile", "HTML", "CSS", "JavaScript", "Python")
-TOPICS = (
-    "api",
-    "backend",
-    "frontend",
-    "microservice",
-    "kubernetes",
-    "terraform",
-    "data",
-    "ml",
-    "cli",
-    "library",
-    "internal",
-    "payments",
-    "security",
-    "observability",
-    "devops",
-    "python",
-    "golang",
-    "typescript",
-    "react",
-    "grpc",
-    "graphql",
-    "postgres",
-    "kafka",
-)
-LICENSES = (
-    ("mit", "MIT License", "MIT"),
-    ("apache-2.0", "Apache License 2.0", "Apache-2.0"),
-    ("bsd-3-clause", 'BSD 3-Clause "New" or "Revised" License', "BSD-3-Clause"),
-    ("gpl-3.0", "GNU General Public License v3.0", "GPL-3.0"),
-)
-# (name, color, description, GitHub default label?)
-LABELS = (
-    ("bug", "d73a4a", "Something isn't working", True),
-    ("documentation", "0075ca", "Improvements or additions to documentation", True),
-    ("enhancement", "a2eeef", "New feature or request", True),
-    ("good first issue", "7057ff", "Good for newcomers", True),
-    ("help wanted", "008672", "Extra attention is needed", True),
-    ("question", "d876e3", "Further information is requested", True),
-    ("wontfix", "ffffff", "This will not be worked on", True),
-    ("duplicate", "cfd3d7", "This issue or pull request already exists", True),
-    ("critical", "b60205", "", False),
-    ("blocker", "b60205", "Blocks a release", False),
-    ("security", "ee0701", "Security issue", False),
-    ("regression", "e11d21", "Worked before, broken now", False),
-    ("severity: high", "d93f0b", "", False),
-    ("severity: low", "c2e0c6", "", False),
-    ("sev1", "b60205", "", False),
-    ("sev2", "d93f0b", "", False),
-    ("sev3", "fbca04", "", False),
-    ("P0", "b60205", "", False),
-    ("P1", "d93f0b", "", False),
-    ("P2", "fbca04", "", False),
-    ("priority/high", "d93f0b", "", False),
-    ("priority/low", "0e8a16", "", False),
-    ("in progress", "1d76db", "Someone is working on it", False),
-    ("wip", "fef2c0", "Work in progress", False),
-    ("dependencies", "0366d6", "Pull requests that update a dependency file", False),
-    ("tech-debt", "5319e7", "", False),
-)
-BUG_LABELS = (
-    "bug",
-    "critical",
-    "blocker",
-    "security",
-    "regression",
-    "severity: high",
-    "sev1",
-    "sev2",
-    "P0",
-    "P1",
-)
-ISSUE_VERBS = ("Fix", "Handle", "Support", "Crash in", "Timeout in", "Improve", "Add", "Refactor", "Document")
-ISSUE_OBJECTS = (
-    "login flow",
-    "pagination",
-    "retry logic",
-    "CSV export",
-    "webhook handler",
-    "config loader",
-    "cache",
-    "rate limiting",
-    "search index",
-    "dark mode",
-    "database migration",
-    "error messages",
-    "CLI flags",
-    "memory leak in worker",
-    "null pointer on empty input",
-    "timezone handling",
-    "unicode names",
-)
-COMMIT_MESSAGES = (
-    "Fix typo",
-    "Bump dependencies",
-    "Add tests for {o}",
-    "Refactor {o}",
-    "Fix {o}",
-    "Update README",
-    "Improve {o} performance",
-    "Handle edge case in {o}",
-    "Merge pull request #{n} from {u}/patch-{n}",
-    "chore: release",
-    "feat: add {o}",
-    "fix: {o} on empty input",
-    "docs: explain {o}",
-    "ci: speed up build",
-)
 BOT_LOGIN = "dependabot[bot]"
+BOT_ID = 49_699_333  # dependabot[bot]'s id on github.com
 NAME_RETRIES = 50  # draws before a duplicate repository name gets a numeric suffix
 
 
-@dataclass(slots=True)
-class User:
-    """A GitHub account (user, bot or organisation)."""
-
-    login: str
-    id: int
-    type: str = "User"
-    name: str | None = None
-    email: str | None = None
-    created_at: datetime | None = None
-    site_admin: bool = False
+def repository_id(index: int) -> int:
+    """The id of the repository at position ``index`` of the organisation."""
+    return REPO_ID_BASE + index * REPO_ID_STEP + REPO_ID_OFFSET
 
 
-@dataclass(slots=True)
-class Label:
-    """A repository label."""
-
-    id: int
-    name: str
-    color: str
-    description: str
-    default: bool
+def issue_id(repo: Repo, number: int) -> int:
+    """The id of issue (or pull request) ``number`` of ``repo`` as an issue."""
+    return ISSUE_ID_BASE + repo.index * ID_STRIDE + number
 
 
-@dataclass(slots=True)
-class Issue:
-    """An issue or a pull request (GitHub stores PRs as issues too)."""
-
-    id: int
-    number: int
-    title: str
-    body: str | None
-    user: User
-    state: str
-    created_at: datetime
-    updated_at: datetime
-    closed_at: datetime | None = None
-    state_reason: str | None = None
-    labels: list[Label] = field(default_factory=list)
-    assignees: list[User] = field(default_factory=list)
-    comments: int = 0
-    locked: bool = False
-    author_association: str = "MEMBER"
-    is_pr: bool = False
-    pr_id: int = 0
-    draft: bool = False
-    merged_at: datetime | None = None
-    merge_commit_sha: str | None = None
-    head_ref: str = ""
-    head_sha: str = ""
-    base_ref: str = "main"
+def pull_request_id(repo: Repo, number: int) -> int:
+    """The id of pull request ``number`` of ``repo`` as a pull request (GitHub gives it two ids)."""
+    return PR_ID_BASE + repo.index * ID_STRIDE + number
 
 
-@dataclass(slots=True)
-class Commit:
-    """A commit on the default branch."""
-
-    sha: str
-    message: str
-    author: User | None  # None: the e-mail is not linked to any GitHub account
-    author_name: str
-    author_email: str
-    date: datetime
-    parent: str | None
-    tree_sha: str
-
-
-@dataclass(slots=True)
-class TreeEntry:
-    """One entry of the default branch's tree."""
-
-    path: str
-    type: str  # "blob" or "tree"
-    sha: str
-    size: int | None
-    mode: str
-
-
-@dataclass(slots=True)
-class Repo:
-    """A repository and everything listed under it."""
-
-    index: int
-    id: int
-    name: str
-    description: str | None
-    private: bool
-    fork: bool
-    archived: bool
-    language: str | None
-    languages: dict[str, int]
-    topics: list[str]
-    created_at: datetime
-    updated_at: datetime
-    pushed_at: datetime
-    license: tuple[str, str, str] | None
-    homepage: str | None
-    stargazers: int
-    forks_count: int
-    watchers: int
-    size_kb: int
-    default_branch: str = "main"
-    has_issues: bool = True
-    has_wiki: bool = True
-    has_projects: bool = True
-    is_template: bool = False
-    deleted: bool = False
-    labels: dict[str, Label] = field(default_factory=dict)
-    issues: dict[int, Issue] = field(default_factory=dict)  # by number, ascending
-    commits: list[Commit] = field(default_factory=list)  # newest first
-    tree: list[TreeEntry] = field(default_factory=list)
-    next_number: int = 1
-    next_label_id: int = 0
-    version: int = 0  # bumped by every mutation; keys the listing caches
-
-    @property
-    def open_issues_count(self) -> int:
-        """Open issues plus open pull requests, as GitHub counts them."""
-        return sum(1 for i in self.issues.values() if i.state == "open")
-
-
-@dataclass
-class DataSet:
-    """The whole simulated organisation."""
-
-    owner: User
-    users: list[User]
-    bot: User
-    repos: list[Repo]
+def next_label_id(repo: Repo) -> int:
+    """Allocate the id of the next label created in ``repo``."""
+    label_id = LABEL_ID_BASE + repo.index * ID_STRIDE + repo.next_label_id
+    repo.next_label_id += 1
+    return label_id
 
 
 def sha1_hex(*parts: object) -> str:
@@ -462,7 +152,8 @@ def _pick_language(rng: random.Random) -> str:
     return LANGUAGES[0][0]
 
 
-def _tree(rng: random.Random, repo_id: int, language: str | None, head: str) -> list[TreeEntry]:
+def make_tree(rng: random.Random, repo_id: int, language: str | None, head: str) -> list[TreeEntry]:
+    """Draw the default branch's tree of a repository whose head commit is ``head``."""
     files: list[str] = ["README.md"]
     if rng.random() < 0.8:
         files.append("LICENSE")
@@ -592,7 +283,7 @@ def _issues(
             labels = [repo.labels["dependencies"]]
         assignees = rng.sample(people, k=rng.choice((0, 0, 1, 1, 2))) if people else []
         issue = Issue(
-            id=ISSUE_ID_BASE + repo.index * ID_STRIDE + number,
+            id=issue_id(repo, number),
             number=number,
             title=title,
             body=None if rng.random() < 0.15 else f"Steps to reproduce:\n\n1. open {obj}\n2. see the error\n",
@@ -612,7 +303,7 @@ def _issues(
         if closed and not is_pr:
             issue.state_reason = "completed" if rng.random() < 0.8 else "not_planned"
         if is_pr:
-            issue.pr_id = PR_ID_BASE + repo.index * ID_STRIDE + number
+            issue.pr_id = pull_request_id(repo, number)
             issue.head_ref = f"{user.login.replace('[bot]', '')}/{obj.split()[0].lower()}-{number}"
             issue.head_sha = sha1_hex("head", repo.id, number)
             issue.draft = not closed and rng.random() < 0.2
@@ -627,10 +318,7 @@ def _labels(rng: random.Random, repo: Repo) -> None:
     defaults = [entry for entry in LABELS if entry[3]]
     extras = rng.sample([entry for entry in LABELS if not entry[3]], k=rng.randint(2, 9))
     for name, color, description, default in defaults + extras:
-        repo.labels[name] = Label(
-            LABEL_ID_BASE + repo.index * ID_STRIDE + repo.next_label_id, name, color, description, default
-        )
-        repo.next_label_id += 1
+        repo.labels[name] = Label(next_label_id(repo), name, color, description, default)
 
 
 def make_repo(
@@ -654,7 +342,7 @@ def make_repo(
         anchor: end of the generated history.
     """
     rng = random.Random(f"repo:{seed}:{index}")
-    repo_id = REPO_ID_BASE + index * 13 + 7
+    repo_id = repository_id(index)
     created_at = anchor - timedelta(days=rng.randint(60, HISTORY_DAYS + 900), seconds=rng.randint(0, 86_399))
     language = None if kind == "empty" else _pick_language(rng)
     if kind == "big":
@@ -708,7 +396,7 @@ def make_repo(
     if n_issues:
         _issues(rng, repo, n_issues, users, bot, history_start, anchor)
     if repo.commits:
-        repo.tree = _tree(rng, repo_id, language, repo.commits[0].sha)
+        repo.tree = make_tree(rng, repo_id, language, repo.commits[0].sha)
     return repo
 
 
@@ -749,7 +437,7 @@ def generate(config: SimulatorConfig) -> DataSet:
     """Generate the organisation described by ``config``."""
     anchor = config.data_anchor
     users = _users(config.seed, anchor)
-    bot = User(login=BOT_LOGIN, id=49_699_333, type="Bot", created_at=anchor - timedelta(days=2500))
+    bot = User(login=BOT_LOGIN, id=BOT_ID, type="Bot", created_at=anchor - timedelta(days=2500))
     owner = User(
         login=config.owner,
         id=(ORG_ID_BASE if config.owner_type == "Organization" else USER_ID_BASE - 1) + config.seed,

@@ -1,4 +1,8 @@
-"""Fault injection: the ways GitHub misbehaves that a sync has to survive."""
+"""Fault injection: the ways GitHub misbehaves that a sync has to survive.
+
+Owns the knobs and the seeded dice behind the probabilistic ones; the HTTP layer and the API
+decide where each fault applies. Nothing here answers a request itself.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""Page and cursor pagination with ``Link`` headers written the way GitHub writes them."""
+"""Page and cursor pagination with ``Link`` headers written the way GitHub writes them.
+
+Pure functions over a listing already filtered and sorted by the API; they must not know which
+operation they page (the caller passes its canonical URL and the GitHub-specific limits).
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""GitHub's primary (per token, per hour) and secondary (concurrency, burst) rate limits."""
+"""GitHub's primary (per token, per hour) and secondary (concurrency, burst) rate limits.
+
+Owns the budgets and their windows on the simulator clock; the HTTP layer decides what a refused
+request is answered with. Nothing here sleeps or waits for a window to reset.
+"""
 
 from __future__ import annotations
 

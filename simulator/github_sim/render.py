@@ -1,4 +1,14 @@
-"""Turn data-set records into the JSON bodies GitHub's REST API documents."""
+"""Turn data-set records into the JSON bodies GitHub's REST API documents.
+
+Owns the shape of every schema the simulator serves (``simple-user``, ``minimal-repository``,
+``issue``, ``pull-request-simple``, ``commit``, ``git-tree``...) and the caches of rendered
+bodies. It must not decide what is listed or who may see it (the API does), and a rendered
+dict is shared between responses, so nothing may mutate one after it is returned.
+
+One piece (>300 lines) because the schemas nest (a pull request embeds its repository, every
+record embeds users) and share the base URLs and caches: one renderer keeps every link of every
+body pointing at the same server.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +16,7 @@ import base64
 from datetime import datetime
 from typing import Any
 
-from github_sim.dataset import Commit, Issue, Label, Repo, TreeEntry, User
+from github_sim.records import Commit, Issue, Label, Repo, TreeEntry, User
 
 RENDER_CACHE_MAX = 50_000
 

@@ -1,7 +1,13 @@
 """The HTTP layer: authentication, rate limits, faults, conditional requests and headers.
 
 A stdlib ``ThreadingHTTPServer`` speaking HTTP/1.1 with keep-alive, so a ``requests``
-session reuses its connection like it would against api.github.com.
+session reuses its connection like it would against api.github.com. It must not know any
+GitHub route or body (the API does); it owns what happens around every request, in GitHub's
+order: authentication, secondary then primary limits, faults, then ETag/304 and the headers.
+
+One piece (>300 lines) because that order is the behaviour: which check answers first decides
+what a client sees (a secondary limit spends no budget, a 304 costs nothing), and one pipeline
+method keeps the order in one place.
 """
 
 from __future__ import annotations

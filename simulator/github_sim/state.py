@@ -1,42 +1,44 @@
 """The mutable simulated organisation: lookups for the API and mutations for tests.
 
-Every mutation stamps the simulator clock on ``updated_at`` / ``pushed_at`` like GitHub
-does, so bodies (and therefore ETags) change, and notifies listeners (webhooks, events).
+Owns the records after generation, the one lock that guards them, GitHub's side effects of each
+mutation (``updated_at``/``pushed_at`` stamped from the simulator clock, so bodies and therefore
+ETags change; the repository's render caches invalidated; webhook payloads emitted and recorded
+in the Events API feed of :mod:`github_sim.events`) and the public back door for tests that edit
+records in place (:meth:`SimState.editing_repository`, :meth:`SimState.touch_repository`). It
+must not speak HTTP or render responses itself (the renderer does, the API routes do).
+
+One piece (>300 lines) because every mutation does all of those steps under one lock: split
+over modules, a mutation could change a record without invalidating its cached body or emitting
+its webhook, and the simulator would then disagree with itself.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import random
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
 from github_sim.clock import SimClock
 from github_sim.dataset import (
-    ID_STRIDE,
-    ISSUE_ID_BASE,
-    LABEL_ID_BASE,
-    LABELS,
-    PR_ID_BASE,
-    REPO_ID_BASE,
-    Commit,
-    DataSet,
-    Issue,
-    Label,
-    Repo,
-    User,
-    _tree,
+    issue_id,
+    make_tree,
+    next_label_id,
+    pull_request_id,
+    repository_id,
     sha1_hex,
 )
+from github_sim.events import EventFeed
+from github_sim.records import Commit, DataSet, Issue, Label, Repo, User
 from github_sim.render import Renderer, iso
+from github_sim.vocabulary import LABELS
 
 log = logging.getLogger(__name__)
 
-# GitHub keeps the last 300 public events per feed (documented on the events API).
-MAX_EVENTS = 300
 DEFAULT_LABEL_COLOR = "ededed"
 
 Listener = Callable[[str, dict[str, Any]], None]
@@ -68,9 +70,8 @@ class SimState:
         self._renamed: dict[str, int] = {}  # old lower-case name -> repository id
         self._users: dict[str, User] = {u.login.lower(): u for u in [*data.users, data.bot]}
         self.listeners: list[Listener] = []
-        self.events: list[dict[str, Any]] = []
-        self._event_seq = 40_000_000_000
-        self._seed_events()
+        self.events = EventFeed()
+        self.events.seed_pushes(data.repos, data.users[0])
 
     # -- lookups used by the HTTP layer ----------------------------------------------------------
     @property
@@ -107,6 +108,35 @@ class SimState:
         users = self.data.users
         return users[int(sha1_hex("token", token)[:8], 16) % len(users)]
 
+    # -- direct edits (tests) --------------------------------------------------------------------
+    @contextlib.contextmanager
+    def editing_repository(self, repo: str) -> Iterator[Repo]:
+        """Hold the lock while the caller edits the records of repository ``repo`` in place.
+
+        For states no mutation produces (a pull request merged without a new ``updated_at``,
+        commits dated before the last sync): the caller changes the yielded :class:`Repo` (or its
+        issues and commits) directly; on leaving, the repository is touched
+        (:meth:`touch_repository`) so the API serves the edited records. Timestamps are left as
+        the caller set them and no webhook or event is emitted: GitHub would not announce such a
+        change either.
+        """
+        with self.lock:
+            r = self._need_repo(repo)
+            try:
+                yield r
+            finally:
+                self._touch(r)
+
+    def touch_repository(self, repo: str) -> None:
+        """Make the API serve the current records of repository ``repo`` after they were edited in place.
+
+        Rendered bodies are cached per repository version; every mutation bumps it, an in-place
+        edit does not. Not offered over ``/_sim/state/``: a caller in another process cannot edit
+        records in place, so there is nothing for it to touch.
+        """
+        with self.lock:
+            self._touch(self._need_repo(repo))
+
     # -- helpers ---------------------------------------------------------------------------------
     def _need_repo(self, name: str) -> Repo:
         r = self.repo(name)
@@ -124,6 +154,7 @@ class SimState:
         return self.clock.now().replace(microsecond=0)
 
     def _touch(self, repo: Repo) -> None:
+        # The render caches are keyed by the version: a new version is a cache miss.
         repo.version += 1
 
     def _labels(self, repo: Repo, names: list[str]) -> list[Label]:
@@ -134,10 +165,7 @@ class SimState:
             label = repo.labels.get(name)
             if label is None:
                 color, desc = known.get(name, (DEFAULT_LABEL_COLOR, ""))
-                label = Label(
-                    LABEL_ID_BASE + repo.index * ID_STRIDE + repo.next_label_id, name, color, desc, False
-                )
-                repo.next_label_id += 1
+                label = Label(next_label_id(repo), name, color, desc, False)
                 repo.labels[name] = label
             if label not in out:
                 out.append(label)
@@ -148,68 +176,12 @@ class SimState:
 
     def _emit(self, event: str, payload: dict[str, Any], repo: Repo | None, actor: User) -> None:
         # Caller holds the lock; listeners must not block (the webhook emitter queues).
-        self._record_event(event, payload, repo, actor)
+        self.events.record_webhook(event, payload, repo, actor, self._now())
         for listener in list(self.listeners):
             try:
                 listener(event, payload)
             except Exception:  # a broken listener must not break the mutation
                 log.exception("state listener failed for %s", event)
-
-    def _record_event(self, event: str, payload: dict[str, Any], repo: Repo | None, actor: User) -> None:
-        type_name = {"issues": "IssuesEvent", "pull_request": "PullRequestEvent", "push": "PushEvent"}.get(
-            event
-        )
-        if type_name is None or repo is None:
-            return
-        if event == "push":
-            body: dict[str, Any] = {
-                "repository_id": repo.id,
-                "push_id": self._event_seq,
-                "ref": payload["ref"],
-                "head": payload["after"],
-                "before": payload["before"],
-            }
-        elif event == "issues":
-            body = {"action": payload["action"], "issue": payload["issue"]}
-        else:
-            body = {
-                "action": payload["action"],
-                "number": payload["number"],
-                "pull_request": payload["pull_request"],
-            }
-        self._add_event(type_name, body, repo, actor, self._now())
-
-    def _add_event(
-        self, type_name: str, payload: dict[str, Any], repo: Repo, actor: User, when: datetime
-    ) -> None:
-        self._event_seq += 1
-        self.events.append(
-            {
-                "seq": self._event_seq,
-                "repo_id": repo.id,
-                "type": type_name,
-                "actor": actor,
-                "payload": payload,
-                "created_at": when,
-            }
-        )
-        if len(self.events) > MAX_EVENTS * 4:
-            del self.events[: len(self.events) - MAX_EVENTS * 4]
-
-    def _seed_events(self) -> None:
-        # One push event per repository's latest push, oldest first, so the feeds are not empty.
-        pushes = sorted((r for r in self.data.repos if r.commits), key=lambda r: r.pushed_at)
-        for r in pushes[-MAX_EVENTS:]:
-            head = r.commits[0]
-            before = head.parent or "0" * 40
-            body = {
-                "repository_id": r.id,
-                "push_id": self._event_seq,
-                "ref": f"refs/heads/{r.default_branch}",
-                "head": head.sha,
-                "before": before,
-            }
-            self._add_event("PushEvent", body, r, head.author or self.data.users[0], head.date)
 
     def _repo_payload(self, repo: Repo) -> dict[str, Any]:
         return copy.deepcopy(self.renderer.repository(repo))  # callers may mutate; the render cache is shared
@@ -280,7 +252,7 @@ class SimState:
         author = (self.user(user) if user else None) or self.data.users[0]
         extra = {key: value(number, now) if callable(value) else value for key, value in fields.items()}
         issue = Issue(
-            id=ISSUE_ID_BASE + r.index * ID_STRIDE + number,
+            id=issue_id(r, number),
             number=number,
             title=title,
             body=body,
@@ -424,7 +396,7 @@ class SimState:
                 user,
                 labels,
                 is_pr=True,
-                pr_id=lambda number, _now: PR_ID_BASE + r.index * ID_STRIDE + number,
+                pr_id=lambda number, _now: pull_request_id(r, number),
                 draft=draft,
                 head_ref=lambda number, _now: head or f"feature/{number}",
                 head_sha=lambda number, now: sha1_hex("head", r.id, number, now.isoformat()),
@@ -487,7 +459,7 @@ class SimState:
             for e in r.tree:
                 e.sha = sha1_hex(e.type, r.id, head, e.path)
         else:
-            r.tree = _tree(random.Random(f"tree:{self._seed}:{r.index}"), r.id, r.language, head)
+            r.tree = make_tree(random.Random(f"tree:{self._seed}:{r.index}"), r.id, r.language, head)
             r.size_kb = max(r.size_kb, 1)
         r.pushed_at = r.updated_at = now
         self._touch(r)
@@ -594,7 +566,7 @@ class SimState:
             index = len(self.data.repos)
             r = Repo(
                 index=index,
-                id=REPO_ID_BASE + index * 13 + 7,
+                id=repository_id(index),
                 name=name,
                 description=description,
                 private=private,

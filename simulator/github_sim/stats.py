@@ -1,4 +1,7 @@
-"""Request counters readable from Python and over ``GET /_sim/stats``."""
+"""Request counters readable from Python and over ``GET /_sim/stats``.
+
+Counting only: what is counted as spent or not-modified is decided by the HTTP layer.
+"""
 
 from __future__ import annotations
 

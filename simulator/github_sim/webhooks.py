@@ -1,4 +1,8 @@
-"""Signed webhook deliveries of mutations, shaped like GitHub's (``X-Hub-Signature-256`` etc.)."""
+"""Signed webhook deliveries of mutations, shaped like GitHub's (``X-Hub-Signature-256`` etc.).
+
+Owns the delivery thread, the headers and the signature; the payloads come from the state's
+mutations. A mutation must never wait on a delivery, and nothing is retried (GitHub does not).
+"""
 
 from __future__ import annotations
 

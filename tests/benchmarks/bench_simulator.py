@@ -2,7 +2,7 @@
 
 A script, not a test (timings are not asserted in the test suite)::
 
-    .venv/bin/python tests/benchmarks/bench_simulator.py [--repos 180] [--seconds 5] [--clients 4]
+    .venv/bin/python -m tests.benchmarks.bench_simulator [--repos 180] [--seconds 5] [--clients 4]
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import http.client
 import itertools
 import json
 import logging
-import re
 import subprocess
 import sys
 import threading
@@ -22,8 +21,11 @@ from collections.abc import Callable
 import requests
 
 from github_sim import Simulator, SimulatorConfig
+from tests.support.simulators import ready_url
 
 log = logging.getLogger("bench_simulator")
+
+START_TIMEOUT_S = 120
 
 
 def _paths(names: list[str]) -> list[str]:
@@ -51,18 +53,18 @@ def start_subprocess(repos: int) -> tuple[str, Callable[[], None]]:
     cmd = [sys.executable, "-m", "github_sim.cli", "--port", "0", "--repos", str(repos)]
     cmd += ["--rate-limit", str(10**9)]
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
-    assert proc.stderr is not None
-    for line in proc.stderr:
-        m = re.search(r"github-sim ready url=(\S+)", line)
-        if m:
-            threading.Thread(target=proc.stderr.read, daemon=True).start()  # keep the pipe drained
+    try:
+        url = ready_url(proc, timeout=START_TIMEOUT_S)  # its reader keeps the pipe drained
+    except BaseException:
+        proc.kill()
+        proc.wait(timeout=10)
+        raise
 
-            def stop() -> None:
-                proc.terminate()
-                proc.wait(timeout=10)
+    def stop() -> None:
+        proc.terminate()
+        proc.wait(timeout=10)
 
-            return m.group(1), stop
-    raise RuntimeError("github-sim did not start")
+    return url, stop
 
 
 def run(repos: int, seconds: float, clients: int, conditional: bool, external: bool) -> dict[str, float]:
@@ -101,7 +103,7 @@ def run(repos: int, seconds: float, clients: int, conditional: bool, external: b
     t0 = time.perf_counter()
     for t in threads:
         t.start()
-    time.sleep(seconds)
+    time.sleep(seconds)  # the measurement window itself: the clients run for exactly this long
     stop.set()
     for t in threads:
         t.join()

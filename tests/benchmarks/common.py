@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import signal
 import statistics
 import subprocess
@@ -29,6 +28,8 @@ from typing import Any
 import psycopg
 import requests
 
+from tests.support.simulators import ready_url
+
 log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -37,7 +38,8 @@ PG_SERVER_DSN = os.environ.get("GITHUB_SYNC_TEST_PG", "postgresql://postgres@127
 OWNER = "acme"
 TOKEN = "ghp_benchmark_token_0123456789abcdef"
 LOG_DIR = BENCH_DIR / "results" / "tmp"  # gitignored
-SIM_READY = re.compile(r"github-sim ready url=(\S+)")
+# Generating a large organisation takes a while on a busy machine.
+SIM_START_TIMEOUT_S = 120
 
 
 @dataclass
@@ -62,19 +64,11 @@ class SimProcess:
         self.process = subprocess.Popen(
             cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, start_new_session=True
         )
-        assert self.process.stderr is not None
-        deadline = time.monotonic() + 120
-        for line in self.process.stderr:
-            match = SIM_READY.search(line)
-            if match:
-                self.url = match.group(1)
-                break
-            if time.monotonic() > deadline:
-                break
-        if not self.url:
+        try:
+            self.url = ready_url(self.process, timeout=SIM_START_TIMEOUT_S)
+        except BaseException:
             self.stop()
-            raise RuntimeError("github-sim did not start")
-        threading.Thread(target=_drain, args=(self.process.stderr,), daemon=True).start()
+            raise
         log.info("Simulator: %d repositories, %d ms latency, at %s", self.repos, self.latency_ms, self.url)
         return self
 
@@ -110,11 +104,6 @@ class SimProcess:
         self.session.post(
             f"{self.url}/_sim/webhook", json={"url": url, "secret": secret}, timeout=10
         ).raise_for_status()
-
-
-def _drain(stream: Any) -> None:
-    for _ in stream:
-        pass
 
 
 # ---------------------------------------------------------------------------------- databases

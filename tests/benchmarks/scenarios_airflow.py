@@ -3,7 +3,7 @@
 Airflow is started once with :func:`github_sync.devtools.local_airflow.start_local_airflow` (its own
 AIRFLOW_HOME, metadata database and target database, scheduled runs switched off) and the
 DAG runs are triggered over the REST API. Wall time is trigger -> run state ``success``
-(polled every 0.25 s). Peak memory is the peak RSS of the largest process of the deployment
+(polled every 0.25 s with ``tests.polling.wait_until``). Peak memory is the peak RSS of the largest process of the deployment
 (api-server, scheduler and its LocalExecutor workers and task processes, dag-processor,
 triggerer), sampled every 0.25 s (Airflow's task processes are not children of this
 process, so ``ru_maxrss`` cannot be used); the peak of the summed RSS of all of them is kept
@@ -49,10 +49,21 @@ from tests.benchmarks.common import (
 )
 from tests.benchmarks.results import Results
 from tests.benchmarks.scenarios import CHANGED, FULL, NOOP, ONE_REPO, PRODUCT_AIRFLOW, apply_changes
+from tests.polling import wait_until
 
 log = logging.getLogger(__name__)
 
 POLL_S = 0.25
+FINAL_RUN_STATES = ("success", "failed")
+RUN_TIMEOUT_S = 1800  # a full sync of a big organisation on a busy machine
+WEBHOOK_RUN_TIMEOUT_S = 120
+CALLBACK_TIMEOUT_S = 15  # the success callback lands a moment after the run's state
+CALLBACK_POLL_S = 0.2
+RELAY_START_TIMEOUT_S = 60
+RELAY_POLL_S = 0.5
+DELIVERY_TIMEOUT_S = 300
+# A delivery's row is looked for this often: the resolution of the measured latency.
+ROW_POLL_S = 0.02
 DAGS = ("github_full_sync", "github_incremental_sync", "github_repo_sync", "github_webhook_events")
 
 
@@ -157,13 +168,14 @@ class AirflowBench:
             except psycopg.Error as exc:
                 log.warning("Could not drop %s: %s", url, exc)
 
-    def _run_state(self, dag_id: str, run_id: str) -> dict[str, Any]:
+    def run_state(self, dag_id: str, run_id: str) -> dict[str, Any]:
+        """The DAG run as the REST API returns it (a fresh JWT if the old one expired)."""
         response = self.session.get(
             f"{self.airflow.api_url}/api/v2/dags/{dag_id}/dagRuns/{run_id}", timeout=10
         )
         if response.status_code == 401:  # the JWT expired during a long suite
             self.session = self.airflow.api()
-            return self._run_state(dag_id, run_id)
+            return self.run_state(dag_id, run_id)
         response.raise_for_status()
         return dict(response.json())
 
@@ -174,13 +186,7 @@ class AirflowBench:
         with RssSampler(roots) as sampler:
             started = time.perf_counter()
             run_id = self.airflow.trigger(dag_id, conf)
-            while True:
-                state = self._run_state(dag_id, run_id)["state"]
-                if state in ("success", "failed"):
-                    break
-                if time.perf_counter() - started > 1800:
-                    raise TimeoutError(f"{dag_id} {run_id} did not finish in 30 min")
-                time.sleep(POLL_S)
+            state = self.wait_for_final_state(dag_id, run_id, timeout=RUN_TIMEOUT_S)
             wall = time.perf_counter() - started
         if state != "success":
             raise RuntimeError(f"{dag_id} run {run_id} ended {state}; logs under {self.home}")
@@ -199,9 +205,22 @@ class AirflowBench:
             },
         )
 
+    def wait_for_final_state(self, dag_id: str, run_id: str, *, timeout: float) -> str:
+        """Poll the run until it is ``success`` or ``failed``; return that state."""
+
+        def final_state() -> str | None:
+            state = str(self.run_state(dag_id, run_id)["state"])
+            return state if state in FINAL_RUN_STATES else None
+
+        return wait_until(
+            final_state, timeout=timeout, interval=POLL_S, message=f"{dag_id} run {run_id} finishing"
+        )
+
     def _records(self, run_id: str) -> int | None:
         # import_logs is written by the DAG's success callback, which may land just after the state.
-        deadline = time.monotonic() + 15
+        # A figure, not a check: without the row the run is recorded with rows=None rather than
+        # failing the whole benchmark, which is why this is not tests.polling.wait_until.
+        deadline = time.monotonic() + CALLBACK_TIMEOUT_S
         with psycopg.connect(self.target, autocommit=True) as conn:
             while time.monotonic() < deadline:
                 row = conn.execute(
@@ -209,7 +228,7 @@ class AirflowBench:
                 ).fetchone()
                 if row is not None:
                     return int(row[0])
-                time.sleep(0.2)
+                time.sleep(CALLBACK_POLL_S)
         return None
 
 
@@ -272,18 +291,24 @@ def run_webhook(
         start_new_session=True,
     )
     relay_url = f"http://127.0.0.1:{port}"
+
+    def relay_healthy() -> bool:
+        if relay.poll() is not None:
+            raise RuntimeError(
+                f"github-sync-relay exited with {relay.returncode}; see {bench.home}/relay.log"
+            )
+        try:
+            return requests.get(f"{relay_url}/healthz", timeout=2).status_code < 500
+        except requests.RequestException:
+            return False
+
     try:
-        for _ in range(120):
-            try:
-                if requests.get(f"{relay_url}/healthz", timeout=2).status_code < 500:
-                    break
-            except requests.RequestException:
-                pass
-            if relay.poll() is not None:
-                raise RuntimeError(
-                    f"github-sync-relay exited with {relay.returncode}; see {bench.home}/relay.log"
-                )
-            time.sleep(0.5)
+        wait_until(
+            relay_healthy,
+            timeout=RELAY_START_TIMEOUT_S,
+            interval=RELAY_POLL_S,
+            message=f"github-sync-relay healthy at {relay_url}",
+        )
         bench.sim.set_webhook(f"{relay_url}/webhooks/github", secret)
         samples: dict[str, list[float]] = {"latency_s": [], "relay_s": [], "scheduling_s": [], "task_s": []}
         with psycopg.connect(bench.target, autocommit=True) as conn:
@@ -291,10 +316,14 @@ def run_webhook(
                 title = f"bench webhook {i} {uuid.uuid4().hex[:8]}"
                 t0 = time.time()
                 bench.sim.mutate("create_issue", repo=repos[i % len(repos)], title=title)
-                while conn.execute("SELECT 1 FROM bugs WHERE title = %s", (title,)).fetchone() is None:
-                    if time.time() - t0 > 300:
-                        raise TimeoutError(f"webhook delivery {i} not visible after 300 s")
-                    time.sleep(0.02)
+                wait_until(
+                    lambda title=title: conn.execute(
+                        "SELECT 1 FROM bugs WHERE title = %s", (title,)
+                    ).fetchone(),
+                    timeout=DELIVERY_TIMEOUT_S,
+                    interval=ROW_POLL_S,
+                    message=f"the row of webhook delivery {i}",
+                )
                 samples["latency_s"].append(time.time() - t0)
                 _breakdown(bench, conn, title, t0, samples)
         bench.sim.set_webhook(None)
@@ -334,11 +363,7 @@ def _breakdown(
         return
     forwarded_at, processed_at, run_id = row
     dag_id = "github_webhook_events"
-    deadline = time.monotonic() + 120
-    while (
-        bench._run_state(dag_id, run_id)["state"] not in ("success", "failed") and time.monotonic() < deadline
-    ):
-        time.sleep(POLL_S)
+    bench.wait_for_final_state(dag_id, run_id, timeout=WEBHOOK_RUN_TIMEOUT_S)
     tis = bench.session.get(
         f"{bench.airflow.api_url}/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances", timeout=10
     ).json()

@@ -4,8 +4,9 @@
   ``COMPOSE_SPEC_SOURCE.md``) after compose-style interpolation with ``.env.example``.
 * Every command a service of our image runs exists: ``airflow`` subcommands parse with this
   Airflow's CLI parser (with the compose file's executor, so ``celery worker`` is there);
-  ``github-sync``/``github-sync-relay``/``github-sim`` are console scripts of the installed
-  ``github-sync`` distribution and their arguments parse with the script's own parser.
+  ``github-sync``/``github-sync-relay``/``github-sim`` are console scripts of the distributions
+  the image installs (``github-sync``, and ``github-sim``: the simulator is its own
+  distribution) and their arguments parse with the script's own parser.
 * Every variable the file sets is read by something: by our code (plugins/github_sync or
   dags) for services of our image, by the service's own shell command, by a file the
   service mounts from this repository, or (third-party images) by that image as documented.
@@ -41,7 +42,8 @@ HERE = Path(__file__).resolve().parent
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yaml"
 ENV_EXAMPLE = REPO_ROOT / ".env.example"
 SCHEMA_FILE = HERE / "compose_spec.json"
-DISTRIBUTION = "github-sync"
+# The distributions the image installs (see the Dockerfile): their console scripts are its commands.
+DISTRIBUTIONS = ("github-sync", "github-sim")
 CODE_DIRS = (REPO_ROOT / "plugins" / "github_sync", REPO_ROOT / "dags")
 AIRFLOW_BIN = str(Path(sys.executable).with_name("airflow"))
 
@@ -187,8 +189,12 @@ def service_argvs(name: str, service: Mapping[str, Any]) -> Iterator[list[str]]:
 
 
 def console_scripts() -> dict[str, importlib.metadata.EntryPoint]:
-    distribution = importlib.metadata.distribution(DISTRIBUTION)
-    return {ep.name: ep for ep in distribution.entry_points if ep.group == "console_scripts"}
+    return {
+        ep.name: ep
+        for name in DISTRIBUTIONS
+        for ep in importlib.metadata.distribution(name).entry_points
+        if ep.group == "console_scripts"
+    }
 
 
 def script_parser(entry_point: importlib.metadata.EntryPoint) -> argparse.ArgumentParser:
@@ -285,7 +291,8 @@ def compose_problems(compose_text: str, env_example_text: str) -> list[str]:
                         problems.append(f"{name}: `{shlex.join(argv)}` does not parse")
                 elif program not in SHELL_UTILITIES:
                     problems.append(
-                        f"{name}: command {program!r} is neither airflow nor a console script of {DISTRIBUTION}"
+                        f"{name}: command {program!r} is neither airflow nor a console script of "
+                        + " or ".join(DISTRIBUTIONS)
                     )
             known = IMAGE_VARIABLES["airflow"]
             for variable in environment:

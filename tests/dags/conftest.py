@@ -1,94 +1,49 @@
 """Fixtures for running the DAGs with ``dag.test()`` against the simulator and PostgreSQL.
 
-``dag.test()`` needs an initialised Airflow metadata database: the session fixture
-migrates the SQLite database of the temporary AIRFLOW_HOME set in tests/conftest.py and
-creates the ``github_api`` pool. Connections come from ``AIRFLOW_CONN_*`` variables, as
-they would in a deployment configured from the environment.
+``dag.test()`` needs an initialised Airflow metadata database and its connections: the
+``airflow_db`` and ``dagbag`` fixtures and :func:`connect_airflow_to` are shared with the
+status tests (``tests/support/airflow.py``); the simulators are started by the shared
+``start_simulator`` fixture (``tests/support/simulators.py``). This file only says which
+organisations the DAG tests sync; it must not define Airflow fixtures of its own (the status
+tests share them).
 """
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable
 
 import psycopg
 import pytest
+from psycopg.rows import TupleRow
 
-from github_sim import Simulator, SimulatorConfig
-from github_sync.config import (
-    DATABASE_CONN_ID,
-    GITHUB_CONN_ID,
-    GITHUB_POOL,
-    connection_env,
-    github_connection,
-    postgres_connection,
-)
+from github_sim import Simulator
 
-AIRFLOW_BIN = str(Path(sys.executable).with_name("airflow"))
-TEST_TOKEN = "ghp_testtoken_dagtests_0123456789"
+# What the DAG and status tests import from here; the fixtures airflow_db and dagbag come from
+# the same plugin module (registered in tests/conftest.py), not from this file.
+from tests.support.airflow import FAST_RETRIES, TEST_TOKEN, connect_airflow_to
 
-
-@pytest.fixture(scope="session")
-def airflow_db() -> None:
-    """Migrate the test Airflow metadata database and create the pool (once per session)."""
-    subprocess.run([AIRFLOW_BIN, "db", "migrate"], check=True, capture_output=True, timeout=600)
-    subprocess.run(
-        [AIRFLOW_BIN, "pools", "set", GITHUB_POOL, "8", "GitHub API concurrency"],
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
+__all__ = ["FAST_RETRIES", "TEST_TOKEN", "connect_airflow_to"]
 
 
 @pytest.fixture
-def dagbag(airflow_db: None) -> Any:
-    """A freshly parsed DagBag: in-process task runs of dag.test() can leave state on the DAG objects."""
-    from airflow.dag_processing.dagbag import DagBag
-
-    bag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
-    assert bag.import_errors == {}
-    return bag
+def simulator(start_simulator: Callable[..., Simulator]) -> Simulator:
+    """A fresh 180-repository organisation for the test (the size of the demo's)."""
+    return start_simulator(repos=180, seed=1)
 
 
 @pytest.fixture
-def simulator() -> Iterator[Simulator]:
-    """A fresh 180-repository organisation for the test."""
-    with Simulator(SimulatorConfig(owner="acme", repos=180, seed=1)) as sim:
-        yield sim
-
-
-@pytest.fixture
-def small_simulator() -> Iterator[Simulator]:
-    with Simulator(SimulatorConfig(owner="acme", repos=12, seed=3)) as sim:
-        yield sim
-
-
-# Hook tunables for tests: quick retries, so a failing repository fails in seconds.
-FAST_RETRIES = {"retry_max_attempts": 2, "retry_backoff_initial_s": 0.05, "retry_backoff_max_s": 0.1}
-
-
-def connect_airflow_to(
-    monkeypatch: pytest.MonkeyPatch,
-    sim: Simulator,
-    database_url: str,
-    hook_extra: dict[str, Any] | None = None,
-) -> None:
-    """Point the Airflow connections at the simulator and the test database."""
-    connections = {
-        GITHUB_CONN_ID: github_connection(sim.url, TEST_TOKEN, {**FAST_RETRIES, **(hook_extra or {})}),
-        DATABASE_CONN_ID: postgres_connection(database_url),
-    }
-    for name, value in connection_env(connections).items():
-        monkeypatch.setenv(name, value)
+def small_simulator(start_simulator: Callable[..., Simulator]) -> Simulator:
+    """A fresh 12-repository organisation, for tests that do not need the demo's size."""
+    return start_simulator(repos=12, seed=3)
 
 
 @pytest.fixture
 def wired(
-    monkeypatch: pytest.MonkeyPatch, simulator: Simulator, pg_conn: psycopg.Connection, pg_database: str
-) -> tuple[Simulator, psycopg.Connection]:
+    monkeypatch: pytest.MonkeyPatch,
+    simulator: Simulator,
+    pg_conn: psycopg.Connection[TupleRow],
+    pg_database: str,
+) -> tuple[Simulator, psycopg.Connection[TupleRow]]:
+    """The 180-repository simulator and the emptied test database, the Airflow connections on them."""
     connect_airflow_to(monkeypatch, simulator, pg_database)
     return simulator, pg_conn

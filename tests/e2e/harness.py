@@ -2,7 +2,11 @@
 
 Every process is started in its own process group (``start_new_session``) and stopped by
 its process-group id, never by name: ``pkill -f airflow`` would also match the PostgreSQL
-backends serving the Airflow metadata database.
+backends serving the Airflow metadata database. Every wait goes through
+``tests.polling.wait_until`` (the one polling helper); nothing here sleeps to let time pass.
+The harness must not start Airflow itself (``github_sync.devtools.local_airflow`` does, with
+the same commands as ``make run`` and the compose services) nor talk to Airflow other than
+through its official REST client.
 """
 
 from __future__ import annotations
@@ -23,10 +27,13 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import pytest
 import requests
+from psycopg.rows import TupleRow
 
 from github_sync.devtools.local_airflow import LocalAirflow, free_port
 from tests.conftest import PG_SERVER_DSN
+from tests.polling import wait_until
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +44,9 @@ SIM_TOKEN = "ghp_e2e_shared_token_0123456789"
 # Tasks retry in seconds rather than Airflow's 30 s, so a transient error does not stall a scenario.
 HOOK_EXTRA = {"retry_max_attempts": 3, "retry_backoff_initial_s": 0.2, "retry_backoff_max_s": 1.0}
 POLL_S = 0.5
+HTTP_POLL_S = 0.2  # a starting service answers within a second or two
+HTTP_ATTEMPT_TIMEOUT_S = 2
+FINAL_RUN_STATES = ("success", "failed")
 
 
 def server_host() -> str:
@@ -118,17 +128,18 @@ class Service:
             os.killpg(process.pid, signal.SIGKILL)
 
     def wait_http(self, url: str, timeout: float = 60) -> None:
-        """Wait until ``url`` answers (any status) or the process dies."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        """Wait until ``url`` answers (any status); fail at once if the process dies meanwhile."""
+
+        def answers() -> bool:
             if not self.alive():
-                raise RuntimeError(f"{self.name} exited; see {self.log_path}:\n{self.tail()}")
+                pytest.fail(f"{self.name} exited; see {self.log_path}:\n{self.tail()}")
             try:
-                requests.get(url, timeout=2)
-                return
+                requests.get(url, timeout=HTTP_ATTEMPT_TIMEOUT_S)
             except requests.RequestException:
-                time.sleep(0.2)
-        raise TimeoutError(f"{self.name} did not answer at {url} within {timeout:.0f} s")
+                return False
+            return True
+
+        wait_until(answers, timeout=timeout, interval=HTTP_POLL_S, message=f"{self.name} answering at {url}")
 
     def tail(self, lines: int = 30) -> str:
         try:
@@ -179,18 +190,6 @@ def organisation(sim_url: str, token: str = "ghp_e2e_reader") -> list[dict[str, 
     return list(response.json())
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = POLL_S) -> Any:
-    """Poll ``predicate`` until it returns something truthy; return that, or fail naming ``what``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what}: not within {timeout:.0f} s")
-        time.sleep(interval)
-
-
 def percentile(values: Sequence[float], fraction: float) -> float:
     """Nearest-rank percentile (no interpolation: with few samples it is an observed value)."""
     ordered = sorted(values)
@@ -235,15 +234,18 @@ class Deployment:
         from airflow_client.client.models import ConnectionBody
 
         extra = conn.get("extra")
-        body = ConnectionBody(
-            connection_id=conn_id,
-            conn_type=str(conn["conn_type"]),
-            host=conn.get("host"),
-            port=conn.get("port"),
-            login=conn.get("login"),
-            password=conn.get("password"),
-            var_schema=conn.get("schema"),
-            extra=json.dumps(extra) if extra is not None else None,
+        # By the API's field names ("schema", which the model calls var_schema), as the client parses them.
+        body = ConnectionBody.model_validate(
+            {
+                "connection_id": conn_id,
+                "conn_type": str(conn["conn_type"]),
+                "host": conn.get("host"),
+                "port": conn.get("port"),
+                "login": conn.get("login"),
+                "password": conn.get("password"),
+                "schema": conn.get("schema"),
+                "extra": json.dumps(extra) if extra is not None else None,
+            }
         )
         with self.client() as api_client:
             api = ConnectionApi(api_client)
@@ -290,20 +292,29 @@ class Deployment:
         timeout: float,
         on_poll: Callable[[], None] | None = None,
     ) -> tuple[str, float]:
-        """Poll until the run finishes; returns its state and how long the wait took."""
+        """Poll until the run finishes; returns its state and how long the wait took.
+
+        ``on_poll`` runs before every poll (a scenario watches task states with it).
+        """
         started = time.monotonic()
-        deadline = started + timeout
-        while time.monotonic() < deadline:
+
+        def final_state() -> str | None:
             if on_poll is not None:
                 on_poll()
             state = self.run_state(dag_id, run_id)
-            if state in ("success", "failed"):
-                return state, time.monotonic() - started
-            time.sleep(POLL_S)
-        raise TimeoutError(f"{dag_id}/{run_id} did not finish within {timeout:.0f} s; logs in {self.home}")
+            return state if state in FINAL_RUN_STATES else None
+
+        state = wait_until(
+            final_state,
+            timeout=timeout,
+            interval=POLL_S,
+            message=f"{dag_id}/{run_id} finishing (logs in {self.home})",
+        )
+        return state, time.monotonic() - started
 
     # -- target database ------------------------------------------------------------------------
-    def query(self, sql: str, params: Sequence[Any] | None = None, url: str | None = None) -> list[tuple]:
+    def query(self, sql: str, params: Sequence[Any] | None = None, url: str | None = None) -> list[TupleRow]:
+        """Rows of ``sql`` in the target database (or the database at ``url``)."""
         with psycopg.connect(url or self.database_url, autocommit=True) as conn:
             return list(conn.execute(sql, params).fetchall())
 

@@ -21,13 +21,8 @@ import redis
 
 from github_sync.config import postgres_connection
 from github_sync.devtools.local_airflow import LocalAirflow, free_port, start_local_airflow
-from tests.e2e.harness import (
-    Deployment,
-    metadata_url,
-    simulator_service,
-    temporary_database,
-    wait_for,
-)
+from tests.e2e.harness import POLL_S, Deployment, metadata_url, simulator_service, temporary_database
+from tests.polling import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -39,6 +34,7 @@ WORKER_CONCURRENCY = 2
 POOL_SLOTS = 4
 REPOS = 12
 TOKEN = "ghp_e2e_celery_0123456789"
+WORKER_POLL_S = 1  # a worker's log is read whole: once a second is plenty
 READY = re.compile(r"\S+@\S+ ready\.")
 RECEIVED = re.compile(r"Task \S*execute_workload\S* received|Received task", re.IGNORECASE)
 
@@ -82,11 +78,11 @@ def celery_airflow(tmp_path: Path) -> Iterator[tuple[LocalAirflow, str, str]]:
                 airflow.start_component(f"celery:{worker}", "worker", "--celery-hostname", f"{worker}@%h")
             for worker in WORKERS:
                 log_path = airflow.home / f"celery:{worker}.log"
-                wait_for(
+                wait_until(
                     lambda p=log_path: p.exists() and READY.search(p.read_text(errors="replace")),
                     timeout=180,
-                    what=f"celery {worker} ready (log {log_path})",
-                    interval=1,
+                    interval=WORKER_POLL_S,
+                    message=f"celery {worker} ready (log {log_path})",
                 )
             yield airflow, target, sim_url
     finally:
@@ -117,10 +113,11 @@ def test_full_sync_on_celery_executor(celery_airflow: tuple[LocalAirflow, str, s
         "SELECT state, count(*) FROM sync_repository_runs WHERE run_id = %s GROUP BY state", (run_id,)
     )
     assert dict(outcomes).get("success", 0) >= len(mapped) - 2
-    wait_for(
+    wait_until(
         lambda: deployment.query("SELECT 1 FROM import_logs WHERE metadata->>'run_id' = %s", (run_id,)),
         timeout=90,
-        what="the import_logs row",
+        interval=POLL_S,
+        message="the import_logs row",
     )
     # Both workers executed task instances.
     received = {

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.e2e.harness import Deployment, organisation, wait_for
+from tests.e2e.harness import POLL_S, Deployment, organisation
+from tests.polling import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -61,12 +62,13 @@ def test_full_sync_through_rest_api(deployment: Deployment, full_sync_run: dict)
     assert synced_records >= counts["bugs"] + counts["pull_requests"] + counts["commits"]
 
     # The DAG-level on_success_callback runs in the dag-processor a moment after the run ends.
-    logs = wait_for(
+    logs = wait_until(
         lambda: deployment.query(
             "SELECT metadata FROM import_logs WHERE metadata->>'run_id' = %s", (run_id,)
         ),
         timeout=90,
-        what="the import_logs row of the callback",
+        interval=POLL_S,
+        message="the import_logs row of the callback",
     )
     assert len(logs) == 1
     metadata = logs[0][0]

@@ -14,6 +14,7 @@ import uuid
 import pytest
 
 from tests.e2e.harness import WEBHOOK_SECRET, Deployment, latency_summary, organisation, sim_control
+from tests.polling import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -21,6 +22,8 @@ DELIVERIES = 12
 # One mutation every this many seconds: a steady trickle, as a busy organisation sends.
 SPACING_S = 1.0
 TIMEOUT_S = 150
+# Rows are looked for this often: the resolution of the measured latencies.
+ROW_POLL_S = 0.1
 
 
 def webhook_runs(deployment: Deployment, run_ids: set[str]) -> dict[str, str]:
@@ -41,26 +44,35 @@ def test_webhook_deliveries_become_rows(deployment: Deployment) -> None:
     titles = [f"e2e webhook {tag} #{i}" for i in range(DELIVERIES)]
     sent: dict[str, float] = {}
     seen: dict[str, float] = {}
+    next_send = time.monotonic()
+
+    def send_due_and_watch_rows() -> bool:
+        """One step: send the next mutation when it is due, note rows that appeared; True when all did."""
+        nonlocal next_send
+        if len(sent) < DELIVERIES and time.monotonic() >= next_send:
+            title = titles[len(sent)]
+            sent[title] = time.monotonic()
+            sim_control(
+                deployment.sim_url,
+                "state/create_issue",
+                {"repo": repos[len(sent) % len(repos)], "title": title, "labels": ["bug"]},
+            )
+            next_send += SPACING_S
+        now = time.monotonic()
+        for (title,) in deployment.query("SELECT title FROM bugs WHERE title = ANY(%s)", (titles,)):
+            seen.setdefault(title, now)
+        return len(seen) == DELIVERIES
+
     try:
-        deadline = time.monotonic() + TIMEOUT_S
-        next_send = time.monotonic()
-        while len(seen) < DELIVERIES and time.monotonic() < deadline:
-            if len(sent) < DELIVERIES and time.monotonic() >= next_send:
-                title = titles[len(sent)]
-                sent[title] = time.monotonic()
-                sim_control(
-                    deployment.sim_url,
-                    "state/create_issue",
-                    {"repo": repos[len(sent) % len(repos)], "title": title, "labels": ["bug"]},
-                )
-                next_send += SPACING_S
-            now = time.monotonic()
-            for (title,) in deployment.query("SELECT title FROM bugs WHERE title = ANY(%s)", (titles,)):
-                seen.setdefault(title, now)
-            time.sleep(0.1)
+        wait_until(
+            send_due_and_watch_rows,
+            timeout=TIMEOUT_S,
+            interval=ROW_POLL_S,
+            message=f"a row in bugs for each of the {DELIVERIES} deliveries (see {deployment.home})",
+        )
     finally:
         sim_control(deployment.sim_url, "webhook", {"url": None})
-    assert set(seen) == set(titles), f"rows missing: {sorted(set(titles) - set(seen))}; see {deployment.home}"
+    assert set(seen) == set(titles)
 
     deliveries = deployment.query(
         "SELECT delivery_id, status, dag_run_id FROM webhook_deliveries "

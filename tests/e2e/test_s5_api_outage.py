@@ -14,11 +14,13 @@ from collections import Counter
 import pytest
 import requests
 
-from tests.e2e.harness import WEBHOOK_SECRET, Deployment, organisation, sim_control, wait_for
+from tests.e2e.harness import POLL_S, WEBHOOK_SECRET, Deployment, organisation, sim_control
+from tests.polling import wait_until
 
 pytestmark = pytest.mark.e2e
 
 DELIVERIES = 8
+DELIVERY_SPACING_S = 0.3
 
 
 def active_webhook_runs(deployment: Deployment) -> list[str]:
@@ -35,7 +37,12 @@ def test_deliveries_during_api_outage_are_applied_once(deployment: Deployment) -
     airflow = deployment.airflow
     repos = sorted(r["name"] for r in organisation(deployment.sim_url) if not r["archived"])
     # Tasks talk to the api-server's execution API: let running webhook runs finish first.
-    wait_for(lambda: not active_webhook_runs(deployment), timeout=120, what="idle github_webhook_events")
+    wait_until(
+        lambda: not active_webhook_runs(deployment),
+        timeout=120,
+        interval=POLL_S,
+        message="idle github_webhook_events",
+    )
     tag = uuid.uuid4().hex[:6]
     titles = [f"e2e outage {tag} #{i}" for i in range(DELIVERIES)]
     sim_control(
@@ -48,7 +55,8 @@ def test_deliveries_during_api_outage_are_applied_once(deployment: Deployment) -
     try:
         for i, title in enumerate(titles):
             sim_control(deployment.sim_url, "state/create_issue", {"repo": repos[i], "title": title})
-            time.sleep(0.3)
+            # Pacing, not waiting: deliveries arrive apart, as GitHub sends them, not as one burst.
+            time.sleep(DELIVERY_SPACING_S)
 
         def stored() -> list[tuple]:
             return deployment.query(
@@ -57,16 +65,22 @@ def test_deliveries_during_api_outage_are_applied_once(deployment: Deployment) -
                 (titles,),
             )
 
-        wait_for(lambda: len(stored()) == DELIVERIES, timeout=30, what="the relay storing every delivery")
+        wait_until(
+            lambda: len(stored()) == DELIVERIES,
+            timeout=30,
+            interval=POLL_S,
+            message="the relay storing every delivery",
+        )
         # Forwarding failed at least once: Airflow really was unreachable for these deliveries.
-        stats = wait_for(
+        stats = wait_until(
             lambda: (
                 (s := requests.get(f"{deployment.relay_url}/stats", timeout=5).json())
                 and _failed_attempts(s) > 0
                 and s
             ),
             timeout=30,
-            what="a failed forwarding attempt",
+            interval=POLL_S,
+            message="a failed forwarding attempt",
         )
         assert {status for _, status in stored()} == {"pending"}
     finally:
@@ -75,10 +89,11 @@ def test_deliveries_during_api_outage_are_applied_once(deployment: Deployment) -
         airflow.wait_for_api()
     restarted_after = time.monotonic() - stopped_at
 
-    rows = wait_for(
+    rows = wait_until(
         lambda: (r := stored()) and {status for _, status in r} == {"processed"} and r,
         timeout=240,
-        what="every delivery processed after the api-server came back",
+        interval=POLL_S,
+        message="every delivery processed after the api-server came back",
     )
     delivery_ids = {delivery_id for delivery_id, _ in rows}
     recovered_after = time.monotonic() - stopped_at

@@ -1,4 +1,7 @@
-"""Fixtures of the normalizer tests: GitHub's own samples, loaded from the shared folder."""
+"""Fixtures of the normalizer tests: GitHub's own samples, loaded from the shared folder.
+
+The normalizer is pure: nothing here may open a database, a socket or a simulator.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""Fixtures of the relay tests: a delivery store on the test database and a fake Airflow."""
+"""Fixtures of the relay tests: a delivery store on the test database and a fake Airflow.
+
+The fake Airflow (``tests/relay/airflow_stub.py``) stands in for the REST API only; nothing
+here may start a real Airflow (tests/e2e does).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
+from psycopg.rows import TupleRow
 
 from github_sync.webhooks.relay.store import DeliveryStore
 from tests.relay.airflow_stub import AirflowStub
@@ -22,7 +27,7 @@ def airflow_stub() -> Iterator[AirflowStub]:
 
 
 @pytest.fixture
-def store(pg_database: str, pg_conn: psycopg.Connection) -> Iterator[DeliveryStore]:
+def store(pg_database: str, pg_conn: psycopg.Connection[TupleRow]) -> Iterator[DeliveryStore]:
     """A delivery store on the (emptied) test database."""
     delivery_store = DeliveryStore(pg_database)
     try:

@@ -2,29 +2,24 @@
 
 from __future__ import annotations
 
-import re
 import subprocess
 import sys
-import time
+from pathlib import Path
 
 import requests
 
+from tests.support.simulators import ready_url
+
+# The console script of the github-sim distribution, installed next to this interpreter.
+GITHUB_SIM = str(Path(sys.executable).with_name("github-sim"))
 STARTUP_TIMEOUT_S = 20
 
 
 def test_cli_starts_and_answers() -> None:
-    cmd = [sys.executable, "-m", "github_sim.cli", "--port", "0", "--repos", "15", "--seed", "3"]
+    cmd = [GITHUB_SIM, "--port", "0", "--repos", "15", "--seed", "3"]
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
     try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        url = None
-        while time.monotonic() < deadline and url is None:
-            line = proc.stderr.readline()
-            if not line and proc.poll() is not None:
-                break
-            m = re.search(r"github-sim ready url=(http://\S+)", line)
-            url = m.group(1) if m else None
-        assert url, "no ready line"
+        url = ready_url(proc, timeout=STARTUP_TIMEOUT_S)
         resp = requests.get(
             f"{url}/orgs/acme/repos?per_page=100", headers={"Authorization": "token t"}, timeout=5
         )
@@ -34,6 +29,11 @@ def test_cli_starts_and_answers() -> None:
         proc.terminate()
         proc.wait(timeout=10)
     assert proc.returncode == 0
+
+
+def test_cli_help_lists_the_options() -> None:
+    result = subprocess.run([GITHUB_SIM, "--help"], capture_output=True, text=True, timeout=30, check=True)
+    assert result.stdout.startswith("usage: github-sim") and "--reset-interval-s" in result.stdout
 
 
 def test_cli_visibility_flags() -> None:

@@ -2,7 +2,9 @@
 
 The app is Airflow's own ``create_app("core")``: it loads the plugin from the plugins
 folder (as the api-server does), mounts the status app under ``/github-sync`` and wires
-Airflow's auth manager, so the tests exercise the real authentication path.
+Airflow's auth manager, so the tests exercise the real authentication path. The migrated
+metadata database (``airflow_db``) is the shared fixture of ``tests/support/airflow.py``.
+Nothing here may bypass the auth manager: clients authenticate as the api-server requires.
 """
 
 from __future__ import annotations
@@ -12,14 +14,13 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg.rows import TupleRow
 
-# The DAG tests' fixtures: migrated Airflow metadata DB, the DagBag, the simulator wiring.
-from tests.dags.conftest import airflow_db, connect_airflow_to, dagbag  # noqa: F401
 from tests.status.seed import Seeded, clear_run_tables, seed_history, seed_owners
 
 
 @pytest.fixture(scope="session")
-def airflow_app(airflow_db: None) -> Any:  # noqa: F811
+def airflow_app(airflow_db: None) -> Any:
     """Airflow's api-server app (core API, UI routes, plugins), built once."""
     from airflow.api_fastapi.app import create_app
 
@@ -74,20 +75,20 @@ def auth_client(client: Any, admin_token: str) -> Any:
 
 
 @pytest.fixture
-def run_tables(pg_conn: psycopg.Connection) -> Iterator[psycopg.Connection]:
+def run_tables(pg_conn: psycopg.Connection[TupleRow]) -> Iterator[psycopg.Connection[TupleRow]]:
     """The test database with empty run tables."""
     clear_run_tables(pg_conn)
     yield pg_conn
 
 
 @pytest.fixture
-def seeded(run_tables: psycopg.Connection) -> Seeded:
+def seeded(run_tables: psycopg.Connection[TupleRow]) -> Seeded:
     """Ten finished runs of the full, incremental and webhook modes, two of them failed."""
     return seed_history(run_tables)
 
 
 @pytest.fixture
-def seeded_owners(seeded: Seeded, run_tables: psycopg.Connection) -> Seeded:
+def seeded_owners(seeded: Seeded, run_tables: psycopg.Connection[TupleRow]) -> Seeded:
     """:func:`seeded` plus projects and runs of more owners (``octo``, ``Ghost``, an acme+octo run)."""
     seeded.runs.extend(seed_owners(run_tables))
     return seeded

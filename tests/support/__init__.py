@@ -1,0 +1,1 @@
+"""Building blocks shared by the test packages (simulators, hooks on them), registered from tests/conftest.py."""
