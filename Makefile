@@ -16,14 +16,16 @@ install: $(VENV)/.installed
 run: install
 	$(PY) -m github_sync.devtools.local_run
 
-## Run the whole test suite (lint included) against the real PostgreSQL.
+## Run the whole test suite (lint and type check included) against the real PostgreSQL.
 test: install
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest
 
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 format: install
 	$(VENV)/bin/ruff format .

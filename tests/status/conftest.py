@@ -54,8 +54,8 @@ def _expire_dsn_cache() -> None:
     from github_sync.orchestration.plugin import GitHubSyncPlugin
 
     app = GitHubSyncPlugin.fastapi_apps[0]["app"]
-    if getattr(app, "_app", None) is not None:
-        app.app.state.database._dsn = None
+    if app.built is not None:
+        app.built.state.database.forget_dsn()
 
 
 @pytest.fixture

@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import psycopg
 import pytest
 
-from github_sim import Simulator, SimulatorConfig
+from github_sim import Simulator
 from github_sync.sync.discovery import DiscoveryError, discover_repositories
 from tests.sync.conftest import make_hook
 
-
-@pytest.fixture
-def sim() -> Iterator[Simulator]:
-    with Simulator(SimulatorConfig(owner="acme", repos=8, seed=4)) as simulator:
-        yield simulator
+pytestmark = pytest.mark.simulator(repos=8, seed=4)
 
 
 def test_projects_follow_renames_deletions_and_archiving(

@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import psycopg
-import pytest
 
-from github_sim import Simulator, SimulatorConfig
+from github_sim import Simulator
 from github_sync.sync.runner import run_sync
 from tests.sync.conftest import make_hook
-
-
-@pytest.fixture
-def sim() -> Iterator[Simulator]:
-    with Simulator(SimulatorConfig(owner="acme", repos=10, seed=3)) as simulator:
-        yield simulator
 
 
 def test_a_merged_branch_of_older_commits_is_stored(
@@ -34,10 +26,9 @@ def test_a_merged_branch_of_older_commits_is_stored(
     # A branch of more than a page of commits made days before the last sync's newest
     # commit, merged now: every page of the new commits is "older than the cursor".
     shas = sim.state.push_commits(repo.name, n=150, message="old work")
-    with sim.state.lock:
+    with sim.state.editing_repository(repo.name):
         for offset, commit in enumerate(c for c in repo.commits if c.sha in shas):
             commit.date = cursor_before - timedelta(days=2, minutes=offset)
-        sim.state._touch(repo)
 
     run_sync(hook, pg_conn, owner="acme", as_of=datetime.now(UTC), incremental=True, repos=[repo.name])
 

@@ -15,13 +15,14 @@ from typing import Any
 import psycopg
 import pytest
 
-from github_sim import Simulator, SimulatorConfig
+from github_sim import Simulator
 from github_sync.store import loader
 from github_sync.sync.runner import run_sync
 from tests.sync.conftest import make_hook
 from tests.sync.fingerprint import differences, live_content
 
 OWNER = "acme"
+pytestmark = pytest.mark.simulator(repos=14, seed=11)
 LABEL_CHOICES = ["bug", "critical", "severity: high", "P2", "blocker", "security", "documentation", "wip"]
 
 
@@ -99,12 +100,6 @@ def full_sync_content(sim: Simulator, make_database: Callable[[], str], as_of: d
     with psycopg.connect(url) as conn:
         run_sync(make_hook(sim, url), conn, owner=OWNER, as_of=as_of, incremental=False)
         return live_content(conn, as_of.date())
-
-
-@pytest.fixture
-def sim() -> Any:
-    with Simulator(SimulatorConfig(owner=OWNER, repos=14, seed=11)) as simulator:
-        yield simulator
 
 
 def test_incremental_runs_converge_to_a_full_sync(

@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import psycopg
-import pytest
 
-from github_sim import Simulator, SimulatorConfig
+from github_sim import Simulator
 from github_sync.sync.runner import run_sync
 from tests.sync.conftest import make_hook
-
-
-@pytest.fixture
-def sim() -> Iterator[Simulator]:
-    with Simulator(SimulatorConfig(owner="acme", repos=10, seed=3)) as simulator:
-        yield simulator
 
 
 def test_a_quietly_merged_pull_request_is_re_read(
@@ -31,9 +23,8 @@ def test_a_quietly_merged_pull_request_is_re_read(
     run_sync(hook, pg_conn, owner="acme", as_of=datetime.now(UTC), incremental=False, repos=[repo.name])
 
     # GitHub-side: merged, but updated_at unchanged (the path the issue text warns about) ...
-    with sim.state.lock:
+    with sim.state.editing_repository(repo.name):
         quiet.state, quiet.merged_at, quiet.closed_at = "closed", datetime.now(UTC), datetime.now(UTC)
-        sim.state._touch(repo)
     # ... while something else in the repository changes, so the repository is probed as changed.
     sim.state.create_issue(repo.name, "unrelated change")
 

@@ -379,6 +379,11 @@ class LazyStatusApp:
                     self._app = self._factory()
         return self._app
 
+    @property
+    def built(self) -> FastAPI | None:
+        """The real app if it has been built, else None (reading this never builds it)."""
+        return self._app
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one ASGI connection."""
         if scope["type"] == "lifespan":

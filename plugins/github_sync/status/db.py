@@ -132,6 +132,11 @@ class DatabaseProvider:
                 self._resolved_at = self._clock()
             return self._dsn
 
+    def forget_dsn(self) -> None:
+        """Resolve the DSN again on the next connection (e.g. after the connection was edited)."""
+        with self._lock:
+            self._dsn = None
+
     def connect(self) -> psycopg.Connection[Any]:
         """A new autocommit, read-only connection; the caller closes it."""
         return psycopg.connect(
