@@ -30,8 +30,8 @@ from github_sync.webhooks.relay.app import create_app
 from github_sync.webhooks.relay.store import DeliveryStore
 from tests.dags.conftest import connect_airflow_to
 from tests.polling import wait_until
-from tests.relay.airflow_stub import AirflowStub
-from tests.relay.helpers import SAMPLES, body_of, fast_forwarder, headers, relay_settings
+from tests.webhooks.airflow_stub import AirflowStub
+from tests.webhooks.helpers import SAMPLES, body_of, fast_forwarder, headers, relay_settings
 
 WEBHOOK = "/webhooks/github"
 # Generous: the relay coalesces for 1 s before it forwards.

@@ -16,8 +16,8 @@ import psycopg
 import pytest
 
 from tests.polling import wait_until
-from tests.relay.airflow_stub import PASSWORD, USERNAME, AirflowStub, free_port
-from tests.relay.helpers import SECRET, headers
+from tests.webhooks.airflow_stub import PASSWORD, USERNAME, AirflowStub, free_port
+from tests.webhooks.helpers import SECRET, headers
 
 RELAY_BIN = str(Path(sys.executable).with_name("github-sync-relay"))
 STARTUP_TIMEOUT = 30.0

@@ -17,8 +17,8 @@ from github_sync.webhooks.relay.forwarder import Forwarder
 from github_sync.webhooks.relay.signature import compute_signature
 from github_sync.webhooks.relay.store import DeliveryStore
 from tests.polling import wait_until
-from tests.relay.airflow_stub import AirflowStub
-from tests.relay.helpers import (
+from tests.webhooks.airflow_stub import AirflowStub
+from tests.webhooks.helpers import (
     SECRET,
     all_sample_files,
     body_of,

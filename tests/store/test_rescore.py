@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from github_sync.store import loader
 from github_sync.transform import scoring
 from github_sync.transform.normalizer import normalize_issue
-from tests.db.test_loader import project_row
+from tests.store.test_loader import project_row
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 WEEK = timedelta(weeks=1)

@@ -18,7 +18,7 @@ from github_sync import (
 )
 from github_sync.transform.normalizer import MalformedPayloadError, NotAnIssueError, is_pull_request
 from tests.conftest import GITHUB_SAMPLES
-from tests.normalizer.conftest import AS_OF, load_json, openapi_value, webhook_files
+from tests.transform.conftest import AS_OF, load_json, openapi_value, webhook_files
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "plugins" / "github_sync" / "store" / "migrations"
 MIGRATION = MIGRATIONS / "0001_initial.sql"

@@ -14,7 +14,7 @@ from github_sync.webhooks.relay.forwarder import Forwarder
 from github_sync.webhooks.relay.settings import RelaySettings
 from github_sync.webhooks.relay.signature import compute_signature
 from github_sync.webhooks.relay.store import DeliveryStore
-from tests.relay.airflow_stub import PASSWORD, USERNAME
+from tests.webhooks.airflow_stub import PASSWORD, USERNAME
 
 SECRET = "relay-test-secret-Zq9"
 # (event, sample path relative to webhooks/), in the order a test posts them.

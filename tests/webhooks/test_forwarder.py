@@ -1,6 +1,6 @@
 """Forwarding to Airflow: outages, exactly-once runs, coalescing, token renewal, rejections.
 
-Airflow is played by tests/relay/airflow_stub.py (or, where a test needs a trigger that hangs,
+Airflow is played by tests/webhooks/airflow_stub.py (or, where a test needs a trigger that hangs,
 by a client double); everything else is real (PostgreSQL, the relay app, its forwarder thread).
 """
 
@@ -21,8 +21,8 @@ from github_sync.webhooks.relay.app import create_app
 from github_sync.webhooks.relay.forwarder import Forwarder
 from github_sync.webhooks.relay.store import DAG_RUN_ID_PREFIX, DeliveryStore, ForwardBatch
 from tests.polling import wait_until
-from tests.relay.airflow_stub import AirflowStub
-from tests.relay.helpers import fast_forwarder, headers, relay_settings
+from tests.webhooks.airflow_stub import AirflowStub
+from tests.webhooks.helpers import fast_forwarder, headers, relay_settings
 
 WEBHOOK = "/webhooks/github"
 # Nothing listens there.

@@ -29,7 +29,7 @@ from github_sync.webhooks.apply import (
 )
 from github_sync.webhooks.relay.app import build_delivery
 from github_sync.webhooks.relay.store import DeliveryStore
-from tests.relay.helpers import SAMPLES
+from tests.webhooks.helpers import SAMPLES
 
 AS_OF = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
 T0 = datetime(2026, 1, 15, 10, 0, tzinfo=UTC)

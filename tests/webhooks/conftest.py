@@ -1,6 +1,6 @@
 """Fixtures of the relay tests: a delivery store on the test database and a fake Airflow.
 
-The fake Airflow (``tests/relay/airflow_stub.py``) stands in for the REST API only; nothing
+The fake Airflow (``tests/webhooks/airflow_stub.py``) stands in for the REST API only; nothing
 here may start a real Airflow (tests/e2e does).
 """
 
@@ -13,7 +13,7 @@ import pytest
 from psycopg.rows import TupleRow
 
 from github_sync.webhooks.relay.store import DeliveryStore
-from tests.relay.airflow_stub import AirflowStub
+from tests.webhooks.airflow_stub import AirflowStub
 
 
 @pytest.fixture
