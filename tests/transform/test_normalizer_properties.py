@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -11,32 +11,11 @@ from github_sync.transform.labels import SEVERITIES, LabelRules
 from github_sync.transform.normalizer import normalize_commit, normalize_issue, normalize_pull_request
 from github_sync.transform.scoring import health_score, priority_score
 from github_sync.transform.timestamps import parse_github_timestamp
+from tests.transform.strategies import aware, labels
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 RULES = LabelRules.default()
 
-MIN_DT = datetime(2000, 1, 1)
-MAX_DT = datetime(2040, 1, 1)
-offsets = st.sampled_from([UTC, timezone(timedelta(hours=-4)), timezone(timedelta(hours=5, minutes=30))])
-aware = st.datetimes(min_value=MIN_DT, max_value=MAX_DT, timezones=offsets)
-
-# Known convention labels mixed with arbitrary unicode, so both the matching and the
-# non-matching paths are exercised.
-known_labels = st.sampled_from(
-    [
-        "P0",
-        "P3",
-        "critical",
-        "Severity: High",
-        "sev-1",
-        "WIP",
-        "blocker",
-        "security",
-        "Docs",
-        "good first issue",
-    ]
-)
-labels = st.lists(st.one_of(known_labels, st.text(max_size=60)), max_size=8)
 # Bodies: unicode, NUL characters, and occasionally very long.
 bodies = st.one_of(
     st.none(),

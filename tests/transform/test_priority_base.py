@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -21,17 +21,11 @@ from github_sync.transform.scoring import (
     priority_base,
     priority_score,
 )
+from tests.transform.strategies import aware, labels
 
 SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 RULES = LabelRules.default()
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
-
-offsets = st.sampled_from([UTC, timezone(timedelta(hours=-4)), timezone(timedelta(hours=5, minutes=30))])
-aware = st.datetimes(min_value=datetime(1990, 1, 1), max_value=datetime(2040, 1, 1), timezones=offsets)
-known_labels = st.sampled_from(
-    ["P0", "P1", "severity: low", "blocker", "security", "regression", "Docs", "good first issue", "WIP"]
-)
-labels = st.lists(st.one_of(known_labels, st.text(max_size=20)), max_size=6)
 
 
 @pytest.mark.parametrize(
