@@ -41,7 +41,7 @@ import requests
 from airflow.sdk import BaseHook
 
 from github_sync.config import ConfigError
-from github_sync.github.errors import GitHubError, RepositoryMoved
+from github_sync.github.errors import RepositoryMoved
 from github_sync.github.http_cache import HttpCache, token_hash
 from github_sync.github.pagination import MAX_PER_PAGE, MIN_PER_PAGE, PER_PAGE_PARAM, follow_pages, with_query
 from github_sync.github.ratelimit import (
@@ -52,7 +52,7 @@ from github_sync.github.ratelimit import (
     RateLimiter,
     SecondaryLimitPolicy,
 )
-from github_sync.github.response import GitHubResponse, page_items
+from github_sync.github.response import GitHubResponse
 from github_sync.github.retry import RetryPolicy
 from github_sync.github.session import build_session, normalize_base_url
 from github_sync.github.stats import CountedSleep, HookStats, RequestCounters
@@ -405,11 +405,4 @@ def _mask_secret(secret: str) -> None:
     mask_secret(secret)
 
 
-__all__ = [
-    "DEFAULT_MAX_IN_FLIGHT",
-    "GitHubError",
-    "GitHubHook",
-    "GitHubResponse",
-    "HookStats",
-    "page_items",
-]
+__all__ = ["DEFAULT_MAX_IN_FLIGHT", "GitHubHook"]

@@ -39,7 +39,6 @@ __all__ = [
     "normalize_issue",
     "normalize_pull_request",
     "normalize_repository",
-    "parse_github_timestamp",
 ]
 
 #: ``bugs.bug_number`` is ``"GH-<issue number>"``.

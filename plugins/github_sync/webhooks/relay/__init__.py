@@ -1,8 +1,9 @@
 """The webhook relay: receives GitHub deliveries, stores them in PostgreSQL, triggers Airflow.
 
 One module per concern: :mod:`.settings` (environment, pydantic-settings), :mod:`.signature`
-(HMAC check), :mod:`.store` (durable deliveries, psycopg_pool), :mod:`.forwarder` (Airflow
-REST, coalescing, tenacity retries), :mod:`.app` (the ASGI app) and :mod:`.cli` (the
+(HMAC check), :mod:`.store` (durable deliveries, psycopg_pool), :mod:`.forwarder` (coalescing
+deliveries into runs, tenacity retries), :mod:`.airflow_api` (the one Airflow REST call and its
+JWT), :mod:`.app` (the ASGI app) and :mod:`.cli` (the
 ``github-sync-relay`` console script). Nothing here imports Airflow or the orchestration
 layer: the relay is a small service of its own, below them.
 """

@@ -30,7 +30,8 @@ from tenacity import (
     Retrying,
     retry_if_result,
     stop_when_event_set,
-    wait_exponential_jitter,
+    wait_exponential,
+    wait_random,
 )
 
 from github_sync.webhooks.relay.airflow_api import (
@@ -132,11 +133,10 @@ class Forwarder:
         """Forward what is pending, retrying with exponential backoff until done or stopped."""
         retrying = Retrying(
             retry=retry_if_result(lambda done: not done),
-            # initial * 2**(n-1) plus up to `initial` of jitter, capped: the jitter of the first
-            # attempts keeps two relays out of step even once both wait the cap.
-            wait=wait_exponential_jitter(
-                multiplier=self._backoff_initial, max=self._backoff_max, jitter=self._backoff_initial
-            ),
+            # initial * 2**(n-1), capped, plus up to `initial` of jitter added after the cap
+            # (wait_exponential_jitter caps the sum, so relays waiting the cap would retry in step).
+            wait=wait_exponential(multiplier=self._backoff_initial, max=self._backoff_max)
+            + wait_random(0, self._backoff_initial),
             stop=stop_when_event_set(self._stop),
             sleep=self._sleep_unless_stopped,
             before_sleep=self._log_retry,
