@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 
 from github_sync.webhooks.relay.airflow_api import AirflowClient, RejectedError, TriggerOutcome
 from github_sync.webhooks.relay.app import create_app
-from github_sync.webhooks.relay.forwarder import Forwarder
+from github_sync.webhooks.relay.forwarder import Forwarder, retry_wait
 from github_sync.webhooks.relay.store import DAG_RUN_ID_PREFIX, DeliveryStore, ForwardBatch
 from tests.polling import wait_until
 from tests.webhooks.airflow_stub import AirflowStub
@@ -228,3 +228,19 @@ def test_dag_run_id_is_assigned_before_the_request_and_kept(
     pg_conn.commit()
     assert {r[0] for r in pg_conn.execute("SELECT dag_run_id FROM webhook_deliveries")} == {batch.dag_run_id}
     json.dumps(batch.delivery_ids)
+
+
+def test_the_retry_backoff_keeps_its_jitter_at_the_cap() -> None:
+    from tenacity import RetryCallState
+
+    wait = retry_wait(1.0, 8.0)
+
+    def wait_after(attempt: int) -> float:
+        state = RetryCallState(retry_object=None, fn=None, args=(), kwargs={})  # type: ignore[arg-type]
+        state.attempt_number = attempt
+        return wait(state)
+
+    assert all(1.0 <= wait_after(1) <= 2.0 for _ in range(50))
+    capped = {round(wait_after(30), 6) for _ in range(50)}
+    # At the cap every wait lies in [cap, cap + initial] and they differ: relays stay out of step.
+    assert all(8.0 <= value <= 9.0 for value in capped) and len(capped) > 1

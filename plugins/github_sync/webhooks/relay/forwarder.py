@@ -33,6 +33,7 @@ from tenacity import (
     wait_exponential,
     wait_random,
 )
+from tenacity.wait import wait_base
 
 from github_sync.webhooks.relay.airflow_api import (
     AirflowClient,
@@ -48,6 +49,15 @@ DEFAULT_BACKOFF_INITIAL_SECONDS = 1.0
 DEFAULT_BACKOFF_MAX_SECONDS = 60.0
 # Safety net: look at the table this often even without a wake-up (another relay's leftovers).
 DEFAULT_POLL_SECONDS = 5.0
+
+
+def retry_wait(initial: float, maximum: float) -> wait_base:
+    """The forwarder's backoff: ``initial * 2**(n-1)`` capped at ``maximum``, plus up to ``initial`` of jitter.
+
+    The jitter is added after the cap (``wait_exponential_jitter`` caps the sum), so relays
+    that all wait the cap still retry out of step.
+    """
+    return wait_exponential(multiplier=initial, max=maximum) + wait_random(0, initial)
 
 
 @dataclass
@@ -133,10 +143,7 @@ class Forwarder:
         """Forward what is pending, retrying with exponential backoff until done or stopped."""
         retrying = Retrying(
             retry=retry_if_result(lambda done: not done),
-            # initial * 2**(n-1), capped, plus up to `initial` of jitter added after the cap
-            # (wait_exponential_jitter caps the sum, so relays waiting the cap would retry in step).
-            wait=wait_exponential(multiplier=self._backoff_initial, max=self._backoff_max)
-            + wait_random(0, self._backoff_initial),
+            wait=retry_wait(self._backoff_initial, self._backoff_max),
             stop=stop_when_event_set(self._stop),
             sleep=self._sleep_unless_stopped,
             before_sleep=self._log_retry,
