@@ -71,6 +71,10 @@ SIMULATOR_START_ATTEMPTS = 60
 SIMULATOR_START_INTERVAL_S = 0.5
 POSTGRES_START_WAIT_S = 3
 FIRST_RUN_WAIT_S = 20
+# The import_logs row is written by the DAG-level callback, which the dag-processor runs a few
+# seconds after the run's state is final: wait this long for it before summarising.
+IMPORT_LOG_WAIT_S = 60
+IMPORT_LOG_POLL_S = 0.5
 RUN_POLL_INTERVAL_S = 2
 DASHBOARD_TABLES = ("projects", "bugs", "pull_requests", "commits", "project_metrics", "import_logs")
 
@@ -181,13 +185,29 @@ def _count(conn: psycopg.Connection[TupleRow], table: str) -> int:
     return int(row[0]) if row else 0
 
 
+def _import_log_metadata(conn: psycopg.Connection[TupleRow], run_id: str, *, wait_s: float) -> Any:
+    """The run's stored ``import_logs.metadata``, waiting up to ``wait_s`` for the callback to write it."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        row = conn.execute(
+            f"SELECT metadata FROM import_logs WHERE {metadata_sql('run_id')} = %s", (run_id,)
+        ).fetchone()
+        # Do not hold a transaction open across the polls (autocommit is off).
+        conn.rollback()
+        if row is not None or time.monotonic() >= deadline:
+            return row[0] if row else None
+        time.sleep(IMPORT_LOG_POLL_S)
+
+
 def summarize(conn: psycopg.Connection[TupleRow], run_id: str) -> dict[str, Any]:
     """The row counts of the dashboard tables and the run's request counters, for the log."""
+    stored = _import_log_metadata(conn, run_id, wait_s=IMPORT_LOG_WAIT_S)
+    if stored is None:
+        log.warning(
+            "No import_logs row for %s after %s s: request counters unknown", run_id, IMPORT_LOG_WAIT_S
+        )
+    metadata = ImportLogMetadata.from_stored(stored)
     counts = {table: _count(conn, table) for table in DASHBOARD_TABLES}
-    row = conn.execute(
-        f"SELECT metadata FROM import_logs WHERE {metadata_sql('run_id')} = %s", (run_id,)
-    ).fetchone()
-    metadata = ImportLogMetadata.from_stored(row[0] if row else None)
     return {
         "rows": counts,
         "requests": metadata.requests,
