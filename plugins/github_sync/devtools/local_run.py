@@ -54,6 +54,7 @@ from github_sync.devtools.local_airflow import (
     LocalAirflow,
     free_port,
     start_local_airflow,
+    wait_for,
 )
 from github_sync.store.import_log import ImportLogMetadata, metadata_sql
 from github_sync.store.migrations import apply_migrations
@@ -185,27 +186,28 @@ def _count(conn: psycopg.Connection[TupleRow], table: str) -> int:
     return int(row[0]) if row else 0
 
 
-def _import_log_metadata(conn: psycopg.Connection[TupleRow], run_id: str, *, wait_s: float) -> Any:
-    """The run's stored ``import_logs.metadata``, waiting up to ``wait_s`` for the callback to write it."""
-    deadline = time.monotonic() + wait_s
-    while True:
-        row = conn.execute(
-            f"SELECT metadata FROM import_logs WHERE {metadata_sql('run_id')} = %s", (run_id,)
-        ).fetchone()
-        # Do not hold a transaction open across the polls (autocommit is off).
-        conn.rollback()
-        if row is not None or time.monotonic() >= deadline:
-            return row[0] if row else None
-        time.sleep(IMPORT_LOG_POLL_S)
+def _import_log_metadata(conn: psycopg.Connection[TupleRow], run_id: str) -> Any:
+    """The run's stored ``import_logs.metadata`` (None while the callback has not written it)."""
+    row = conn.execute(
+        f"SELECT metadata FROM import_logs WHERE {metadata_sql('run_id')} = %s", (run_id,)
+    ).fetchone()
+    # Do not hold a transaction open across the polls (autocommit is off).
+    conn.rollback()
+    return row[0] if row else None
 
 
 def summarize(conn: psycopg.Connection[TupleRow], run_id: str) -> dict[str, Any]:
     """The row counts of the dashboard tables and the run's request counters, for the log."""
-    stored = _import_log_metadata(conn, run_id, wait_s=IMPORT_LOG_WAIT_S)
-    if stored is None:
-        log.warning(
-            "No import_logs row for %s after %s s: request counters unknown", run_id, IMPORT_LOG_WAIT_S
+    try:
+        stored = wait_for(
+            lambda: _import_log_metadata(conn, run_id),
+            timeout=IMPORT_LOG_WAIT_S,
+            interval=IMPORT_LOG_POLL_S,
+            what=f"no import_logs row for {run_id}",
         )
+    except TimeoutError as exc:
+        log.warning("%s: request counters unknown", exc)
+        stored = None
     metadata = ImportLogMetadata.from_stored(stored)
     counts = {table: _count(conn, table) for table in DASHBOARD_TABLES}
     return {
