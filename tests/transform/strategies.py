@@ -6,6 +6,8 @@ from datetime import UTC, datetime, timedelta, timezone
 
 from hypothesis import strategies as st
 
+from github_sync.transform.labels import SEVERITIES
+
 MIN_DT = datetime(1990, 1, 1)
 MAX_DT = datetime(2040, 1, 1)
 offsets = st.sampled_from([UTC, timezone(timedelta(hours=-4)), timezone(timedelta(hours=5, minutes=30))])
@@ -31,3 +33,14 @@ known_labels = st.sampled_from(
     ]
 )
 labels = st.lists(st.one_of(known_labels, st.text(max_size=60)), max_size=8)
+
+# Every argument of priority_score, for @given(**priority_arguments): created_at may be before
+# or after as_of (and after closed_at).
+priority_arguments = {
+    "severity": st.sampled_from(SEVERITIES),
+    "is_blocker": st.booleans(),
+    "labels": labels,
+    "created_at": aware,
+    "as_of": aware,
+    "closed_at": st.none() | aware,
+}

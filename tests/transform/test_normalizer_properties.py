@@ -11,7 +11,7 @@ from github_sync.transform.labels import SEVERITIES, LabelRules
 from github_sync.transform.normalizer import normalize_commit, normalize_issue, normalize_pull_request
 from github_sync.transform.scoring import health_score, priority_score
 from github_sync.transform.timestamps import parse_github_timestamp
-from tests.transform.strategies import aware, labels
+from tests.transform.strategies import aware, labels, priority_arguments
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 RULES = LabelRules.default()
@@ -38,14 +38,7 @@ def _no_nul(value: object) -> bool:
 
 
 @SETTINGS
-@given(
-    severity=st.sampled_from(SEVERITIES),
-    is_blocker=st.booleans(),
-    labels=labels,
-    created_at=aware,
-    as_of=aware,
-    closed_at=st.none() | aware,
-)
+@given(**priority_arguments)
 def test_priority_in_bounds(severity, is_blocker, labels, created_at, as_of, closed_at) -> None:
     # created_at may be before or after as_of (and after closed_at)
     score = priority_score(

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import github_sync
-from github_sync.transform.labels import SEVERITIES, LabelRules
+from github_sync.transform.labels import LabelRules
 from github_sync.transform.normalizer import normalize_issue
 from github_sync.transform.scoring import (
     BLOCKER_POINTS,
@@ -21,7 +21,7 @@ from github_sync.transform.scoring import (
     priority_base,
     priority_score,
 )
-from tests.transform.strategies import aware, labels
+from tests.transform.strategies import aware, labels, priority_arguments
 
 SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 RULES = LabelRules.default()
@@ -54,14 +54,7 @@ def test_priority_base_is_exported_lazily() -> None:
 
 
 @SETTINGS
-@given(
-    severity=st.sampled_from(SEVERITIES),
-    is_blocker=st.booleans(),
-    labels=labels,
-    created_at=aware,
-    as_of=aware,
-    closed_at=st.none() | aware,
-)
+@given(**priority_arguments)
 def test_priority_score_is_the_clamped_base_plus_age(
     severity: str,
     is_blocker: bool,
