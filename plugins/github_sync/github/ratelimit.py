@@ -362,6 +362,11 @@ class RateLimitTracker:
                 if not answered:
                     return wait_until
 
+    def in_flight(self, resource: str) -> int:
+        """Requests of ``resource`` admitted and not yet released."""
+        with self._lock:
+            return self._in_flight.get(resource, 0)
+
     def waiting_for_answers(self, resource: str) -> int:
         """Callers of :meth:`try_acquire` now waiting for answers in flight (for logs and tests)."""
         with self._lock:
