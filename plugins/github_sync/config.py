@@ -102,11 +102,19 @@ def validate_database_url(name: str, value: str) -> str:
     return value
 
 
-def github_connection(api_url: str, token: str, extra: dict[str, object] | None = None) -> dict[str, object]:
-    """The ``github_default`` connection (GitHub provider type) in Airflow's JSON form."""
+# The key of github-sync's tunables in the GitHub connection's extra (beside the provider's keys).
+GITHUB_CONN_OPTIONS_KEY = "github_sync"
+
+
+def github_connection(api_url: str, token: str, options: dict[str, object] | None = None) -> dict[str, object]:
+    """The ``github_default`` connection (GitHub provider type) in Airflow's JSON form.
+
+    ``options`` are github-sync's tunables, kept under the extra's ``github_sync`` key
+    (:mod:`github_sync.github.connection`).
+    """
     connection: dict[str, object] = {"conn_type": "github", "host": api_url, "password": token}
-    if extra:
-        connection["extra"] = extra
+    if options:
+        connection["extra"] = {GITHUB_CONN_OPTIONS_KEY: options}
     return connection
 
 

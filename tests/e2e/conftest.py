@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from github_sync.config import DATABASE_CONN_ID, GITHUB_CONN_ID, postgres_connection
+from github_sync.config import DATABASE_CONN_ID, GITHUB_CONN_ID, github_connection, postgres_connection
 from github_sync.devtools.local_airflow import free_port, start_local_airflow
 from tests.conftest import REPO_ROOT
 from tests.e2e.harness import (
@@ -122,7 +122,7 @@ def deployment(e2e_home: Path) -> Iterator[Deployment]:
             )
             deployment.set_connection(
                 GITHUB_CONN_ID,
-                {"conn_type": "github", "host": sim_url, "password": SIM_TOKEN, "extra": HOOK_EXTRA},
+                github_connection(sim_url, SIM_TOKEN, HOOK_EXTRA),
             )
             deployment.set_connection(DATABASE_CONN_ID, postgres_connection(target_url))
             airflow.wait_for_dags(["github_full_sync", "github_incremental_sync", "github_webhook_events"])

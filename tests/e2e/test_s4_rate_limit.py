@@ -21,7 +21,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from github_sync.config import DATABASE_CONN_ID, GITHUB_CONN_ID, postgres_connection
+from github_sync.config import DATABASE_CONN_ID, GITHUB_CONN_ID, github_connection, postgres_connection
 from tests.e2e.harness import (
     BIN,
     HOOK_EXTRA,
@@ -63,12 +63,7 @@ def limited(deployment: Deployment, tmp_path_factory: pytest.TempPathFactory) ->
             reference_sync(sim_url, reference, home)
             deployment.set_connection(
                 GITHUB_CONN_ID,
-                {
-                    "conn_type": "github",
-                    "host": sim_url,
-                    "password": RL_TOKEN,
-                    "extra": {**HOOK_EXTRA, "max_wait_s": 1},
-                },
+                github_connection(sim_url, RL_TOKEN, {**HOOK_EXTRA, "max_wait_s": 1}),
             )
             deployment.set_connection(DATABASE_CONN_ID, postgres_connection(target))
             try:
@@ -76,12 +71,7 @@ def limited(deployment: Deployment, tmp_path_factory: pytest.TempPathFactory) ->
             finally:
                 deployment.set_connection(
                     GITHUB_CONN_ID,
-                    {
-                        "conn_type": "github",
-                        "host": deployment.sim_url,
-                        "password": SIM_TOKEN,
-                        "extra": HOOK_EXTRA,
-                    },
+                    github_connection(deployment.sim_url, SIM_TOKEN, HOOK_EXTRA),
                 )
                 deployment.set_connection(DATABASE_CONN_ID, postgres_connection(deployment.database_url))
     finally:

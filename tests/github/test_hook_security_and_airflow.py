@@ -18,7 +18,7 @@ from github_sync.github.errors import GitHubClientError, GitHubError
 from github_sync.github.hook import DEFAULT_MAX_IN_FLIGHT
 from github_sync.github.http_cache import InMemoryHttpCache
 from github_sync.github.retry import RetryPolicy
-from github_sync.github.session import BearerAuth
+from github_sync.github.session import ApiAuth, ApiSession
 
 from .conftest import FAST_RETRY
 
@@ -124,7 +124,7 @@ def test_wire_headers_and_conditional_request() -> None:
 
 
 def test_bearer_only_for_the_api_origin() -> None:
-    auth = BearerAuth("tok", ("https", "api.github.com"))
+    auth = ApiAuth("Bearer tok", ApiSession("https://api.github.com"))
     own = auth(requests.Request("GET", "https://api.github.com/user").prepare())
     other = auth(requests.Request("GET", "https://evil.example.com/user").prepare())
     assert own.headers["Authorization"] == "Bearer tok"
@@ -156,7 +156,7 @@ def test_connection_defaults_and_bad_token(sim: Any, monkeypatch: pytest.MonkeyP
     assert GitHubHook("gh_ghe").base_url == "https://ghe.example.com/api/v3"
     monkeypatch.setenv("AIRFLOW_CONN_GH_NOTOKEN", json.dumps({"conn_type": "github", "host": sim.url}))
     ok, message = GitHubHook("gh_notoken").test_connection()
-    assert not ok and "no GitHub token" in message
+    assert not ok and "no GitHub credential" in message
     assert GitHubHook.conn_type == "github" and GitHubHook.conn_name_attr == "github_conn_id"
     assert GitHubHook.default_conn_name == "github_default" and GitHubHook.hook_name == "GitHub (github-sync)"
 
@@ -170,7 +170,8 @@ def test_bad_credentials_fail_fast(token: str) -> None:
         assert not ok and "401" in message and "Bad credentials" in message
         with pytest.raises(GitHubClientError) as info:
             hook.get("/user")
-        assert info.value.status == 401 and hook.stats.requests_sent == 2
+        # test_connection probes each credential on a hook of its own: only the GET counts here.
+        assert info.value.status == 401 and hook.stats.requests_sent == 1
         hook.close()
 
 

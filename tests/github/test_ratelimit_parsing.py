@@ -215,11 +215,12 @@ def test_tracker_per_resource_and_threads() -> None:
     assert len(granted) == 27
 
 
-def test_exhaustion_reported_once() -> None:
-    tracker = RateLimitTracker()
-    assert tracker.first_report_of_exhaustion("core", RESET)
-    assert not tracker.first_report_of_exhaustion("core", RESET)
-    assert tracker.first_report_of_exhaustion("core", RESET + timedelta(hours=1))
+def test_exhaustion_reported_once_per_credential() -> None:
+    limiter = RateLimiter(sleep=lambda _s: None, clock=lambda: RESET)
+    assert limiter.first_report_of_exhaustion("core", RESET)
+    assert not limiter.first_report_of_exhaustion("core", RESET)
+    assert limiter.first_report_of_exhaustion("core", RESET + timedelta(hours=1))
+    assert limiter.first_report_of_exhaustion("core", RESET, key="other")
 
 
 def test_mark_exhausted_blocks_until_reset() -> None:

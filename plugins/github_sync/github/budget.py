@@ -25,15 +25,14 @@ from datetime import datetime
 from typing import Protocol
 
 from github_sync.github.ratelimit import (
+    DEFAULT_CREDENTIAL_KEY,
     DEFAULT_RESERVE_FRACTION,
     IN_FLIGHT_WAIT_S,
     RateLimit,
     RateLimitTracker,
 )
 
-# The key of the only credential of a hook built with one token and no key of its own
-# (tests and scripts that drive a RateLimiter directly).
-DEFAULT_CREDENTIAL_KEY = "default"
+__all__ = ["DEFAULT_CREDENTIAL_KEY", "BudgetStore", "BudgetView", "InMemoryBudget"]
 
 
 @dataclass(frozen=True)

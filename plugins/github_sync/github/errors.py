@@ -14,7 +14,8 @@ Hierarchy::
     ├── GitHubServerError             5xx (after retries)
     │   └── PageTooLarge              502/504 on a big page (internal: the paginator shrinks)
     ├── GitHubClientError             4xx other than rate limits (fail fast)
-    │   └── RepositoryUnavailable     404/409/451 under /repos/{owner}/{repo}: gone/empty/blocked
+    │   ├── RepositoryUnavailable     404/409/451 under /repos/{owner}/{repo}: gone/empty/blocked
+    │   └── CredentialError           401, or the App's key/installation refused: fix the connection
     ├── RateLimitExhausted            the wait for the budget is longer than max_wait_s: defer
     │   └── SecondaryRateLimitExceeded
     ├── PaginationLoopError           a Link rel="next" pointed at a page already fetched
@@ -138,6 +139,14 @@ class GitHubClientError(GitHubError):
         self.status = status
         self.message = message
         self.documentation_url = documentation_url
+
+
+class CredentialError(GitHubClientError):
+    """GitHub refused the credential itself (bad or expired token, wrong App key or installation).
+
+    Retrying cannot fix it (an App's expired installation token is bought again once
+    before this is raised); the message names the credential (never its secret) and what to fix.
+    """
 
 
 class RepositoryUnavailable(GitHubClientError):

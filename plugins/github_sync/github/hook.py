@@ -32,17 +32,19 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-import requests
 from airflow.sdk import BaseHook
 
 from github_sync.config import ConfigError
+from github_sync.github.budget import BudgetStore
+from github_sync.github.connection import GitHubConnection, read_connection
+from github_sync.github.credentials import AppInstallationCredential, Credential, TokenCredential
 from github_sync.github.errors import RepositoryMoved
-from github_sync.github.http_cache import HttpCache, token_hash
+from github_sync.github.http_cache import HttpCache
 from github_sync.github.pagination import MAX_PER_PAGE, MIN_PER_PAGE, PER_PAGE_PARAM, follow_pages, with_query
 from github_sync.github.ratelimit import (
     DEFAULT_MAX_WAIT_S,
@@ -51,14 +53,14 @@ from github_sync.github.ratelimit import (
     RateLimit,
     RateLimiter,
     SecondaryLimitPolicy,
+    combined_window,
 )
 from github_sync.github.response import GitHubResponse
 from github_sync.github.retry import RetryPolicy
-from github_sync.github.session import build_session, normalize_base_url
+from github_sync.github.session import ApiSession, build_session, normalize_base_url
 from github_sync.github.stats import CountedSleep, HookStats, RequestCounters
 from github_sync.github.transport import Request, Transport
 
-DEFAULT_BASE_URL = "https://api.github.com"
 # Per-process cap of concurrent requests: GitHub's secondary limit allows at most 100 per
 # token, and a few parallel connections already saturate what one worker can parse.
 DEFAULT_MAX_IN_FLIGHT = 8
@@ -96,7 +98,9 @@ class GitHubHook(BaseHook):
         *,
         base_url: str | None = None,
         token: str | None = None,
+        credentials: Sequence[Credential] | None = None,
         http_cache: HttpCache | None = None,
+        budget: BudgetStore | None = None,
         reserve_fraction: float = DEFAULT_RESERVE_FRACTION,
         max_wait_s: float = DEFAULT_MAX_WAIT_S,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
@@ -113,9 +117,13 @@ class GitHubHook(BaseHook):
         Args:
             github_conn_id: Airflow connection id (type ``github``).
             base_url: API base URL; overrides the connection's ``host``.
-            token: GitHub token; overrides the connection's ``password``.
+            token: GitHub token; overrides the connection's credentials.
+            credentials: the credentials to spread requests over; override the
+                connection's (with ``base_url``, nothing is read from Airflow).
             http_cache: conditional-request store (``InMemoryHttpCache``,
                 ``PostgresHttpCache``); ``None`` disables conditional requests.
+            budget: where the credentials' rate-limit state lives (``PostgresBudget``
+                shares it between workers); default this process's memory.
             reserve_fraction: share of each rate-limit window never spent (0..1).
             max_wait_s: longest wait the hook sleeps; longer ones raise
                 :class:`RateLimitExhausted` so the caller can defer.
@@ -141,24 +149,27 @@ class GitHubHook(BaseHook):
         self.timeout = timeout
         self.min_per_page = min_per_page
         self._explicit_base_url = base_url
-        self._explicit_token = token
+        self._explicit_credentials: list[Credential] | None = (
+            [TokenCredential(token, label="the token passed to the hook")] if token else None
+        ) or (list(credentials) if credentials else None)
         self._config_lock = threading.Lock()
         self._base_url: str | None = None
-        self._token: str | None = None
-        self._token_hash: str | None = None
-        self._session: requests.Session | None = None
+        self._credentials: list[Credential] | None = None
+        self._session: ApiSession | None = None
         self._counters = RequestCounters()
+        self._clock = clock or (lambda: datetime.now(UTC))
         counted_sleep = CountedSleep(self._counters, sleep or time.sleep)
         self._limiter = RateLimiter(
             reserve_fraction=reserve_fraction,
             max_wait_s=max_wait_s,
             secondary=secondary_limit_policy,
             sleep=counted_sleep,
-            clock=clock or (lambda: datetime.now(UTC)),
+            clock=self._clock,
+            budget=budget,
         )
         self._transport = Transport(
             session=self.get_conn,
-            cache_key=lambda: self._token_hash or "",
+            credentials=self.credentials,
             http_cache=http_cache,
             limiter=self._limiter,
             retry_policy=retry_policy or RetryPolicy(),
@@ -186,35 +197,70 @@ class GitHubHook(BaseHook):
         # Never the token; the base URL only once known (repr must not fetch a connection).
         return f"{type(self).__name__}(github_conn_id={self.github_conn_id!r}, base_url={self._base_url!r})"
 
-    def _configure(self) -> tuple[str, str]:
+    def _configure(self) -> tuple[str, list[Credential]]:
         with self._config_lock:
-            if self._base_url is None or self._token is None:
-                base_url, token = self._explicit_base_url, self._explicit_token
-                if base_url is None or token is None:
-                    conn = self.get_connection(self.github_conn_id)
-                    base_url = base_url or conn.host or DEFAULT_BASE_URL
-                    token = token or conn.password
-                if not token:
-                    raise ConfigError(
-                        f"no GitHub token: set the password of connection {self.github_conn_id!r}"
-                        " or pass token="
-                    )
+            if self._base_url is None or self._credentials is None:
+                if self._explicit_base_url is not None and self._explicit_credentials is not None:
+                    base_url, found = self._explicit_base_url, self._explicit_credentials
+                else:
+                    main = read_connection(self.github_conn_id, self.get_connection(self.github_conn_id))
+                    base_url = self._explicit_base_url or main.base_url
+                    found = self._explicit_credentials or self._connection_credentials(main, base_url)
                 self._base_url = normalize_base_url(base_url)
-                self._token = token
-                self._token_hash = token_hash(token)
-            return self._base_url, self._token
+                self._credentials = found
+            return self._base_url, self._credentials
+
+    def _connection_credentials(self, main: GitHubConnection, base_url: str) -> list[Credential]:
+        # The connection's own credential, then those of the connections its options list.
+        found = [self._credential_of(main, base_url)]
+        for conn_id in main.options.credentials:
+            other = read_connection(conn_id, self.get_connection(conn_id))
+            if normalize_base_url(other.base_url) != normalize_base_url(main.base_url):
+                raise ConfigError(
+                    f"connection {conn_id!r} (listed in {self.github_conn_id!r}) is for {other.base_url},"
+                    f" not {main.base_url}: credentials of one hook must be for one GitHub"
+                )
+            found.append(self._credential_of(other, base_url))
+        return found
+
+    def _credential_of(self, conn: GitHubConnection, base_url: str) -> Credential:
+        label = f"connection {conn.conn_id!r}"
+        if conn.token:
+            return TokenCredential(conn.token, label=label)
+        assert conn.app is not None  # read_connection returns a token or App auth
+        return AppInstallationCredential(
+            app_id=conn.app.app_id,
+            private_key=conn.app.private_key,
+            installation_id=conn.app.installation_id,
+            token_permissions=conn.app.token_permissions,
+            base_url=normalize_base_url(base_url),
+            send=lambda method, url, headers, body: self.get_conn().send_unauthenticated(
+                method, url, headers, body
+            ),
+            clock=self._clock,
+            label=f"GitHub App {conn.app.app_id} ({label})",
+            on_token=_mask_secret,
+        )
+
+    def credentials(self) -> list[Credential]:
+        """The hook's credentials, in configuration order (reads the connections if needed).
+
+        Raises:
+            ConfigError: a connection has no credential or an invalid one.
+        """
+        return self._configure()[1]
 
     @property
     def base_url(self) -> str:
         """The API base URL without trailing slash (reads the connection if needed)."""
         return self._configure()[0]
 
-    def get_conn(self) -> requests.Session:
+    def get_conn(self) -> ApiSession:
         """Return the hook's pooled ``requests`` session (created on first use)."""
-        base_url, token = self._configure()
+        base_url, _ = self._configure()
         with self._config_lock:
             if self._session is None:
-                self._session = build_session(base_url, token, max_connections=self.max_in_flight)
+                self._session = build_session(base_url, max_connections=self.max_in_flight)
             return self._session
 
     def close(self) -> None:
@@ -225,24 +271,27 @@ class GitHubHook(BaseHook):
             session.close()
 
     def test_connection(self) -> tuple[bool, str]:
-        """Check the token against ``GET /rate_limit`` (free of budget), for Airflow's UI.
+        """Say which credentials work, as whom, with what budget, without spending any budget.
+
+        See :func:`github_sync.github.access.check_access`.
 
         Returns:
-            ``(ok, message)``; the message never contains the token.
+            ``(ok, message)``: ok when every credential works; the message never holds a secret.
         """
+        from github_sync.github.access import check_access
+
         try:
-            response = self.get("/rate_limit", conditional=False)
-            core = response.json.get("resources", {}).get(RESOURCE_CORE, {}) if response.json else {}
-            return True, (
-                f"Connected to {self.base_url}: core rate limit {core.get('remaining', '?')}/"
-                f"{core.get('limit', '?')} requests left"
-            )
+            reports = check_access(self)
         except Exception as exc:  # the UI wants a message, whatever failed
             return False, self._redact(f"{type(exc).__name__}: {exc}")
+        text = f"{self.base_url}: " + "; ".join(report.describe() for report in reports)
+        return all(report.ok for report in reports), self._redact(text)
 
     def _redact(self, text: str) -> str:
-        token = self._token or self._explicit_token
-        return text.replace(token, REDACTED) if token else text
+        for credential in self._credentials or self._explicit_credentials or ():
+            for secret in credential.secrets():
+                text = text.replace(secret, REDACTED)
+        return text
 
     def _api_path(self, url: str) -> str:
         # The path relative to the API base (GHE bases end in /api/v3), for messages and matching.
@@ -258,6 +307,11 @@ class GitHubHook(BaseHook):
     def http_cache(self) -> HttpCache | None:
         """The conditional-request store (``None``: conditional requests are off)."""
         return self._transport.http_cache
+
+    @property
+    def budget(self) -> BudgetStore:
+        """Where the credentials' rate-limit state lives."""
+        return self._limiter.budget
 
     @property
     def retry_policy(self) -> RetryPolicy:
@@ -283,12 +337,29 @@ class GitHubHook(BaseHook):
 
     @property
     def rate_limits(self) -> dict[str, RateLimit]:
-        """The last known rate-limit window per resource (``core``, ``search``, ``graphql``)."""
-        return self._limiter.windows()
+        """The last known window per resource (``core``, ``search``, ``graphql``), summed over
+        the credentials the hook used (see :func:`~github_sync.github.ratelimit.combined_window`)."""
+        by_resource: dict[str, list[RateLimit]] = {}
+        for key in self._transport.keys_used():
+            for resource, window in self._limiter.windows(key).items():
+                by_resource.setdefault(resource, []).append(window)
+        return {resource: combined_window(windows) for resource, windows in by_resource.items()}
 
     def rate_limit(self, resource: str = RESOURCE_CORE) -> RateLimit | None:
-        """The last known window of ``resource``, or ``None`` before any response reported it."""
-        return self._limiter.window(resource)
+        """The last known window of ``resource`` (summed over credentials), or ``None`` before any answer."""
+        return self.rate_limits.get(resource)
+
+    def with_credential(self, credential: Credential) -> GitHubHook:
+        """A hook on the same API that sends every request on ``credential`` (its budget in memory)."""
+        return GitHubHook(
+            github_conn_id=self.github_conn_id,
+            base_url=self.base_url,
+            credentials=[credential],
+            timeout=self.timeout,
+            max_in_flight=1,
+            retry_policy=self.retry_policy,
+            clock=self._clock,
+        )
 
     def url_for(self, path: str, params: Mapping[str, Any] | None = None) -> str:
         """Build the absolute URL of ``path`` (or keep a full URL) with ``params`` added.

@@ -28,13 +28,19 @@ import logging
 import math
 import random
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from github_sync.github.errors import RateLimitExhausted, SecondaryRateLimitExceeded
+
+if TYPE_CHECKING:
+    from github_sync.github.budget import BudgetStore, BudgetView
+
+# The key of a hook's only credential when it has one token and no key of its own (see budget.py).
+DEFAULT_CREDENTIAL_KEY = "default"
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +153,24 @@ class RateLimit:
     def resume_at(self) -> datetime:
         """When requests may go out again once this window is spent: reset plus a safety second."""
         return self.reset + timedelta(seconds=RESET_SAFETY_MARGIN_S)
+
+
+def combined_window(windows: Sequence[RateLimit]) -> RateLimit:
+    """Several credentials' windows of one resource as one: limits, remaining and used summed,
+    the earliest reset (when some budget comes back first).
+
+    Args:
+        windows: at least one window, all of one resource.
+    """
+    if len(windows) == 1:
+        return windows[0]
+    return RateLimit(
+        limit=sum(w.limit for w in windows),
+        remaining=sum(w.remaining for w in windows),
+        used=sum(w.used for w in windows),
+        reset=min(w.reset for w in windows),
+        resource=windows[0].resource,
+    )
 
 
 def resource_for_path(path: str) -> str:
@@ -274,7 +298,6 @@ class RateLimitTracker:
         self._limits: dict[str, RateLimit] = {}
         self._in_flight: dict[str, int] = {}
         self._waiting: dict[str, int] = {}
-        self._logged_exhaustion: dict[str, datetime] = {}
 
     def update(self, rate_limit: RateLimit) -> None:
         """Record the window reported by a response.
@@ -378,19 +401,6 @@ class RateLimitTracker:
             self._in_flight[resource] = max(self._in_flight.get(resource, 0) - 1, 0)
             self._answered.notify_all()
 
-    def first_report_of_exhaustion(self, resource: str, resume_at: datetime) -> bool:
-        """Return True only the first time a given exhaustion is reported, so it is logged once.
-
-        Args:
-            resource: the exhausted resource.
-            resume_at: when it will be usable again; a new value is a new exhaustion.
-        """
-        with self._lock:
-            if self._logged_exhaustion.get(resource) == resume_at:
-                return False
-            self._logged_exhaustion[resource] = resume_at
-            return True
-
 
 @dataclass(frozen=True)
 class SecondaryLimitPolicy:
@@ -427,11 +437,50 @@ class SecondaryLimitPolicy:
         return wait + self.rng.uniform(0, wait * self.jitter_fraction)
 
 
-class RateLimiter:
-    """The hook's admission of requests: primary budget, reserve and secondary-limit pause.
+def headroom(view: BudgetView, *, now: datetime, reserve_fraction: float) -> float:
+    """Requests a credential may still send before its reserve: ``inf`` when nothing is known yet
+    or its window has reset (the next answer tells), never below 0."""
+    window = view.window
+    if window is None or now >= window.reset:
+        return math.inf
+    return max(window.remaining - view.in_flight - window.reserve(reserve_fraction), 0)
 
-    Thread-safe; one per hook (one token). ``sleep`` and ``clock`` are the hook's, so tests
-    can run it on a simulated clock.
+
+def credential_order(
+    views: Mapping[str, BudgetView],
+    *,
+    now: datetime,
+    reserve_fraction: float = DEFAULT_RESERVE_FRACTION,
+    prefer: str | None = None,
+) -> list[str]:
+    """The order in which a request tries the credentials it may go out on.
+
+    Paused credentials are left out. ``prefer`` (the credential whose ETag the cache holds
+    for the URL: a 304 on it is free, on another one a full answer costs a request) comes
+    first while it has headroom; then the most headroom first (ties keep the given order).
+
+    Args:
+        views: what the budget store knows of each credential, in configuration order.
+        now: current aware time.
+        reserve_fraction: share of each limit kept.
+        prefer: the credential to favour, if any.
+    """
+    open_keys = [key for key, view in views.items() if view.paused_until is None or view.paused_until <= now]
+    room = {key: headroom(views[key], now=now, reserve_fraction=reserve_fraction) for key in open_keys}
+    ordered = sorted(open_keys, key=lambda key: -room[key])
+    if prefer in room and room[prefer] > 0:
+        ordered.remove(prefer)
+        ordered.insert(0, prefer)
+    return ordered
+
+
+class RateLimiter:
+    """The hook's admission of requests: which credential, primary budget, reserve, pauses.
+
+    Thread-safe; one per hook. The state lives in a :class:`~github_sync.github.budget.BudgetStore`
+    (this process's, or every worker's in PostgreSQL), keyed by credential; a hook with one
+    token passes no keys and uses :data:`~github_sync.github.budget.DEFAULT_CREDENTIAL_KEY`.
+    ``sleep`` and ``clock`` are the hook's, so tests can run it on a simulated clock.
     """
 
     def __init__(
@@ -442,8 +491,9 @@ class RateLimiter:
         secondary: SecondaryLimitPolicy | None = None,
         sleep: Callable[[float], None],
         clock: Callable[[], datetime],
+        budget: BudgetStore | None = None,
     ) -> None:
-        """Create the limiter with nothing known yet.
+        """Create the limiter.
 
         Args:
             reserve_fraction: share of each window never spent (0..1).
@@ -451,124 +501,174 @@ class RateLimiter:
             secondary: the secondary-limit waits; default :class:`SecondaryLimitPolicy()`.
             sleep: how to wait.
             clock: current aware UTC time, in agreement with ``sleep`` and the server's resets.
+            budget: where the rate-limit state lives; default this process's memory.
         """
+        from github_sync.github.budget import InMemoryBudget
+
         self.reserve_fraction = reserve_fraction
         self.max_wait_s = max_wait_s
         self.secondary = secondary or SecondaryLimitPolicy()
+        self.budget: BudgetStore = budget if budget is not None else InMemoryBudget()
         self._sleep = sleep
         self._clock = clock
-        self._tracker = RateLimitTracker()
-        self._pause_lock = threading.Lock()
-        self._paused_until: datetime | None = None
+        self._logged_lock = threading.Lock()
+        self._logged_exhaustion: dict[tuple[str, str], datetime] = {}
 
     # ------------------------------------------------------------------ what is known
 
-    def window(self, resource: str) -> RateLimit | None:
-        """The last known window of ``resource``, or ``None`` before any response reported it."""
-        return self._tracker.get(resource)
+    def window(self, resource: str, key: str = DEFAULT_CREDENTIAL_KEY) -> RateLimit | None:
+        """The last known window of ``key``'s ``resource``, or ``None`` before any answer reported it."""
+        return self.budget.window(key, resource)
 
-    def windows(self) -> dict[str, RateLimit]:
-        """The last known window of every resource."""
-        return self._tracker.snapshot()
+    def windows(self, key: str = DEFAULT_CREDENTIAL_KEY) -> dict[str, RateLimit]:
+        """The last known window of every resource of ``key``."""
+        return self.budget.windows(key)
 
-    def record(self, headers: Mapping[str, str]) -> RateLimit | None:
-        """Record the window a response reports; return it (``None`` when it reports none)."""
+    def record(self, headers: Mapping[str, str], key: str = DEFAULT_CREDENTIAL_KEY) -> RateLimit | None:
+        """Record the window an answer on ``key`` reports; return it (``None`` when it reports none)."""
         rate_limit = RateLimit.from_headers(headers)
         if rate_limit is not None:
-            self._tracker.update(rate_limit)
+            self.budget.record(key, rate_limit)
         return rate_limit
 
     # ------------------------------------------------------------------ before a request
 
     @contextmanager
-    def admit(self, resource: str, path: str) -> Iterator[None]:
-        """Hold one request of ``resource`` until it is answered; wait first if limits demand.
+    def admit(
+        self,
+        resource: str,
+        path: str,
+        keys: Sequence[str] = (DEFAULT_CREDENTIAL_KEY,),
+        prefer: str | None = None,
+    ) -> Iterator[str]:
+        """Hold one request of ``resource`` until it is answered; yield the credential it goes out on.
 
-        Waits out a secondary-limit pause, then for the primary budget above the reserve.
-        Record the answer's headers (:meth:`record`) inside the block: the slot is released
-        when it ends, and waiting requests decide on the remaining count it reported.
+        With one credential: wait out its pause, then for its budget above the reserve.
+        With several: the first of :func:`credential_order` whose budget admits it; when
+        none does, wait for the earliest of their pauses and resets. Record the answer's
+        headers (:meth:`record`) inside the block: the slot is released when it ends.
 
         Raises:
             RateLimitExhausted: the budget comes back later than ``max_wait_s`` from now.
         """
-        self._await_pause()
-        self._await_budget(resource, path)
+        if not keys:
+            raise ValueError("admit needs at least one credential key")
+        key = self._await_admission(resource, path, keys, prefer)
         try:
-            yield
+            yield key
         finally:
-            self._tracker.release(resource)
+            self.budget.release(key, resource)
 
-    def _await_pause(self) -> None:
-        # A secondary limit pauses every thread of the hook: GitHub counts it per token.
-        while True:
-            with self._pause_lock:
-                until = self._paused_until
-            if until is None:
-                return
-            wait = (until - self._clock()).total_seconds()
-            if wait <= 0:
-                return
-            self._sleep(wait)
-
-    def _await_budget(self, resource: str, path: str) -> None:
+    def _await_admission(self, resource: str, path: str, keys: Sequence[str], prefer: str | None) -> str:
         while True:
             now = self._clock()
-            resume_at = self._tracker.try_acquire(resource, now=now, reserve_fraction=self.reserve_fraction)
-            if resume_at is None:
-                return
-            if self._tracker.first_report_of_exhaustion(resource, resume_at):
-                known = self._tracker.get(resource)
-                log.warning(
-                    "GitHub %s rate limit at its reserve (%s of %s left, reserve %.0f%%); resuming at %s",
-                    resource,
-                    known.remaining if known else "?",
-                    known.limit if known else "?",
-                    self.reserve_fraction * 100,
-                    resume_at.isoformat(),
+            candidates = self._candidates(resource, keys, prefer, now)
+            resume_times: list[datetime] = []
+            for key, paused_until in candidates:
+                if paused_until is not None and paused_until > now:
+                    resume_times.append(paused_until)
+                    continue
+                resume_at = self.budget.try_acquire(
+                    key, resource, now=now, reserve_fraction=self.reserve_fraction
                 )
+                if resume_at is None:
+                    return key
+                self._log_exhaustion(key, resource, resume_at)
+                resume_times.append(resume_at)
+            resume_at = min(resume_times)
             wait = (resume_at - now).total_seconds()
             if wait > self.max_wait_s:
                 raise RateLimitExhausted(resource, resume_at, path=path)
-            self._sleep(wait)
+            self._sleep(max(wait, 0.0))
 
-    def _pause_until(self, until: datetime) -> None:
-        with self._pause_lock:
-            if self._paused_until is None or until > self._paused_until:
-                self._paused_until = until
+    def _candidates(
+        self, resource: str, keys: Sequence[str], prefer: str | None, now: datetime
+    ) -> list[tuple[str, datetime | None]]:
+        # One credential: no choice to make, and one read fewer per request.
+        if len(keys) == 1:
+            return [(keys[0], self.budget.paused_until(keys[0]))]
+        views = self.budget.views(keys, resource)
+        ordered = credential_order(views, now=now, reserve_fraction=self.reserve_fraction, prefer=prefer)
+        paused = [key for key in keys if key not in ordered]
+        return [(key, None) for key in ordered] + [(key, views[key].paused_until) for key in paused]
+
+    def first_report_of_exhaustion(
+        self, resource: str, resume_at: datetime, key: str = DEFAULT_CREDENTIAL_KEY
+    ) -> bool:
+        """True only the first time a given exhaustion of ``key`` is reported, so it is logged once.
+
+        Args:
+            resource: the exhausted resource.
+            resume_at: when it will be usable again; a new value is a new exhaustion.
+            key: the credential.
+        """
+        with self._logged_lock:
+            if self._logged_exhaustion.get((key, resource)) == resume_at:
+                return False
+            self._logged_exhaustion[(key, resource)] = resume_at
+            return True
+
+    def _log_exhaustion(self, key: str, resource: str, resume_at: datetime) -> None:
+        if not self.first_report_of_exhaustion(resource, resume_at, key):
+            return
+        known = self.budget.window(key, resource)
+        log.warning(
+            "GitHub %s rate limit at its reserve (%s of %s left, reserve %.0f%%) on credential %s; resuming at %s",
+            resource,
+            known.remaining if known else "?",
+            known.limit if known else "?",
+            self.reserve_fraction * 100,
+            key[:12],
+            resume_at.isoformat(),
+        )
 
     # ------------------------------------------------------------------ after a refusal
 
-    def primary_refused(self, rate_limit: RateLimit | None, resource: str, path: str) -> RateLimitExhausted:
-        """Record a primary-limit refusal; return the retryable error to raise.
+    def primary_refused(
+        self, rate_limit: RateLimit | None, resource: str, path: str, key: str = DEFAULT_CREDENTIAL_KEY
+    ) -> RateLimitExhausted:
+        """Record a primary-limit refusal of ``key``; return the retryable error to raise.
 
-        The next attempt's admission sleeps until the reset, or raises a non-retryable
-        :class:`RateLimitExhausted` when that is longer than ``max_wait_s``.
+        The next attempt's admission goes out on another credential with budget, sleeps
+        until the reset, or raises a non-retryable :class:`RateLimitExhausted` when that
+        is longer than ``max_wait_s``.
 
         Args:
             rate_limit: the window the refusal reported (``None`` when its headers were unusable).
             resource: the resource the request was admitted against.
             path: API path, for the error.
+            key: the credential it went out on.
         """
         if rate_limit is not None:
             resource = rate_limit.resource
             resume_at = rate_limit.resume_at()
-            self._tracker.mark_exhausted(resource, rate_limit.reset)
+            self.budget.mark_exhausted(key, resource, rate_limit.reset)
         else:
             # No usable reset time: treat it like a secondary limit without retry-after.
             resume_at = self._clock() + timedelta(seconds=self.secondary.min_wait_s)
-            self._pause_until(resume_at)
+            self.budget.pause(key, resume_at)
         error = RateLimitExhausted(resource, resume_at, path=path)
         error.retryable, error.retry_after = True, NO_RETRY_DELAY_S
         return error
 
     def secondary_refused(
-        self, status: int, headers: Mapping[str, str], *, resource: str, path: str, hit: int
+        self,
+        status: int,
+        headers: Mapping[str, str],
+        *,
+        resource: str,
+        path: str,
+        hit: int,
+        key: str = DEFAULT_CREDENTIAL_KEY,
     ) -> SecondaryRateLimitExceeded:
-        """Pause the hook after a secondary-limit refusal; return the error to raise.
+        """Pause credential ``key`` after a secondary-limit refusal; return the error to raise.
 
-        The error is retryable (the next attempt's admission waits out the pause) unless
-        this request was refused more than ``max_hits`` times or the wait is longer than
-        ``max_wait_s``; then no pause is set and the caller should defer until ``reset_at``.
+        GitHub counts secondary limits per account: the pause holds every request of that
+        credential, in every thread (and, with a shared budget, every worker). The error is
+        retryable (the next attempt's admission waits out the pause or takes another
+        credential) unless this request was refused more than ``max_hits`` times or the
+        wait is longer than ``max_wait_s``; then no pause is set and the caller should
+        defer until ``reset_at``.
 
         Args:
             status: the refusal's HTTP status, for the log.
@@ -576,6 +676,7 @@ class RateLimiter:
             resource: the resource the request was admitted against.
             path: API path, for the log and the error.
             hit: secondary refusals of this request so far, this one included.
+            key: the credential it went out on.
         """
         retry_after = retry_after_seconds(headers)
         wait = self.secondary.wait(hit, retry_after)
@@ -589,6 +690,6 @@ class RateLimiter:
         )
         error = SecondaryRateLimitExceeded(resource, resume_at, path=path)
         if hit <= self.secondary.max_hits and wait <= self.max_wait_s:
-            self._pause_until(resume_at)
+            self.budget.pause(key, resume_at)
             error.retryable, error.retry_after = True, NO_RETRY_DELAY_S
         return error

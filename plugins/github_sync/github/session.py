@@ -1,15 +1,17 @@
-"""The HTTP session the hook talks to GitHub with: API headers, the token, the connection pool.
+"""The HTTP session the hook talks to GitHub with: API headers, credentials per request, the pool.
 
 Owns what every request carries (media type, API version, user agent), that the token goes
-only to the API's own origin (:class:`BearerAuth`), and the pool sized to the hook's
+only to the API's own origin (:class:`ApiAuth`), and the pool sized to the hook's
 ``max_in_flight`` with urllib3's own retries off.
 
-It must not read Airflow connections (the hook resolves base URL and token), retry or
+It must not read Airflow connections (the hook resolves base URL and credentials), retry or
 rate-limit anything, or show the token in any repr.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 import requests
@@ -21,26 +23,47 @@ from github_sync import __version__
 API_VERSION = "2022-11-28"
 MEDIA_TYPE = "application/vnd.github+json"
 USER_AGENT = f"github-sync/{__version__}"
+# (connect, read) seconds of the App's own requests (JWT: installations, tokens): small answers.
+REQUEST_TIMEOUT = (10.0, 30.0)
 
 
-class BearerAuth(AuthBase):
-    """Adds ``Authorization: Bearer`` only to requests for the API's own origin.
+class ApiAuth(AuthBase):
+    """Adds one request's ``Authorization`` only when it goes to the API's own origin.
 
     A full URL handed to the hook (a ``Link``, a body's ``url`` field) could point at
-    another host; the token must never go there.
+    another host; the credential must never go there. The value is per request because the
+    transport picks the credential of each request (several tokens, an App's rotating tokens).
     """
 
-    def __init__(self, token: str, origin: tuple[str, str]) -> None:
-        self._token = token
-        self._origin = origin
+    def __init__(self, authorization: str, session: ApiSession) -> None:
+        self._authorization = authorization
+        self._origin = session.origin
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         if origin_of(request.url or "") == self._origin:
-            request.headers["Authorization"] = f"Bearer {self._token}"
+            request.headers["Authorization"] = self._authorization
         return request
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(origin={self._origin!r})"
+
+
+class ApiSession(requests.Session):
+    """A session for one API base URL; ``origin`` is where credentials may be sent."""
+
+    def __init__(self, base_url: str) -> None:
+        super().__init__()
+        self.origin = origin_of(base_url)
+
+    def send_unauthenticated(
+        self, method: str, url: str, headers: Mapping[str, str], body: Any
+    ) -> requests.Response:
+        """One request with the given ``headers`` (an App's JWT), only to the API's origin."""
+        if origin_of(url) != self.origin:
+            raise ValueError(f"refusing to send credentials to {origin_of(url)} (API is {self.origin})")
+        return self.request(
+            method, url, headers=dict(headers), json=body, allow_redirects=False, timeout=REQUEST_TIMEOUT
+        )
 
 
 def origin_of(url: str) -> tuple[str, str]:
@@ -58,19 +81,17 @@ def normalize_base_url(host: str) -> str:
     return host.rstrip("/")
 
 
-def build_session(base_url: str, token: str, *, max_connections: int) -> requests.Session:
-    """A new session for ``base_url`` authenticated with ``token``.
+def build_session(base_url: str, *, max_connections: int) -> ApiSession:
+    """A new session for ``base_url``; each request brings its credential (:class:`ApiAuth`).
 
     Args:
-        base_url: the API base URL (its origin receives the token).
-        token: the GitHub token.
+        base_url: the API base URL (its origin receives the credentials).
         max_connections: pool size (the hook's ``max_in_flight``).
     """
-    session = requests.Session()
+    session = ApiSession(base_url)
     session.headers.update(
         {"Accept": MEDIA_TYPE, "X-GitHub-Api-Version": API_VERSION, "User-Agent": USER_AGENT}
     )
-    session.auth = BearerAuth(token, origin_of(base_url))
     # urllib3's own retries are off: the hook's retry policy decides, once.
     adapter = HTTPAdapter(pool_connections=1, pool_maxsize=max_connections, max_retries=0)
     session.mount("https://", adapter)

@@ -21,6 +21,7 @@ Counter = Literal[
     "budget_spent",
     "secondary_limit_hits",
     "page_size_reductions",
+    "credential_refreshes",
 ]
 
 
@@ -38,6 +39,7 @@ class HookStats:
             rate-limit refusals or 5xx).
         secondary_limit_hits: secondary-limit refusals.
         page_size_reductions: times a listing halved ``per_page`` after a 502/504.
+        credential_refreshes: GitHub App installation tokens bought again after a 401.
     """
 
     requests_sent: int = 0
@@ -48,6 +50,7 @@ class HookStats:
     budget_spent: int = 0
     secondary_limit_hits: int = 0
     page_size_reductions: int = 0
+    credential_refreshes: int = 0
 
     def as_dict(self) -> dict[str, float]:
         """Return the counters as a plain dict (for logs and XComs)."""

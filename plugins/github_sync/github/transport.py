@@ -33,7 +33,7 @@ import enum
 import logging
 import re
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -41,7 +41,9 @@ from typing import Any
 import requests
 import tenacity
 
+from github_sync.github.credentials import Credential
 from github_sync.github.errors import (
+    CredentialError,
     GitHubClientError,
     GitHubServerError,
     GitHubTransportError,
@@ -51,6 +53,7 @@ from github_sync.github.errors import (
 )
 from github_sync.github.http_cache import TOUCH_AFTER, CachedResponse, HttpCache
 from github_sync.github.ratelimit import (
+    NO_RETRY_DELAY_S,
     RateLimit,
     RateLimiter,
     is_primary_limit,
@@ -59,6 +62,7 @@ from github_sync.github.ratelimit import (
 )
 from github_sync.github.response import GitHubResponse, decode_content, moved_to
 from github_sync.github.retry import PAGE_TOO_LARGE_STATUSES, RETRYABLE_STATUSES, RetryPolicy
+from github_sync.github.session import ApiAuth, ApiSession
 from github_sync.github.stats import RequestCounters
 
 log = logging.getLogger(__name__)
@@ -67,6 +71,7 @@ log = logging.getLogger(__name__)
 ERROR_BODY_SNIPPET = 200
 NOT_MODIFIED = 304
 OK = 200
+UNAUTHORIZED = 401
 # 404 under these repository sub-resources means "this repository has none", not "gone".
 OPTIONAL_REPO_RESOURCES = frozenset({"readme", "license", "pages", "community", "topics"})
 _UNAVAILABLE_BY_STATUS: dict[int, UnavailableReason] = {404: "gone", 409: "empty", 451: "blocked"}
@@ -162,10 +167,21 @@ class Request:
 
 @dataclass(frozen=True)
 class _Conditional:
-    """Step 1's result: the validator headers to send and the entry they came from."""
+    """Step 1's result: the cached entry for the URL and the credential whose ETag it is."""
 
-    headers: dict[str, str]
-    cached: CachedResponse | None
+    key: str | None = None
+    cached: CachedResponse | None = None
+
+    def headers_for(self, key: str) -> dict[str, str]:
+        """The validators to send on credential ``key`` (none on another one: ETags are per credential)."""
+        cached = self.cached
+        if cached is None or key != self.key:
+            return {}
+        if cached.etag:
+            return {"If-None-Match": cached.etag}
+        if cached.last_modified:
+            return {"If-Modified-Since": cached.last_modified}
+        return {}
 
 
 @dataclass(frozen=True)
@@ -176,6 +192,8 @@ class _Answer:
     body: Any
     rate_limit: RateLimit | None
     resource: str
+    key: str
+    credential: Credential
 
 
 @dataclass
@@ -183,6 +201,7 @@ class _RequestState:
     """What one logical request remembers across its attempts."""
 
     secondary_hits: int = 0
+    credential_refreshed: bool = False
 
 
 class Transport:
@@ -191,8 +210,8 @@ class Transport:
     def __init__(
         self,
         *,
-        session: Callable[[], requests.Session],
-        cache_key: Callable[[], str],
+        session: Callable[[], ApiSession],
+        credentials: Callable[[], Sequence[Credential]],
         http_cache: HttpCache | None,
         limiter: RateLimiter,
         retry_policy: RetryPolicy,
@@ -206,7 +225,8 @@ class Transport:
 
         Args:
             session: the hook's pooled session (configures the hook on first call).
-            cache_key: the token's hash, the cache key part of the token (after ``session``).
+            credentials: the hook's credentials (after ``session``); each request goes out
+                on the one the limiter admits it on.
             http_cache: conditional-request store, or ``None``.
             limiter: the hook's rate limiter.
             retry_policy: attempts and backoff.
@@ -220,7 +240,8 @@ class Transport:
         self.limiter = limiter
         self.retry_policy = retry_policy
         self._session = session
-        self._cache_key = cache_key
+        self._credentials = credentials
+        self._keys_used: dict[str, None] = {}  # insertion-ordered set
         self._counters = counters
         self._sleep = sleep
         self._timeout = timeout
@@ -238,6 +259,10 @@ class Transport:
             lambda: self._attempt(request, state), sleep=self._sleep, before_sleep=self._before_retry
         )
 
+    def keys_used(self) -> list[str]:
+        """The credential keys requests went out on, first use first."""
+        return list(self._keys_used)
+
     def _before_retry(self, retry_state: tenacity.RetryCallState) -> None:
         self._counters.add("retries")
         outcome = retry_state.outcome
@@ -251,43 +276,52 @@ class Transport:
 
     def _attempt(self, request: Request, state: _RequestState) -> GitHubResponse:
         session = self._session()
-        conditional = self._conditional(request)
+        credentials = self._credentials()
+        keys = [credential.key_for(request.path) for credential in credentials]
+        conditional = self._conditional(request, keys)
         resource = resource_for_path(request.path)
-        with self.limiter.admit(resource, request.path):
-            raw = self._send(session, request, conditional.headers)
-            rate_limit = self.limiter.record(raw.headers)
+        with self.limiter.admit(resource, request.path, keys, prefer=conditional.key) as key:
+            credential = credentials[keys.index(key)]
+            self._keys_used.setdefault(key)
+            authorization = credential.authorization(request.path)
+            raw = self._send(session, request, conditional.headers_for(key), authorization)
+            rate_limit = self.limiter.record(raw.headers, key)
         body = decode_content(raw.content, raw.headers.get("Content-Type", ""))
-        answer = _Answer(raw=raw, body=body, rate_limit=rate_limit, resource=resource)
+        answer = _Answer(
+            raw=raw, body=body, rate_limit=rate_limit, resource=resource, key=key, credential=credential
+        )
         outcome = classify(raw.status_code, raw.headers, body)
         log.debug("GET %s -> %d", request.url, raw.status_code)
         self._count(outcome)
-        return self._interpret(request, answer, outcome, conditional.cached, state)
+        cached = conditional.cached if conditional.key == key else None
+        return self._interpret(request, answer, outcome, cached, state)
 
     # ------------------------------------------------------------------ steps
 
-    def _conditional(self, request: Request) -> _Conditional:
-        cached = (
-            self.http_cache.get(self._cache_key(), request.url)
-            if request.conditional and self.http_cache
-            else None
-        )
-        headers: dict[str, str] = {}
-        if cached is not None:
-            if cached.etag:
-                headers["If-None-Match"] = cached.etag
-            elif cached.last_modified:
-                headers["If-Modified-Since"] = cached.last_modified
-        # An entry without validators cannot answer a 304: treat it as a miss.
-        return _Conditional(headers=headers, cached=cached if headers else None)
+    def _conditional(self, request: Request, keys: Sequence[str]) -> _Conditional:
+        if not request.conditional or self.http_cache is None:
+            return _Conditional()
+        for key in keys:
+            cached = self.http_cache.get(key, request.url)
+            # An entry without validators cannot answer a 304: treat it as a miss.
+            if cached is not None and (cached.etag or cached.last_modified):
+                return _Conditional(key=key, cached=cached)
+        return _Conditional()
 
     def _send(
-        self, session: requests.Session, request: Request, headers: dict[str, str]
+        self, session: ApiSession, request: Request, headers: dict[str, str], authorization: str
     ) -> requests.Response:
         try:
             with self._slots:
                 log.debug("GET %s", request.url)
                 # Not streamed: the body is read inside the slot, and a broken body raises here.
-                return session.get(request.url, headers=headers, timeout=self._timeout, allow_redirects=True)
+                return session.get(
+                    request.url,
+                    headers=headers,
+                    auth=ApiAuth(authorization, session),
+                    timeout=self._timeout,
+                    allow_redirects=True,
+                )
         except _TRANSPORT_ERRORS as exc:
             self._counters.add("requests_sent")
             raise GitHubTransportError(
@@ -321,13 +355,20 @@ class Transport:
             return self._fresh(request, answer)
         status, path = answer.raw.status_code, request.path
         if outcome is Outcome.PRIMARY_LIMIT:
-            raise self.limiter.primary_refused(answer.rate_limit, answer.resource, path)
+            raise self.limiter.primary_refused(answer.rate_limit, answer.resource, path, answer.key)
         if outcome is Outcome.SECONDARY_LIMIT:
             state.secondary_hits += 1
             raise self.limiter.secondary_refused(
-                status, answer.raw.headers, resource=answer.resource, path=path, hit=state.secondary_hits
+                status,
+                answer.raw.headers,
+                resource=answer.resource,
+                path=path,
+                hit=state.secondary_hits,
+                key=answer.key,
             )
         message = error_message(answer.body)
+        if status == UNAUTHORIZED:
+            raise self._unauthorized(request, answer, message, state)
         if outcome is Outcome.SERVER_ERROR:
             if request.shrinkable and status in PAGE_TOO_LARGE_STATUSES:
                 raise PageTooLarge(method="GET", path=path, status=status, message=message)
@@ -352,6 +393,26 @@ class Transport:
             else None,
         )
 
+    def _unauthorized(
+        self, request: Request, answer: _Answer, message: str, state: _RequestState
+    ) -> CredentialError:
+        credential = answer.credential
+        if credential.refreshable and not state.credential_refreshed:
+            # An App's installation token expired or was revoked early: buy a new one, once.
+            state.credential_refreshed = True
+            credential.invalidate(request.path)
+            self._counters.add("credential_refreshes")
+            log.info("GET %s -> 401 on %s; retrying once with a new token", request.path, credential.label)
+            retry = CredentialError(method="GET", path=request.path, status=UNAUTHORIZED, message=message)
+            retry.retryable, retry.retry_after = True, NO_RETRY_DELAY_S
+            return retry
+        return CredentialError(
+            method="GET",
+            path=request.path,
+            status=UNAUTHORIZED,
+            message=f"{message or 'Bad credentials'}: GitHub refused {credential.label}; renew its token or key",
+        )
+
     def _not_modified(
         self, request: Request, answer: _Answer, cached: CachedResponse | None
     ) -> GitHubResponse:
@@ -362,7 +423,7 @@ class Transport:
             )
         # stored_at is the cache's wall-clock time, not the hook's (possibly simulated) clock.
         if self.http_cache is not None and datetime.now(UTC) - cached.stored_at > TOUCH_AFTER:
-            self.http_cache.touch(self._cache_key(), request.url)
+            self.http_cache.touch(answer.key, request.url)
         return GitHubResponse(
             status=raw.status_code,
             url=request.url,
@@ -383,7 +444,7 @@ class Transport:
         last_modified = raw.headers.get("Last-Modified")
         if self.http_cache is not None and raw.status_code == OK and (etag or last_modified):
             self.http_cache.put(
-                self._cache_key(),
+                answer.key,
                 request.url,
                 CachedResponse(etag=etag, last_modified=last_modified, link=link, body=answer.body),
             )

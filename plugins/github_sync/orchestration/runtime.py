@@ -1,8 +1,9 @@
 """How task bodies obtain their collaborators from Airflow: connections, Variables, the run's time.
 
 Owns :func:`task_resources`, the one way a task body opens the GitHub hook and the target
-database (and closes both), :class:`RunInfo` (the run a task belongs to), the hook's
-tunables from its connection's extra, and the label rules from their Variable.
+database (and closes both), :class:`RunInfo` (the run a task belongs to), the hook built
+from its connection (with the ETag cache and shared budget in the target database), and
+the label rules from their Variable.
 
 It must not hold sync logic: it hands Airflow's connections to :mod:`github_sync.sync`,
 :mod:`github_sync.store` and :mod:`github_sync.webhooks`, which stay testable without
@@ -13,7 +14,7 @@ module (the DAG processor parses every DAG file) stays cheap.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -91,72 +92,42 @@ def open_database(postgres_conn_id: str = DATABASE_CONN_ID) -> Iterator[psycopg.
         conn.close()
 
 
-# Hook tunables a deployment may set in the GitHub connection's extra (JSON), with their types.
-HOOK_EXTRA_OPTIONS: dict[str, type] = {
-    "max_wait_s": float,
-    "reserve_fraction": float,
-    "max_in_flight": int,
-    "retry_max_attempts": int,
-    "retry_backoff_initial_s": float,
-    "retry_backoff_max_s": float,
-}
-RETRY_OPTION_PREFIX = "retry_"
-
-
-def hook_options_from_extra(extra: Mapping[str, Any], conn_id: str) -> dict[str, Any]:
-    """Validate the hook tunables of a connection's extra; return GitHubHook keyword arguments.
-
-    Raises:
-        ConfigError: an unknown key or a value of the wrong type, naming the connection and key.
-    """
-    options: dict[str, Any] = {}
-    for key, value in extra.items():
-        kind = HOOK_EXTRA_OPTIONS.get(key)
-        if kind is None:
-            raise ConfigError(
-                f"connection {conn_id!r}: unknown extra {key!r}; allowed: {sorted(HOOK_EXTRA_OPTIONS)}"
-            )
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-            raise ConfigError(
-                f"connection {conn_id!r}: extra {key!r} must be a non-negative number, got {value!r}"
-            )
-        options[key] = kind(value)
-    hook_kwargs = {k: v for k, v in options.items() if not k.startswith(RETRY_OPTION_PREFIX)}
-    retry = {
-        k.removeprefix(RETRY_OPTION_PREFIX): v
-        for k, v in options.items()
-        if k.startswith(RETRY_OPTION_PREFIX)
-    }
-    if retry:
-        from github_sync.github.retry import RetryPolicy
-
-        hook_kwargs["retry_policy"] = RetryPolicy(**retry)
-    return hook_kwargs
-
-
 def build_github_hook(
     github_conn_id: str = GITHUB_CONN_ID, postgres_conn_id: str = DATABASE_CONN_ID
 ) -> GitHubHook:
-    """The GitHub hook, tuned by its connection's extra, with its ETag cache in the target database."""
+    """The GitHub hook of connection ``github_conn_id``, tuned by its ``github_sync`` extra.
+
+    Its ETag cache lives in the target database; so does its credentials' rate-limit state
+    unless the connection turns ``shared_budget`` off: every worker then sees what the
+    others spent and the pauses they were told of.
+
+    Raises:
+        ConfigError: the connection is invalid (no credential, a bad extra), naming the key.
+    """
     from airflow.sdk import BaseHook
 
+    from github_sync.github.connection import read_connection
     from github_sync.github.hook import GitHubHook
     from github_sync.github.http_cache import PostgresHttpCache
+    from github_sync.github.shared_budget import PostgresBudget
 
-    extra = BaseHook.get_connection(github_conn_id).extra_dejson or {}
+    connection = read_connection(github_conn_id, BaseHook.get_connection(github_conn_id))
+    options = connection.options
     return GitHubHook(
         github_conn_id=github_conn_id,
         http_cache=PostgresHttpCache(lambda: connect_database(postgres_conn_id)),
-        **hook_options_from_extra(extra, github_conn_id),
+        budget=PostgresBudget(lambda: connect_database(postgres_conn_id)) if options.shared_budget else None,
+        **options.hook_kwargs(),
     )
 
 
 def close_github_hook(hook: GitHubHook) -> None:
-    """Close the hook's pooled HTTP connections and its cache's database connection."""
+    """Close the hook's pooled HTTP connections and its cache's and budget's database connections."""
     hook.close()
-    close_cache = getattr(hook.http_cache, "close", None)
-    if close_cache is not None:
-        close_cache()
+    for store in (hook.http_cache, hook.budget):
+        close_store = getattr(store, "close", None)
+        if close_store is not None:
+            close_store()
 
 
 def label_rules_from_variable() -> LabelRules:
