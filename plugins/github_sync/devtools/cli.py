@@ -7,7 +7,11 @@ Commands:
   connections from the ``GITHUB_*`` environment variables, and the ``github_api`` pool,
   in the Airflow metadata database (what docker-compose's airflow-init runs);
 * ``github-sync sync --owner acme [--incremental]`` - run a sync in this process, without
-  Airflow (the same functions the DAGs call), e.g. to debug a repository.
+  Airflow (the same functions the DAGs call), e.g. to debug a repository;
+* ``github-sync check-connection [--conn-id github_default]`` - which authentication the
+  GitHub connection uses, for which account or installation, with what budget and
+  permissions, for each of its credentials, without spending budget
+  (:mod:`github_sync.github.access`).
 
 A thin shell over the library: it validates its arguments with the same rules as the
 DAGs (:mod:`github_sync.config`, :mod:`github_sync.github.owners`) and must not hold sync
@@ -138,6 +142,24 @@ def cmd_sync(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check_connection(args: argparse.Namespace) -> int:
+    from github_sync.github.access import check_access
+    from github_sync.github.hook import GitHubHook
+
+    hook = GitHubHook(github_conn_id=args.conn_id)
+    try:
+        reports = check_access(hook, look_up_accounts=args.whoami)
+    except ConfigError as exc:
+        raise SystemExit(f"github-sync: {exc}") from None
+    finally:
+        hook.close()
+    if args.json:
+        sys.stdout.write(json.dumps([report.as_dict() for report in reports], indent=2) + "\n")
+    for report in reports:
+        (log.info if report.ok else log.error)("%s", report.describe())
+    return 0 if all(report.ok for report in reports) else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="github-sync", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -155,6 +177,15 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument("--repo", action="append", help="limit to this repository (repeatable)")
     sync.add_argument("--exclude-archived", action="store_true", help="do not sync archived repositories")
     sync.set_defaults(func=cmd_sync)
+    check = commands.add_parser(
+        "check-connection", help="describe the GitHub connection's credentials and budget (spends none)"
+    )
+    check.add_argument("--conn-id", default=GITHUB_CONN_ID, help=f"the connection (default {GITHUB_CONN_ID})")
+    check.add_argument(
+        "--whoami", action="store_true", help="also look up each token's account (GET /user: one request each)"
+    )
+    check.add_argument("--json", action="store_true", help="also write the reports as JSON to stdout")
+    check.set_defaults(func=cmd_check_connection)
     return parser
 
 

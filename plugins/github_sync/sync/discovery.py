@@ -101,7 +101,14 @@ class Discovery:
 #   (https://docs.github.com/en/rest/repos/repos#list-repositories-for-the-authenticated-user);
 # - any other user: /users/{username}/repos lists public repositories only, whoever asks
 #   (https://docs.github.com/en/rest/repos/repos#list-repositories-for-a-user).
+# - a GitHub App installed on a user account: its installation token has no user of its own
+#   (GET /user answers 403) and lists what the installation may see, private included, through
+#   /installation/repositories
+#   (https://docs.github.com/en/rest/apps/installations#list-repositories-accessible-to-the-app-installation);
+#   an installation may span accounts only through its one owner, but the owner is checked anyway.
 VISIBILITY_ALL = "all the credential can see"
+VISIBILITY_INSTALLATION = "all the GitHub App installation can see"
+INSTALLATION_LISTING = "/installation/repositories"
 VISIBILITY_PUBLIC = "public only (GitHub lists another user's public repositories only)"
 LISTING_ORDER = {"sort": "full_name", "direction": "asc"}
 
@@ -116,8 +123,12 @@ class OwnerListing:
     visibility: str
 
 
-def authenticated_login(client: GitHubClient) -> str | None:
-    """The login of the credential's own account, or None where it has none (a GitHub App).
+# What /user answers for a credential that is a GitHub App installation rather than a user.
+INSTALLATION = object()
+
+
+def authenticated_login(client: GitHubClient) -> str | object | None:
+    """The login of the credential's own account; :data:`INSTALLATION` for a GitHub App installation.
 
     A 401 (bad credentials) propagates: nothing else can work with that credential.
     """
@@ -126,7 +137,7 @@ def authenticated_login(client: GitHubClient) -> str | None:
     except GitHubClientError as exc:
         # An installation token answers 403 "Resource not accessible by integration".
         if exc.status == 403:
-            return None
+            return INSTALLATION
         raise
     login = body.get("login") if isinstance(body, Mapping) else None
     return str(login) if login else None
@@ -141,7 +152,9 @@ def owner_listing(client: GitHubClient, owner: str) -> OwnerListing:
             owner_type, f"/orgs/{owner}/repos", {"type": "all", **LISTING_ORDER}, VISIBILITY_ALL
         )
     login = authenticated_login(client)
-    if login is not None and login.lower() == owner.lower():
+    if login is INSTALLATION:
+        return OwnerListing(owner_type, INSTALLATION_LISTING, {}, VISIBILITY_INSTALLATION)
+    if isinstance(login, str) and login.lower() == owner.lower():
         return OwnerListing(
             owner_type,
             "/user/repos",
@@ -266,6 +279,12 @@ def discover_repositories(
     """
     listing = owner_listing(client, owner)
     repos = [repo for page in client.iter_pages(listing.path, listing.params) for repo in page.items]
+    if listing.path == INSTALLATION_LISTING:
+        # Unsorted, and not only the owner's: keep the owner's, in the order the others are listed.
+        repos = sorted(
+            (repo for repo in repos if str((repo.get("owner") or {}).get("login", "")).lower() == owner.lower()),
+            key=lambda repo: str(repo.get("full_name", "")).lower(),
+        )
     selected = _select(repos, allow, include_archived, owner)
     targets: list[RepositoryTarget] = []
     with unit_of_work(conn) as cursor:
