@@ -1,7 +1,8 @@
 """A local GitHub REST API simulator for tests, benchmarks and the credential-free demo.
 
 The package follows GitHub's REST documentation, not github-sync's code: it uses the standard
-library only and must never import the product it is used to test.
+library only (GitHub App support, :mod:`github_sim.apps`, imports PyJWT and cryptography when an
+App is configured) and must never import the product it is used to test.
 
 Usage::
 
@@ -14,7 +15,7 @@ Usage::
 from __future__ import annotations
 
 from github_sim.app import Simulator
-from github_sim.config import SimulatorConfig
+from github_sim.config import AppConfig, InstallationConfig, SimulatorConfig
 from github_sim.faults import FaultConfig
 
-__all__ = ["FaultConfig", "Simulator", "SimulatorConfig"]
+__all__ = ["AppConfig", "FaultConfig", "InstallationConfig", "Simulator", "SimulatorConfig"]

@@ -17,10 +17,10 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from github_sim.access import AccessPolicy
-from github_sim.config import SimulatorConfig
+from github_sim.config import AppConfig, SimulatorConfig
 from github_sim.events import MAX_EVENTS
 from github_sim.faults import FaultConfig
 from github_sim.pagination import (
@@ -34,6 +34,9 @@ from github_sim.pagination import (
 from github_sim.records import Issue, Repo, User
 from github_sim.render import iso
 from github_sim.state import SimState
+
+if TYPE_CHECKING:
+    from github_sim.api_apps import AppsApi
 
 DOCS = "https://docs.github.com/rest"
 EMPTY_REPO_MESSAGE = "Git Repository is empty."
@@ -50,6 +53,7 @@ USER_REPO_TYPES: dict[str, tuple[str, tuple[str, ...]]] = {
     "private": ("private", AFFILIATIONS),
     "member": ("all", ("collaborator", "organization_member")),
 }
+INTEGRATION_FORBIDDEN = "Resource not accessible by integration"
 LARGE_PAGE_MESSAGE = (
     "Pagination with the page parameter is not supported for large datasets, "
     "please use cursor based pagination (after/before)"
@@ -66,6 +70,8 @@ class Request:
     params: list[tuple[str, str]]
     token: str | None
     user: User | None  # account of the token; None when unauthenticated
+    app: AppConfig | None = None  # the App whose verified JWT authenticated the request
+    body: bytes = b""
 
 
 @dataclass
@@ -131,6 +137,9 @@ class GitHubApi:
         self.faults = faults
         self.cursor_min_items = cursor_min_items
         self.api_base = ""
+        # The GitHub App routes (github_sim.api_apps), attached by the Simulator; they answer
+        # first because a JWT may call nothing else.
+        self.apps_api: AppsApi | None = None
         # Paths under one repository: resolved (301 when renamed, 404 when hidden) before their
         # sub-path is routed through _repo_routes.
         self._repo_scopes: list[re.Pattern[str]] = [
@@ -164,6 +173,10 @@ class GitHubApi:
     # -- routing ---------------------------------------------------------------------------------
     def route(self, req: Request) -> tuple[str, Response]:
         """Dispatch ``req``; return (operation path template, response)."""
+        if self.apps_api is not None:
+            answered = self.apps_api.route(req)
+            if answered is not None:
+                return answered
         if req.method != "GET":
             return f"{req.method} {req.path}", error(404, "Not Found")
         for scope in self._repo_scopes:
@@ -246,6 +259,14 @@ class GitHubApi:
             return error(
                 401,
                 "Requires authentication",
+                "https://docs.github.com/rest/users/users#get-the-authenticated-user",
+            )
+        if self.access.installation_token(req.token) is not None:
+            # An installation token is not a user: GitHub answers 403 (observed answer, e.g.
+            # https://github.com/actions/create-github-app-token/issues/258).
+            return error(
+                403,
+                INTEGRATION_FORBIDDEN,
                 "https://docs.github.com/rest/users/users#get-the-authenticated-user",
             )
         r = self.state.renderer
@@ -383,6 +404,9 @@ class GitHubApi:
             # https://docs.github.com/en/rest/repos/repos#list-repositories-for-the-authenticated-user
             # answers 401 "Requires authentication" without a token.
             return error(401, "Requires authentication", USER_REPOS_DOCS)
+        if self.access.installation_token(req.token) is not None:
+            # No user behind an installation token (https://github.com/PyGithub/PyGithub/issues/2372).
+            return error(403, INTEGRATION_FORBIDDEN, USER_REPOS_DOCS)
         q = req.query
         if "type" in q and ("visibility" in q or "affiliation" in q):
             # `type`: "Will cause a 422 error if used in the same request as visibility or

@@ -13,8 +13,10 @@ import time
 from types import TracebackType
 from typing import Any
 
-from github_sim.access import AccessPolicy
+from github_sim.access import AccessPolicy, installation_key, installation_of_key
 from github_sim.api import GitHubApi
+from github_sim.api_apps import AppsApi
+from github_sim.apps import AppRegistry
 from github_sim.clock import SimClock
 from github_sim.config import SimulatorConfig
 from github_sim.control import ControlApi
@@ -50,16 +52,19 @@ class Simulator:
         data = generate(self.config)
         self.renderer = Renderer("http://127.0.0.1", self.config.html_base, data.owner)
         self.state = SimState(data, self.clock, self.renderer, self.config.seed)
+        self.apps = AppRegistry(self.config.apps, self.clock)
         self.limiter = PrimaryLimiter(
             self.clock,
             self.config.rate_limit,
             self.config.unauthenticated_limit,
             self.config.reset_interval_s,
+            limit_of=self._limit_of,
         )
         self.secondary = SecondaryLimiter(self.clock)
         self.stats_counter = Stats()
-        self.access = AccessPolicy(self.config, self.state)
+        self.access = AccessPolicy(self.config, self.state, self.apps)
         self.api = GitHubApi(self.state, self.faults, self.config.cursor_min_items, self.access)
+        self.api.apps_api = AppsApi(self.api)
         self.control = ControlApi(self)
         self._webhooks = WebhookEmitter()
         self.state.listeners.append(self._webhooks.on_event)
@@ -132,13 +137,71 @@ class Simulator:
         self.stats_counter.reset()
         self.secondary.reset_peak()
 
-    def rate_limit_remaining(self, token: str | None) -> int:
-        """Return the primary budget left for ``token`` (``None``: unauthenticated callers)."""
-        return self.limiter.peek(token or ANONYMOUS).remaining
+    def _limit_of(self, key: str) -> int | None:
+        # An installation's limit grows with its repositories (github_sim.apps.installation_rate_limit).
+        installation_id = installation_of_key(key)
+        apps_api = self.api.apps_api
+        if installation_id is None or apps_api is None:
+            return None
+        return apps_api.rate_limit(installation_id)
 
-    def set_rate_limit_remaining(self, token: str | None, n: int) -> None:
-        """Force the primary budget left for ``token`` (0 exhausts it until the window resets)."""
-        self.limiter.set_remaining(token or ANONYMOUS, n)
+    def _budget_key(self, token: str | None, installation_id: int | None) -> str:
+        if installation_id is not None:
+            if self.apps.installation(installation_id) is None:
+                raise KeyError(f"unknown installation {installation_id}")
+            return installation_key(installation_id)
+        return self.access.budget_key(token) if token else ANONYMOUS
+
+    def rate_limit_remaining(self, token: str | None = None, *, installation_id: int | None = None) -> int:
+        """Return the primary budget left for ``token`` (``None``: unauthenticated callers).
+
+        The budget is the one ``token`` spends: its user's for a token in ``token_users``, its
+        installation's for an installation token; ``installation_id`` names an installation's.
+        """
+        return self.limiter.peek(self._budget_key(token, installation_id)).remaining
+
+    def set_rate_limit_remaining(
+        self, token: str | None, n: int, *, installation_id: int | None = None
+    ) -> None:
+        """Force the primary budget left for ``token`` (0 exhausts it until the window resets).
+
+        The same budget :meth:`rate_limit_remaining` reads (user, installation or token).
+        """
+        self.limiter.set_remaining(self._budget_key(token, installation_id), n)
+
+    def rate_limit(self, token: str | None = None, *, installation_id: int | None = None) -> dict[str, int]:
+        """Return ``{"limit", "used", "remaining", "reset"}`` of the budget :meth:`rate_limit_remaining` reads."""
+        b = self.limiter.peek(self._budget_key(token, installation_id))
+        return {"limit": b.limit, "used": b.used, "remaining": b.remaining, "reset": b.reset}
+
+    def tokens_issued(self) -> dict[int, int]:
+        """Return how many installation access tokens each installation was issued so far."""
+        return self.apps.tokens_issued()
+
+    def apps_info(self) -> dict[str, Any]:
+        """The configured Apps, their installations, tokens issued and installation budgets."""
+        issued = self.apps.tokens_issued()
+        return {
+            "apps": [
+                {
+                    "app_id": a.app_id,
+                    "slug": a.slug,
+                    "client_id": a.client_id,
+                    "token_lifetime_s": a.token_lifetime_s,
+                    "installations": [
+                        {
+                            "installation_id": i.installation_id,
+                            "account": i.account,
+                            "repository_selection": i.repository_selection,
+                            "tokens_issued": issued.get(i.installation_id, 0),
+                            "rate_limit": self.rate_limit(installation_id=i.installation_id),
+                        }
+                        for i in a.installations
+                    ],
+                }
+                for a in self.config.apps
+            ]
+        }
 
     @property
     def webhook_target(self) -> tuple[str, str] | None:

@@ -6,6 +6,8 @@ line scripts wait for; it must not add behaviour a :class:`Simulator` used from 
 Example::
 
     github-sim --port 8765 --repos 180 --seed 1 --owner acme --latency-ms 100
+    github-sim --app-id 1234 --app-public-key-file app.pub.pem --app-installation-id 5678 \
+        --token-user ghp_a=alice --token-user ghp_b=alice --token-user ghp_c=bob
 """
 
 from __future__ import annotations
@@ -15,13 +17,23 @@ import logging
 import signal
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 
 from github_sim.app import Simulator
-from github_sim.config import SimulatorConfig
+from github_sim.config import INSTALLATION_TOKEN_LIFETIME_S, AppConfig, InstallationConfig, SimulatorConfig
 
 log = logging.getLogger("github_sim")
 
 DEFAULT_PORT = 8765
+DEFAULT_APP_SLUG = "github-sync"
+DEFAULT_INSTALLATION_ID = 1
+
+
+def _token_user(value: str) -> tuple[str, str]:
+    token, sep, login = value.partition("=")
+    if not sep or not token or not login:
+        raise argparse.ArgumentTypeError(f"expected TOKEN=LOGIN, not {value!r}")
+    return token, login
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,6 +68,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--private-repos", type=int, default=None, help="number of private repositories (default: seeded)"
     )
+    p.add_argument(
+        "--token-user",
+        action="append",
+        dest="token_users",
+        type=_token_user,
+        default=[],
+        metavar="TOKEN=LOGIN",
+        help="token of user LOGIN; tokens of one login share one rate-limit budget (repeatable)",
+    )
+    app = p.add_argument_group("GitHub App", "one App installed on the owner (enabled by --app-id)")
+    app.add_argument("--app-id", type=int, default=None, help="id of the App (JWT `iss`)")
+    app.add_argument("--app-public-key-file", type=Path, default=None, help="PEM of the App's RSA public key")
+    app.add_argument("--app-slug", default=DEFAULT_APP_SLUG)
+    app.add_argument("--app-client-id", default="", help="client ID (default Iv1. and the app id in hex)")
+    app.add_argument("--app-installation-id", type=int, default=DEFAULT_INSTALLATION_ID)
+    app.add_argument(
+        "--app-token-lifetime",
+        type=int,
+        default=INSTALLATION_TOKEN_LIFETIME_S,
+        metavar="SECONDS",
+        help="lifetime of installation access tokens",
+    )
     p.add_argument("--max-page-size-before-502", type=int, default=None)
     p.add_argument("--random-5xx-rate", type=float, default=0.0)
     p.add_argument("--secondary-limit-concurrency", type=int, default=None)
@@ -66,6 +100,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--status-429-for-primary", action="store_true")
     p.add_argument("--log-level", default="INFO")
     return p
+
+
+def apps_from_args(args: argparse.Namespace) -> list[AppConfig]:
+    """The App ``--app-*`` describes (installed on ``--owner``), or none without ``--app-id``."""
+    if args.app_id is None:
+        return []
+    if args.app_public_key_file is None:
+        raise SystemExit("github-sim: --app-id needs --app-public-key-file")
+    return [
+        AppConfig(
+            app_id=args.app_id,
+            slug=args.app_slug,
+            public_key_pem=args.app_public_key_file.read_text(),
+            client_id=args.app_client_id,
+            installations=[InstallationConfig(installation_id=args.app_installation_id, account=args.owner)],
+            token_lifetime_s=args.app_token_lifetime,
+        )
+    ]
 
 
 def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
@@ -84,6 +136,8 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         owner_tokens=args.owner_tokens,
         outsider_tokens=args.outsider_tokens,
         private_repos=args.private_repos,
+        apps=apps_from_args(args),
+        token_users=dict(args.token_users),
     )
 
 

@@ -16,6 +16,83 @@ UNAUTHENTICATED_LIMIT = 60
 RESET_INTERVAL_S = 3600
 # Issue listings with more items than this page with opaque `after` cursors, like GitHub's.
 CURSOR_MIN_ITEMS = 1000
+# "Installation access tokens expire one hour from the time you create them."
+# https://docs.github.com/en/rest/apps/apps#create-an-installation-access-token-for-an-app
+INSTALLATION_TOKEN_LIFETIME_S = 3600
+# What an installation may do unless configured otherwise (read access to what github-sync reads).
+DEFAULT_INSTALLATION_PERMISSIONS = {
+    "metadata": "read",
+    "contents": "read",
+    "issues": "read",
+    "pull_requests": "read",
+}
+REPOSITORY_SELECTIONS = ("all", "selected")
+PERMISSION_LEVELS = ("read", "write", "admin")
+
+
+@dataclass
+class InstallationConfig:
+    """One installation of a GitHub App on an account.
+
+    Attributes:
+        installation_id: the installation's id (``/app/installations/{installation_id}``).
+        account: login of the account the App is installed on; in practice the simulated owner
+            (installations on any other account exist but reach no repository).
+        permissions: what the installation (and each of its tokens) may do, ``{name: level}``.
+        repository_selection: ``"all"`` (every repository of the account, private included) or
+            ``"selected"`` (only ``repositories``).
+        repositories: names of the selected repositories (``repository_selection="selected"``).
+        users: organisation users counted by the installation's rate limit (50 requests per user
+            beyond 20); the simulator keeps no membership list, so none are counted by default.
+    """
+
+    installation_id: int
+    account: str
+    permissions: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_INSTALLATION_PERMISSIONS))
+    repository_selection: str = "all"
+    repositories: list[str] = field(default_factory=list)
+    users: int = 0
+
+    def __post_init__(self) -> None:
+        if self.repository_selection not in REPOSITORY_SELECTIONS:
+            raise ValueError(f"repository_selection must be one of {REPOSITORY_SELECTIONS}")
+        bad = {k: v for k, v in self.permissions.items() if v not in PERMISSION_LEVELS}
+        if bad:
+            raise ValueError(f"permission levels must be one of {PERMISSION_LEVELS}: {bad}")
+
+
+@dataclass
+class AppConfig:
+    """A GitHub App that can authenticate with JWTs signed by its private key.
+
+    Attributes:
+        app_id: the App's id; a JWT's ``iss`` may be it (number or string) or ``client_id``.
+        slug: the App's URL-friendly name (its bot account is ``{slug}[bot]``).
+        public_key_pem: PEM of the RSA public key that verifies the App's RS256 JWTs.
+        client_id: the App's client ID (``Iv1.`` and hex), also accepted as the JWT ``iss``.
+        installations: where the App is installed.
+        token_lifetime_s: lifetime of an installation access token (GitHub: one hour).
+        name: display name of the App.
+    """
+
+    app_id: int
+    slug: str
+    public_key_pem: str
+    client_id: str = ""
+    installations: list[InstallationConfig] = field(default_factory=list)
+    token_lifetime_s: int = INSTALLATION_TOKEN_LIFETIME_S
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.client_id:
+            self.client_id = f"Iv1.{self.app_id:016x}"
+        if not self.name:
+            self.name = self.slug
+        if self.token_lifetime_s <= 0:
+            raise ValueError("token_lifetime_s must be > 0")
+        ids = [i.installation_id for i in self.installations]
+        if len(ids) != len(set(ids)):
+            raise ValueError(f"installation ids of app {self.app_id} are not unique: {ids}")
 
 
 @dataclass
@@ -52,6 +129,11 @@ class SimulatorConfig:
             of an ``"Organization"`` owner is a member with access to all its repositories.
         private_repos: number of private repositories, chosen deterministically from the seed
             (non-big, non-empty ones first); ``None`` keeps the seeded default share of small ones.
+        apps: GitHub Apps whose JWTs and installation access tokens (``ghs_...``) are accepted;
+            issued installation tokens are accepted even when ``tokens`` is a fixed list.
+        token_users: ``{token: login}``; tokens of one login share one primary budget (GitHub's
+            limit is per user) and ``GET /user`` answers that login. Unmapped tokens keep a
+            budget each.
     """
 
     owner: str = "acme"
@@ -75,6 +157,8 @@ class SimulatorConfig:
     owner_tokens: list[str] | None = None
     outsider_tokens: list[str] = field(default_factory=list)
     private_repos: int | None = None
+    apps: list[AppConfig] = field(default_factory=list)
+    token_users: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.owner_type not in ("Organization", "User"):
@@ -86,3 +170,9 @@ class SimulatorConfig:
         both = set(self.owner_tokens or ()) & set(self.outsider_tokens)
         if both:
             raise ValueError(f"tokens cannot be both owner and outsider tokens: {sorted(both)}")
+        installation_ids = [i.installation_id for a in self.apps for i in a.installations]
+        if len(installation_ids) != len(set(installation_ids)):
+            raise ValueError(f"installation ids must be unique across apps: {installation_ids}")
+        app_ids = [a.app_id for a in self.apps]
+        if len(app_ids) != len(set(app_ids)):
+            raise ValueError(f"app ids must be unique: {app_ids}")

@@ -8,8 +8,12 @@ Routes (JSON in, JSON out):
     POST /_sim/clock/set                   ``{"now": iso}``
     GET  /_sim/faults                      the fault knobs
     POST /_sim/faults                      ``{knob: value, ...}``; ``{"reset": true}`` switches all off
-    GET  /_sim/rate-limit?token=T          ``{"remaining": n}``
-    POST /_sim/rate-limit                  ``{"token": T, "remaining": n}``
+    GET  /_sim/rate-limit?token=T          ``{"remaining": n, "limit": n, ...}`` (the budget T spends:
+                                           its user's or installation's); ``?installation_id=N``
+                                           reads an installation's
+    POST /_sim/rate-limit                  ``{"token": T, "remaining": n}`` or
+                                           ``{"installation_id": N, "remaining": n}``
+    GET  /_sim/apps                        Apps, installations, tokens issued per installation
     POST /_sim/webhook                     ``{"url": U, "secret": S}`` or ``{"url": null}``
     POST /_sim/state/{mutation}            keyword arguments of the ``SimState`` mutation
     GET  /_sim/info                        owner, repository names, url
@@ -71,9 +75,16 @@ class ControlApi:
                 return 200, sim.faults.as_dict()
             if route == "rate-limit":
                 token = args.get("token", query.get("token")) or None
+                raw_id = args.get("installation_id", query.get("installation_id"))
+                installation_id = int(raw_id) if raw_id not in (None, "") else None
                 if method == "POST":
-                    sim.set_rate_limit_remaining(token, int(args["remaining"]))
-                return 200, {"token": token, "remaining": sim.rate_limit_remaining(token)}
+                    sim.set_rate_limit_remaining(
+                        token, int(args["remaining"]), installation_id=installation_id
+                    )
+                budget = sim.rate_limit(token, installation_id=installation_id)
+                return 200, {"token": token, "installation_id": installation_id, **budget}
+            if route == "apps" and method == "GET":
+                return 200, sim.apps_info()
             if route == "webhook" and method == "POST":
                 url = args.get("url")
                 sim.webhook_target = (url, args.get("secret", "")) if url else None

@@ -1,4 +1,7 @@
-"""GitHub's primary (per token, per hour) and secondary (concurrency, burst) rate limits.
+"""GitHub's primary (per user or installation, per hour) and secondary (concurrency, burst) rate limits.
+
+A budget is kept per key (:meth:`github_sim.access.AccessPolicy.budget_key` says whose key a
+token spends); a key may have its own limit (an installation's grows with its repositories).
 
 Owns the budgets and their windows on the simulator clock; the HTTP layer decides what a refused
 request is answered with. Nothing here sleeps or waits for a window to reset.
@@ -9,6 +12,7 @@ from __future__ import annotations
 import math
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from github_sim.clock import SimClock
@@ -35,7 +39,14 @@ class Bucket:
 class PrimaryLimiter:
     """Per-token request budget whose windows follow the simulator clock."""
 
-    def __init__(self, clock: SimClock, limit: int, anonymous_limit: int, interval_s: int) -> None:
+    def __init__(
+        self,
+        clock: SimClock,
+        limit: int,
+        anonymous_limit: int,
+        interval_s: int,
+        limit_of: Callable[[str], int | None] | None = None,
+    ) -> None:
         """Create the limiter.
 
         Args:
@@ -43,9 +54,12 @@ class PrimaryLimiter:
             limit: budget of an authenticated token per window.
             anonymous_limit: budget of unauthenticated callers per window.
             interval_s: window length in seconds.
+            limit_of: the limit of a key with its own (asked when its window starts), or
+                ``None`` for ``limit``.
         """
         self._clock = clock
         self._limit = limit
+        self._limit_of = limit_of
         self._anonymous_limit = anonymous_limit
         self._interval_s = interval_s
         self._buckets: dict[str, Bucket] = {}
@@ -56,7 +70,8 @@ class PrimaryLimiter:
         now = self._clock.timestamp()
         bucket = self._buckets.get(key)
         if bucket is None or now >= bucket.reset:
-            limit = self._anonymous_limit if key == ANONYMOUS else self._limit
+            own = self._limit_of(key) if self._limit_of is not None and key != ANONYMOUS else None
+            limit = self._anonymous_limit if key == ANONYMOUS else own if own is not None else self._limit
             bucket = Bucket(limit=limit, used=0, reset=math.ceil(now + self._interval_s))
             self._buckets[key] = bucket
         return bucket

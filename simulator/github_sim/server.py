@@ -4,6 +4,11 @@ A stdlib ``ThreadingHTTPServer`` speaking HTTP/1.1 with keep-alive, so a ``reque
 session reuses its connection like it would against api.github.com. It must not know any
 GitHub route or body (the API does); it owns what happens around every request, in GitHub's
 order: authentication, secondary then primary limits, faults, then ETag/304 and the headers.
+Authentication tells three kinds of credentials apart: an App's JWT (verified by
+:mod:`github_sim.apps`; it spends no budget), an installation access token the simulator issued
+(valid until it expires) and any other token; the budget a request spends is the one
+:meth:`~github_sim.access.AccessPolicy.budget_key` names (per user, installation or token), and
+so is the key of the secondary burst limit.
 
 One piece (>300 lines) because that order is the behaviour: which check answers first decides
 what a client sees (a secondary limit spends no budget, a 304 costs nothing), and one pipeline
@@ -25,11 +30,13 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
 from github_sim.api import Request, Response, error
+from github_sim.apps import TOKEN_PREFIX, AppAuthError, looks_like_jwt
 from github_sim.faults import SECONDARY_BURST_WINDOW_S, failing_status
 from github_sim.ratelimit import ANONYMOUS, RESOURCE_CORE, Bucket
 
 if TYPE_CHECKING:
     from github_sim.app import Simulator
+    from github_sim.config import AppConfig
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +48,15 @@ SECONDARY_DOCS = (
     "#about-secondary-rate-limits"
 )
 REQUEST_QUEUE_SIZE = 256  # listen backlog: concurrency tests open many sockets at once
+# Key of an App's own window (JWT requests): shown in the headers, never spent.
+APP_KEY_PREFIX = "app:"
 # Other resources listed by GET /rate_limit, with GitHub's documented limits.
 OTHER_RESOURCES = {"search": 30, "graphql": 5000, "integration_manifest": 5000, "code_search": 10}
+
+
+def app_key(app_id: int) -> str:
+    """Budget key of an App authenticating with its JWT."""
+    return f"{APP_KEY_PREFIX}{app_id}"
 
 
 class SimHTTPServer(ThreadingHTTPServer):
@@ -103,7 +117,7 @@ class SimRequestHandler(BaseHTTPRequestHandler):
         self._handle("GET")
 
     def do_POST(self) -> None:
-        """Serve a POST (control API; GitHub writes are not simulated)."""
+        """Serve a POST (control API, installation access tokens; other GitHub writes are not simulated)."""
         self._handle("POST")
 
     def do_PATCH(self) -> None:
@@ -133,14 +147,16 @@ class SimRequestHandler(BaseHTTPRequestHandler):
         secondary = sim.secondary
         concurrency = secondary.enter()
         try:
-            self._api(method, path, params, concurrency)
+            self._api(method, path, params, concurrency, raw_body)
         except Exception:  # answer 500 like GitHub rather than dropping the connection
             log.exception("simulator failed on %s %s", method, self.path)
             self._send(500, json.dumps({"message": "Server Error"}).encode(), {})
         finally:
             secondary.leave()
 
-    def _api(self, method: str, path: str, params: list[tuple[str, str]], concurrency: int) -> None:
+    def _api(
+        self, method: str, path: str, params: list[tuple[str, str]], concurrency: int, raw_body: bytes
+    ) -> None:
         sim = self.server.sim
         faults = sim.faults
         if sim.dice.hit(faults.reset_connection_rate):
@@ -154,14 +170,33 @@ class SimRequestHandler(BaseHTTPRequestHandler):
             time.sleep(delay_ms / 1000)
 
         token, bad_auth = self._token()
-        key = token if token is not None else ANONYMOUS
         limiter = sim.limiter
-        if bad_auth or (
-            token is not None and sim.config.tokens is not None and token not in sim.config.tokens
-        ):
-            resp = error(401, "Bad credentials", "https://docs.github.com/rest")
+        app: AppConfig | None = None
+        refused = "Bad credentials" if bad_auth else None
+        if token is not None and not bad_auth and looks_like_jwt(token):
+            # An App authenticates with a JWT it signs:
+            # https://docs.github.com/en/apps/creating-github-apps/authenticating-with-a-github-app/generating-a-json-web-token-jwt-for-a-github-app
+            try:
+                app = sim.apps.verify_jwt(token)
+            except AppAuthError as exc:
+                refused = str(exc)
+        elif token is not None and not bad_auth:
+            issued = sim.apps.lookup(token)
+            if issued is not None:
+                # "Using an expired token produces a status code of 401 - Unauthorized":
+                # https://docs.github.com/en/rest/apps/apps#create-an-installation-access-token-for-an-app
+                if issued.expired(sim.clock.now()):
+                    refused = "Bad credentials"
+            elif (sim.config.tokens is not None and token not in sim.config.tokens) or (
+                sim.apps.configured and token.startswith(TOKEN_PREFIX)
+            ):
+                refused = "Bad credentials"
+        if refused is not None:
+            resp = error(401, refused, "https://docs.github.com/rest")
             self._finish("(auth)", resp, limiter.peek(ANONYMOUS), token, spent=False)
             return
+        # A JWT spends no installation's or user's budget; its own window is shown, never spent.
+        key = app_key(app.app_id) if app is not None else sim.access.budget_key(token)
 
         # Secondary limits are checked before the primary budget and do not spend it.
         burst_hit = sim.secondary.burst_exceeded(key, faults.secondary_limit_burst, SECONDARY_BURST_WINDOW_S)
@@ -183,7 +218,13 @@ class SimRequestHandler(BaseHTTPRequestHandler):
         is_rate_limit = path == "/rate_limit"
         bucket = limiter.peek(key)
         if not is_rate_limit and bucket.remaining <= 0:
-            who = f"user ID {sim.access.account(token).id}" if token is not None else self.client_address[0]
+            installation = sim.access.installation_token(token)
+            if installation is not None:
+                who = f"installation ID {installation.installation_id}"
+            elif token is not None:
+                who = f"user ID {sim.access.account(token).id}"
+            else:
+                who = self.client_address[0]
             message = f"API rate limit exceeded for {who}."
             if token is None:
                 message += (
@@ -212,12 +253,12 @@ class SimRequestHandler(BaseHTTPRequestHandler):
             )
             return
 
-        user = sim.access.account(token) if token is not None else None
-        req = Request(method, path, dict(params), params, token, user)
+        user = sim.access.account(token) if token is not None and app is None else None
+        req = Request(method, path, dict(params), params, token, user, app=app, body=raw_body)
         endpoint, resp = sim.api.route(req)
         if is_rate_limit and resp.status == 200:
             resp.body = self._rate_limit_body(bucket)
-        spend = resp.spend and not is_rate_limit
+        spend = resp.spend and not is_rate_limit and app is None
         body_bytes = json.dumps(resp.body, separators=(",", ":")).encode() if resp.body is not None else b""
         if resp.status == 200 and resp.body is not None:
             etag = '"' + hashlib.md5((token or "").encode() + b"\0" + body_bytes).hexdigest() + '"'
