@@ -106,7 +106,9 @@ def validate_database_url(name: str, value: str) -> str:
 GITHUB_CONN_OPTIONS_KEY = "github_sync"
 
 
-def github_connection(api_url: str, token: str, options: dict[str, object] | None = None) -> dict[str, object]:
+def github_connection(
+    api_url: str, token: str, options: dict[str, object] | None = None
+) -> dict[str, object]:
     """The ``github_default`` connection (GitHub provider type) in Airflow's JSON form.
 
     ``options`` are github-sync's tunables, kept under the extra's ``github_sync`` key

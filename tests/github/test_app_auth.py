@@ -71,7 +71,7 @@ def test_installation_tokens_are_bought_again_before_they_expire(
     app_sim: Simulator, app_hook: GitHubHook
 ) -> None:
     names = [repo.name for repo in app_sim.state.repos()]
-    for n, name in enumerate(names):
+    for name in names:
         app_hook.get(f"/repos/acme/{name}")
         app_sim.clock.advance(5)  # 25 repositories x 5 s: about four token lifetimes
     # Bought ahead of expiry: no request was refused.

@@ -19,7 +19,6 @@ from github_sync.github.hook import GitHubHook
 from github_sync.github.shared_budget import PostgresBudget
 from tests.polling import wait_until
 
-TOKEN = "ghp_shared_by_two_workers"
 LIMIT = 60
 RESERVE = 6  # the hook's default 10 %
 THREADS_PER_WORKER = 6
@@ -32,11 +31,11 @@ def simulator_fields() -> dict[str, Any]:
     return {"repos": 4, "seed": 2, "big_repos": 0, "latency_ms": 30, "rate_limit": LIMIT}
 
 
-def _spend_until_refused(sim_url: str, database_url: str, names: list[str], results: Any) -> None:
+def _spend_until_refused(sim_url: str, database_url: str, token: str, names: list[str], results: Any) -> None:
     # One worker: THREADS_PER_WORKER threads sending until the shared budget refuses them.
     budget = PostgresBudget(database_url)
     hook = GitHubHook(
-        base_url=sim_url, token=TOKEN, budget=budget, max_wait_s=0, max_in_flight=THREADS_PER_WORKER
+        base_url=sim_url, token=token, budget=budget, max_wait_s=0, max_in_flight=THREADS_PER_WORKER
     )
 
     def spend(offset: int) -> None:
@@ -58,12 +57,14 @@ def _spend_until_refused(sim_url: str, database_url: str, names: list[str], resu
     budget.close()
 
 
-def test_two_workers_together_never_spend_below_the_reserve(sim: Simulator, pg_database: str) -> None:
+def test_two_workers_together_never_spend_below_the_reserve(
+    sim: Simulator, pg_database: str, token: str
+) -> None:
     names = [repo.name for repo in sim.state.repos()]
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
     workers = [
-        context.Process(target=_spend_until_refused, args=(sim.url, pg_database, names, results))
+        context.Process(target=_spend_until_refused, args=(sim.url, pg_database, token, names, results))
         for _ in range(2)
     ]
     for worker in workers:
@@ -72,15 +73,17 @@ def test_two_workers_together_never_spend_below_the_reserve(sim: Simulator, pg_d
         worker.join(timeout=120)
         assert worker.exitcode == 0
     spent = [results.get(timeout=5) for _ in workers]
-    assert sim.rate_limit_remaining(TOKEN) == RESERVE
+    assert sim.rate_limit_remaining(token) == RESERVE
     assert sum(spent) == LIMIT - RESERVE
     assert all(amount > 0 for amount in spent), spent  # both really worked against the budget
 
 
-def test_a_secondary_limit_seen_by_one_worker_pauses_the_other(sim: Simulator, pg_database: str) -> None:
+def test_a_secondary_limit_seen_by_one_worker_pauses_the_other(
+    sim: Simulator, pg_database: str, token: str
+) -> None:
     repo = f"/repos/acme/{sim.state.repos()[0].name}"
-    first = GitHubHook(base_url=sim.url, token=TOKEN, budget=PostgresBudget(pg_database))
-    second = GitHubHook(base_url=sim.url, token=TOKEN, budget=PostgresBudget(pg_database))
+    first = GitHubHook(base_url=sim.url, token=token, budget=PostgresBudget(pg_database))
+    second = GitHubHook(base_url=sim.url, token=token, budget=PostgresBudget(pg_database))
     second.get(repo)  # the second worker is up and has nothing to wait for
     # Every request is over the concurrency limit: GitHub answers with a secondary limit.
     sim.faults.secondary_limit_concurrency = 0

@@ -182,7 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("--conn-id", default=GITHUB_CONN_ID, help=f"the connection (default {GITHUB_CONN_ID})")
     check.add_argument(
-        "--whoami", action="store_true", help="also look up each token's account (GET /user: one request each)"
+        "--whoami",
+        action="store_true",
+        help="also look up each token's account (GET /user: one request each)",
     )
     check.add_argument("--json", action="store_true", help="also write the reports as JSON to stdout")
     check.set_defaults(func=cmd_check_connection)

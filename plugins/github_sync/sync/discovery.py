@@ -282,7 +282,11 @@ def discover_repositories(
     if listing.path == INSTALLATION_LISTING:
         # Unsorted, and not only the owner's: keep the owner's, in the order the others are listed.
         repos = sorted(
-            (repo for repo in repos if str((repo.get("owner") or {}).get("login", "")).lower() == owner.lower()),
+            (
+                repo
+                for repo in repos
+                if str((repo.get("owner") or {}).get("login", "")).lower() == owner.lower()
+            ),
             key=lambda repo: str(repo.get("full_name", "")).lower(),
         )
     selected = _select(repos, allow, include_archived, owner)
