@@ -31,7 +31,9 @@ def simulator_fields() -> dict[str, Any]:
     return {"repos": 4, "seed": 2, "big_repos": 0, "latency_ms": 30, "rate_limit": LIMIT}
 
 
-def _spend_until_refused(sim_url: str, database_url: str, token: str, names: list[str], results: Any) -> None:
+def _spend_until_refused(
+    sim_url: str, database_url: str, token: str, names: list[str], results: Any, start: Any
+) -> None:
     # One worker: THREADS_PER_WORKER threads sending until the shared budget refuses them.
     budget = PostgresBudget(database_url)
     hook = GitHubHook(
@@ -47,6 +49,8 @@ def _spend_until_refused(sim_url: str, database_url: str, token: str, names: lis
         except RateLimitExhausted:
             return
 
+    # Both workers begin together (spawning a process takes longer than spending the budget).
+    start.wait(timeout=60)
     threads = [threading.Thread(target=spend, args=(offset,)) for offset in range(THREADS_PER_WORKER)]
     for thread in threads:
         thread.start()
@@ -63,8 +67,11 @@ def test_two_workers_together_never_spend_below_the_reserve(
     names = [repo.name for repo in sim.state.repos()]
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
+    start = context.Barrier(2)
     workers = [
-        context.Process(target=_spend_until_refused, args=(sim.url, pg_database, token, names, results))
+        context.Process(
+            target=_spend_until_refused, args=(sim.url, pg_database, token, names, results, start)
+        )
         for _ in range(2)
     ]
     for worker in workers:

@@ -96,24 +96,31 @@ class Credential(Protocol):
 
 
 class TokenCredential:
-    """A token sent as ``Authorization: Bearer``; its key is the token's SHA-256."""
+    """A token sent as ``Authorization: Bearer``; its key is a SHA-256 of the API and the token."""
 
     kind = KIND_TOKEN
     refreshable = False
 
-    def __init__(self, token: str, label: str = "token") -> None:
-        """Wrap ``token``; ``label`` names it in logs (a connection id, never the token)."""
+    def __init__(self, token: str, label: str = "token", api: str = "") -> None:
+        """Wrap ``token``.
+
+        Args:
+            token: the token.
+            label: names it in logs (a connection id, never the token).
+            api: the API base URL it is for: one token on two GitHubs (github.com and an
+                Enterprise server) has two budgets and two sets of ETags.
+        """
         if not token:
             raise ValueError("empty token")
         self._token = token
-        self._key = token_hash(token)
+        self._key = token_hash(f"{api}\0{token}" if api else token)
         self.label = label
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(label={self.label!r})"
 
     def key_for(self, path: str) -> str:
-        """The token's hash (the key the ETag cache has always used)."""
+        """The hash of the API and the token (never the token)."""
         return self._key
 
     def authorization(self, path: str) -> str:

@@ -149,9 +149,8 @@ class GitHubHook(BaseHook):
         self.timeout = timeout
         self.min_per_page = min_per_page
         self._explicit_base_url = base_url
-        self._explicit_credentials: list[Credential] | None = (
-            [TokenCredential(token, label="the token passed to the hook")] if token else None
-        ) or (list(credentials) if credentials else None)
+        self._explicit_token = token
+        self._explicit_credentials: list[Credential] | None = list(credentials) if credentials else None
         self._config_lock = threading.Lock()
         self._base_url: str | None = None
         self._credentials: list[Credential] | None = None
@@ -200,15 +199,26 @@ class GitHubHook(BaseHook):
     def _configure(self) -> tuple[str, list[Credential]]:
         with self._config_lock:
             if self._base_url is None or self._credentials is None:
-                if self._explicit_base_url is not None and self._explicit_credentials is not None:
-                    base_url, found = self._explicit_base_url, self._explicit_credentials
+                explicit = self._explicit_credentials or self._explicit_token
+                if self._explicit_base_url is not None and explicit:
+                    base_url = normalize_base_url(self._explicit_base_url)
+                    found = self._explicit_credentials or self._token_credential(base_url)
                 else:
                     main = read_connection(self.github_conn_id, self.get_connection(self.github_conn_id))
-                    base_url = self._explicit_base_url or main.base_url
-                    found = self._explicit_credentials or self._connection_credentials(main, base_url)
-                self._base_url = normalize_base_url(base_url)
+                    base_url = normalize_base_url(self._explicit_base_url or main.base_url)
+                    found = (
+                        self._explicit_credentials
+                        or self._token_credential(base_url)
+                        or self._connection_credentials(main, base_url)
+                    )
+                self._base_url = base_url
                 self._credentials = found
             return self._base_url, self._credentials
+
+    def _token_credential(self, base_url: str) -> list[Credential]:
+        if not self._explicit_token:
+            return []
+        return [TokenCredential(self._explicit_token, label="the token passed to the hook", api=base_url)]
 
     def _connection_credentials(self, main: GitHubConnection, base_url: str) -> list[Credential]:
         # The connection's own credential, then those of the connections its options list.
@@ -226,7 +236,7 @@ class GitHubHook(BaseHook):
     def _credential_of(self, conn: GitHubConnection, base_url: str) -> Credential:
         label = f"connection {conn.conn_id!r}"
         if conn.token:
-            return TokenCredential(conn.token, label=label)
+            return TokenCredential(conn.token, label=label, api=normalize_base_url(base_url))
         assert conn.app is not None  # read_connection returns a token or App auth
         return AppInstallationCredential(
             app_id=conn.app.app_id,
@@ -288,8 +298,11 @@ class GitHubHook(BaseHook):
         return all(report.ok for report in reports), self._redact(text)
 
     def _redact(self, text: str) -> str:
-        for credential in self._credentials or self._explicit_credentials or ():
-            for secret in credential.secrets():
+        secrets = [
+            secret for c in self._credentials or self._explicit_credentials or () for secret in c.secrets()
+        ]
+        for secret in [*secrets, self._explicit_token or ""]:
+            if secret:
                 text = text.replace(secret, REDACTED)
         return text
 
