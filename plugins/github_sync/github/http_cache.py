@@ -26,13 +26,11 @@ import hashlib
 import json
 import logging
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    import psycopg
+from github_sync.github.lazy_connection import ConnectionFactory, LazyConnection
 
 log = logging.getLogger(__name__)
 
@@ -153,8 +151,6 @@ class InMemoryHttpCache:
             return len(self._entries)
 
 
-# Returns a new psycopg 3 connection (what PostgresHook.get_conn returns under Airflow 3).
-ConnectionFactory = Callable[[], "psycopg.Connection[Any]"]
 # One stored entry: etag, last_modified, link, gzip'd body, stored_at.
 _Row = tuple[Any, ...]
 
@@ -174,46 +170,17 @@ class PostgresHttpCache:
             connect: a PostgreSQL DSN/URL, or a zero-argument callable returning a new
                 psycopg connection (e.g. ``PostgresHook("postgres_default").get_conn``).
         """
-        if isinstance(connect, str):
-            dsn = connect
-
-            def _connect() -> psycopg.Connection[Any]:
-                # Imported on first use: the hook (and this module) load without a database.
-                import psycopg
-
-                return psycopg.connect(dsn, autocommit=True)
-
-            self._connect: ConnectionFactory = _connect
-        else:
-            self._connect = connect
+        self._connection = LazyConnection(connect, name="HTTP cache")
         self._lock = threading.Lock()
-        self._conn: psycopg.Connection[Any] | None = None
 
     def __repr__(self) -> str:
         # The DSN may hold a database password: never show it.
         return f"{type(self).__name__}()"
 
-    def _connection(self) -> psycopg.Connection[Any]:
-        # Caller holds the lock.
-        if self._conn is None or self._conn.closed:
-            conn = self._connect()
-            conn.autocommit = True
-            self._conn = conn
-        return self._conn
-
-    def _drop_connection(self) -> None:
-        # Caller holds the lock. A failed connection is replaced on the next call.
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            try:
-                conn.close()
-            except Exception:  # closing a broken connection may fail in any way
-                log.debug("closing the HTTP cache connection failed", exc_info=True)
-
     def _execute(self, sql: str, params: tuple[Any, ...], fetch: bool) -> _Row | None:
         with self._lock:
             try:
-                conn = self._connection()
+                conn = self._connection.get()
                 cur = conn.cursor()
                 try:
                     cur.execute(sql, params)
@@ -223,7 +190,7 @@ class PostgresHttpCache:
                     cur.close()
             except Exception as exc:  # a cache failure must not fail the sync
                 log.warning("HTTP cache unavailable (%s); continuing without it", type(exc).__name__)
-                self._drop_connection()
+                self._connection.drop()
                 return None
 
     def get(self, token_hash: str, url: str) -> CachedResponse | None:
@@ -260,4 +227,4 @@ class PostgresHttpCache:
     def close(self) -> None:
         """Close the connection (a later call opens a new one)."""
         with self._lock:
-            self._drop_connection()
+            self._connection.drop()

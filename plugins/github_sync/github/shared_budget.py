@@ -39,7 +39,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from github_sync.github.budget import BudgetView, InMemoryBudget
-from github_sync.github.http_cache import ConnectionFactory
+from github_sync.github.lazy_connection import ConnectionFactory, LazyConnection, dsn_factory
 from github_sync.github.ratelimit import (
     DEFAULT_RESERVE_FRACTION,
     IN_FLIGHT_WAIT_S,
@@ -221,6 +221,10 @@ def _window(resource: str, limit: Any, remaining: Any, used: Any, reset: Any) ->
     )
 
 
+def _apply_session_settings(conn: psycopg.Connection[Any]) -> None:
+    conn.execute(_SESSION_SETTINGS_SQL, (f"{STATEMENT_TIMEOUT_MS}ms", f"{IDLE_IN_TRANSACTION_TIMEOUT_MS}ms"))
+
+
 class PostgresBudget:
     """:class:`~github_sync.github.budget.BudgetStore` shared by every worker, in PostgreSQL.
 
@@ -250,26 +254,18 @@ class PostgresBudget:
             lease_s: how long an admitted request counts as in flight without an answer.
             fallback: the budget used while the database fails (default: a new one).
         """
-        if isinstance(connect, str):
-            dsn = connect
-
-            def _connect() -> psycopg.Connection[Any]:
-                # Imported on first use: the hook (and this module) load without a database.
-                import psycopg
-
-                return psycopg.connect(
-                    dsn, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S, application_name=APPLICATION_NAME
-                )
-
-            self._connect: ConnectionFactory = _connect
-        else:
-            self._connect = connect
+        self._connection = LazyConnection(
+            dsn_factory(connect, connect_timeout=CONNECT_TIMEOUT_S, application_name=APPLICATION_NAME)
+            if isinstance(connect, str)
+            else connect,
+            name="shared budget",
+            on_open=_apply_session_settings,
+        )
         self.lease_s = lease_s
         self._fallback = fallback if fallback is not None else InMemoryBudget()
         self._instance = uuid.uuid4().hex[:12]
         self._host = socket.gethostname()
         self._lock = threading.Lock()
-        self._conn: psycopg.Connection[Any] | None = None
         self._failing = False
         self._statements = 0
         self._round_trips = 0
@@ -297,31 +293,11 @@ class PostgresBudget:
 
     # ------------------------------------------------------------------ connection
 
-    def _connection(self) -> psycopg.Connection[Any]:
-        # Caller holds the lock.
-        if self._conn is None or self._conn.closed:
-            conn = self._connect()
-            conn.autocommit = True
-            conn.execute(
-                _SESSION_SETTINGS_SQL, (f"{STATEMENT_TIMEOUT_MS}ms", f"{IDLE_IN_TRANSACTION_TIMEOUT_MS}ms")
-            )
-            self._conn = conn
-        return self._conn
-
-    def _drop_connection(self) -> None:
-        # Caller holds the lock. A failed connection is replaced on the next call.
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            try:
-                conn.close()
-            except Exception:  # closing a broken connection may fail in any way
-                log.debug("closing the shared budget's connection failed", exc_info=True)
-
     def _db(self, operation: Callable[[psycopg.Connection[Any]], T]) -> T:
         """Run ``operation`` on the connection under the lock; raise :class:`_Failed` on any error."""
         with self._lock:
             try:
-                result = operation(self._connection())
+                result = operation(self._connection.get())
             except Exception as exc:  # the shared budget must never fail a request
                 self._fallbacks += 1
                 if not self._failing:
@@ -332,7 +308,7 @@ class PostgresBudget:
                         type(exc).__name__,
                         str(exc).strip().splitlines()[0] if str(exc).strip() else "",
                     )
-                self._drop_connection()
+                self._connection.drop()
                 raise _Failed from exc
             if self._failing:
                 self._failing = False
@@ -543,4 +519,4 @@ class PostgresBudget:
     def close(self) -> None:
         """Close the connection (a later call opens a new one)."""
         with self._lock:
-            self._drop_connection()
+            self._connection.drop()
