@@ -165,3 +165,33 @@ def test_the_providers_hook_works_on_the_same_connection(
     assert ours.get(f"/repos/acme/{repo}").json["name"] == repo
     assert sim.stats()["by_endpoint"][TOKENS_ROUTE] == 2  # one token each
     ours.close()
+
+
+def test_check_connection_command_reports_every_credential_as_json(
+    monkeypatch: pytest.MonkeyPatch,
+    app_sim: Simulator,
+    app_key: tuple[str, str],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from github_sync.devtools.cli import main
+
+    # An App connection that also lists a token connection: two credentials, two reports.
+    conn_id = _connect(monkeypatch, app_sim, app_key[0], github_sync={"credentials": ["gh_pat"]})
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_GH_PAT",
+        json.dumps({"conn_type": "github", "host": app_sim.url, "password": "ghp_cli_token"}),
+    )
+    spent_before = app_sim.stats()["budget_spent"]
+    assert main(["check-connection", "--conn-id", conn_id, "--json"]) == 0
+    reports = json.loads(capsys.readouterr().out)
+    assert [(r["kind"], r["ok"]) for r in reports] == [("github_app", True), ("token", True)]
+    assert reports[0]["installation_id"] == INSTALLATION_ID and reports[0]["account"] == "acme"
+    assert reports[1]["budget"]["core"]["limit"] == 5000
+    assert app_sim.stats()["budget_spent"] == spent_before  # nothing spent
+    assert app_key[0] not in json.dumps(reports) and "ghp_cli_token" not in json.dumps(reports)
+    # A credential GitHub refuses makes the command fail, naming it.
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_GH_PAT",
+        json.dumps({"conn_type": "github", "host": app_sim.url, "password": "ghs_not_issued"}),
+    )
+    assert main(["check-connection", "--conn-id", conn_id]) == 1
