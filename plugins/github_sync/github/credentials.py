@@ -228,7 +228,6 @@ class AppInstallationCredential:
         self._tokens: dict[int, InstallationToken] = {}
         self._installations: dict[str, Installation] | None = None
         self._key_salt = hashlib.sha256(f"{self._base_url}|{self.app_id}".encode()).hexdigest()[:16]
-        self.tokens_obtained = 0
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(app_id={self.app_id!r}, installation_id={self._installation_id!r})"
@@ -333,7 +332,6 @@ class AppInstallationCredential:
             ) from None
         if self._on_token is not None:
             self._on_token(token)
-        self.tokens_obtained += 1
         log.info(
             "GitHub App %s: installation %d access token obtained, expires %s",
             self.app_id,
