@@ -234,16 +234,17 @@ class GitHubHook(BaseHook):
         return found
 
     def _credential_of(self, conn: GitHubConnection, base_url: str) -> Credential:
+        # base_url: the hook's, already normalised.
         label = f"connection {conn.conn_id!r}"
         if conn.token:
-            return TokenCredential(conn.token, label=label, api=normalize_base_url(base_url))
+            return TokenCredential(conn.token, label=label, api=base_url)
         assert conn.app is not None  # read_connection returns a token or App auth
         return AppInstallationCredential(
             app_id=conn.app.app_id,
             private_key=conn.app.private_key,
             installation_id=conn.app.installation_id,
             token_permissions=conn.app.token_permissions,
-            base_url=normalize_base_url(base_url),
+            base_url=base_url,
             send=lambda method, url, headers, body: self.get_conn().send_unauthenticated(
                 method, url, headers, body
             ),

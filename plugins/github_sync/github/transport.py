@@ -2,23 +2,27 @@
 
 One attempt (:meth:`Transport._attempt`) runs these steps, in order:
 
-1. :meth:`~Transport._conditional` - the cache's ETag (or Last-Modified) for the URL
-   becomes ``If-None-Match`` (``If-Modified-Since``);
-2. :meth:`RateLimiter.admit <github_sync.github.ratelimit.RateLimiter.admit>` - wait out a
-   secondary-limit pause and the primary budget, or raise ``RateLimitExhausted``;
-3. :meth:`~Transport._send` - the GET on the hook's session, at most ``max_in_flight`` at
-   once; no answer becomes :class:`GitHubTransportError`;
+1. :meth:`~Transport._conditional` - the cache's ETag (or Last-Modified) for the URL and
+   the credential that obtained it (ETags are per credential);
+2. :meth:`RateLimiter.admit <github_sync.github.ratelimit.RateLimiter.admit>` - choose the
+   credential (the ETag's while it has budget, else the most budget left), wait out its
+   secondary-limit pause and primary budget, or raise ``RateLimitExhausted``;
+3. :meth:`~Transport._send` - the GET on the hook's session with that credential's
+   ``Authorization`` (and the validators when it holds the ETag, as ``If-None-Match`` or
+   ``If-Modified-Since``), at most ``max_in_flight`` at once; no answer becomes
+   :class:`GitHubTransportError`;
 4. :meth:`RateLimiter.record <github_sync.github.ratelimit.RateLimiter.record>` - the
    answer's rate-limit headers, before its admission slot is given back;
 5. :meth:`~Transport._count` - requests sent, budget spent, 304s, secondary limits;
 6. :func:`classify`, then :meth:`~Transport._interpret` - a 304 returns the cached body,
    a 200 is cached and returned, a rate-limit refusal becomes the rate limiter's error,
-   5xx and 4xx become typed errors.
+   a 401 on a refreshable credential (an App's expired token) is retried once on a new
+   token, 5xx and 4xx become typed errors.
 
 :meth:`Transport.get` runs attempts under the :class:`RetryPolicy`.
 
-It must not know the connection (the hook hands it a session factory and the token's
-cache key), decide on rate limits (:mod:`github_sync.github.ratelimit`) or on retries and
+It must not know the connection (the hook hands it a session factory and its
+credentials), decide on rate limits (:mod:`github_sync.github.ratelimit`) or on retries and
 backoffs (:mod:`github_sync.github.retry`). No Airflow import.
 
 Longer than 300 lines as one piece because the steps share one attempt's state (the
@@ -172,10 +176,14 @@ class _Conditional:
     key: str | None = None
     cached: CachedResponse | None = None
 
+    def for_key(self, key: str) -> CachedResponse | None:
+        """The entry a request on credential ``key`` may use (none on another one: ETags are per credential)."""
+        return self.cached if key == self.key else None
+
     def headers_for(self, key: str) -> dict[str, str]:
-        """The validators to send on credential ``key`` (none on another one: ETags are per credential)."""
-        cached = self.cached
-        if cached is None or key != self.key:
+        """The validators to send on credential ``key``."""
+        cached = self.for_key(key)
+        if cached is None:
             return {}
         if cached.etag:
             return {"If-None-Match": cached.etag}
@@ -293,8 +301,7 @@ class Transport:
         outcome = classify(raw.status_code, raw.headers, body)
         log.debug("GET %s -> %d", request.url, raw.status_code)
         self._count(outcome)
-        cached = conditional.cached if conditional.key == key else None
-        return self._interpret(request, answer, outcome, cached, state)
+        return self._interpret(request, answer, outcome, conditional.for_key(key), state)
 
     # ------------------------------------------------------------------ steps
 
