@@ -150,13 +150,11 @@ def app_jwt(app_id: str, private_key: str, now: datetime) -> str:
 
 @dataclass(frozen=True)
 class InstallationToken:
-    """An installation access token and what GitHub said about it."""
+    """An installation access token and when it expires."""
 
     token: str
     expires_at: datetime
     obtained_at: datetime
-    permissions: Mapping[str, str]
-    repository_selection: str | None
 
     def __repr__(self) -> str:
         return f"InstallationToken(expires_at={self.expires_at.isoformat()})"
@@ -174,7 +172,6 @@ class Installation:
 
     installation_id: int
     account: str
-    account_type: str
     permissions: Mapping[str, str]
     repository_selection: str | None
 
@@ -342,8 +339,6 @@ class AppInstallationCredential:
             token=token,
             expires_at=expires_at,
             obtained_at=self._clock(),
-            permissions=dict(answer.get("permissions") or {}),
-            repository_selection=answer.get("repository_selection"),
         )
 
     def _app_request(self, method: str, url: str, body: Any) -> requests.Response:
@@ -394,7 +389,6 @@ def _installation(item: Any) -> Installation:
     return Installation(
         installation_id=int(item["id"]),
         account=str(account.get("login") or ""),
-        account_type=str(account.get("type") or item.get("target_type") or ""),
         permissions=dict(item.get("permissions") or {}),
         repository_selection=item.get("repository_selection"),
     )
