@@ -156,3 +156,16 @@ def test_several_connections_become_several_credentials(monkeypatch: pytest.Monk
 
 def test_defaults_are_the_hooks_own() -> None:
     assert HookOptions().hook_kwargs() == {}
+
+
+def test_a_task_reads_its_connection_once(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from github_sync.orchestration.runtime import build_github_hook
+
+    _set(monkeypatch, "gh_task", password="t1", host="http://127.0.0.1:1", extra={"github_sync": {"typo": 1}})
+    with caplog.at_level(logging.WARNING):
+        hook = build_github_hook("gh_task")
+        assert [c.label for c in hook.credentials()] == ["connection 'gh_task'"]
+    # The warning about the unknown key is written once per task, not once per reading.
+    assert caplog.text.count("github_sync.typo") == 1

@@ -99,6 +99,7 @@ class GitHubHook(BaseHook):
         base_url: str | None = None,
         token: str | None = None,
         credentials: Sequence[Credential] | None = None,
+        connection: GitHubConnection | None = None,
         http_cache: HttpCache | None = None,
         budget: BudgetStore | None = None,
         reserve_fraction: float = DEFAULT_RESERVE_FRACTION,
@@ -120,6 +121,8 @@ class GitHubHook(BaseHook):
             token: GitHub token; overrides the connection's credentials.
             credentials: the credentials to spread requests over; override the
                 connection's (with ``base_url``, nothing is read from Airflow).
+            connection: ``github_conn_id`` already read (:func:`read_connection`), so it is
+                not read (and warned about) twice.
             http_cache: conditional-request store (``InMemoryHttpCache``,
                 ``PostgresHttpCache``); ``None`` disables conditional requests.
             budget: where the credentials' rate-limit state lives (``PostgresBudget``
@@ -151,6 +154,7 @@ class GitHubHook(BaseHook):
         self._explicit_base_url = base_url
         self._explicit_token = token
         self._explicit_credentials: list[Credential] | None = list(credentials) if credentials else None
+        self._connection = connection
         self._config_lock = threading.Lock()
         self._base_url: str | None = None
         self._credentials: list[Credential] | None = None
@@ -204,7 +208,9 @@ class GitHubHook(BaseHook):
                     base_url = normalize_base_url(self._explicit_base_url)
                     found = self._explicit_credentials or self._token_credential(base_url)
                 else:
-                    main = read_connection(self.github_conn_id, self.get_connection(self.github_conn_id))
+                    main = self._connection or read_connection(
+                        self.github_conn_id, self.get_connection(self.github_conn_id)
+                    )
                     base_url = normalize_base_url(self._explicit_base_url or main.base_url)
                     found = (
                         self._explicit_credentials

@@ -115,6 +115,7 @@ def build_github_hook(
     options = connection.options
     return GitHubHook(
         github_conn_id=github_conn_id,
+        connection=connection,
         http_cache=PostgresHttpCache(lambda: connect_database(postgres_conn_id)),
         budget=PostgresBudget(lambda: connect_database(postgres_conn_id)) if options.shared_budget else None,
         **options.hook_kwargs(),
