@@ -54,6 +54,12 @@ USER_REPO_TYPES: dict[str, tuple[str, tuple[str, ...]]] = {
     "member": ("all", ("collaborator", "organization_member")),
 }
 INTEGRATION_FORBIDDEN = "Resource not accessible by integration"
+# GET /orgs/{org}/issues (https://docs.github.com/en/rest/issues/issues#list-organization-issues-assigned-to-the-authenticated-user).
+ORG_ISSUES_DOCS = (
+    "https://docs.github.com/rest/issues/issues#list-organization-issues-assigned-to-the-authenticated-user"
+)
+ISSUE_FILTERS = ("assigned", "created", "mentioned", "subscribed", "repos", "all")
+DIRECTIONS = ("asc", "desc")
 LARGE_PAGE_MESSAGE = (
     "Pagination with the page parameter is not supported for large datasets, "
     "please use cursor based pagination (after/before)"
@@ -103,6 +109,64 @@ def _invalid(field_name: str, doc: str = DOCS, message: str | None = None) -> Re
     return error(422, "Validation Failed", doc, errors=[detail])
 
 
+def _invalid_issue(field_name: str, doc: str = DOCS) -> Response:
+    """GitHub's 422 "Validation Failed" for an invalid parameter of an issue listing."""
+    return error(
+        422, "Validation Failed", doc, errors=[{"resource": "Issue", "field": field_name, "code": "invalid"}]
+    )
+
+
+ISSUE_STATES = ("open", "closed", "all")
+ISSUE_SORTS = ("created", "updated", "comments")
+PULL_SORTS = ("created", "updated", "popularity", "long-running")
+# Sort keys of a repository's issue listing; the number breaks ties (and keys its `after` cursors).
+ISSUE_SORT_KEYS: dict[str, Callable[[Issue], tuple[Any, ...]]] = {
+    "created": lambda i: (int(i.created_at.timestamp()), i.number),
+    "updated": lambda i: (int(i.updated_at.timestamp()), i.number),
+    "comments": lambda i: (i.comments, i.number),
+    "popularity": lambda i: (i.comments, i.number),
+    "long-running": lambda i: (int(i.created_at.timestamp()) * -1, i.number),
+}
+
+
+@dataclass(frozen=True)
+class IssueQuery:
+    """The validated filters of an issue or pull request listing (which items, in which order)."""
+
+    state: str
+    sort: str
+    descending: bool
+    pulls_only: bool
+    since: datetime | None = None
+    labels: frozenset[str] = frozenset()
+    assignee: str | None = None
+    creator: str | None = None
+    head: str | None = None
+    base: str | None = None
+
+    def matches(self, i: Issue) -> bool:
+        """True when issue ``i`` belongs to the listing."""
+        if self.state != "all" and i.state != self.state:
+            return False
+        if self.pulls_only:
+            if not i.is_pr:
+                return False
+            if self.head and self.head.split(":")[-1] != i.head_ref:
+                return False
+            return not self.base or i.base_ref == self.base
+        if self.since is not None and i.updated_at < self.since:
+            return False
+        if self.labels and not self.labels <= {lab.name for lab in i.labels}:
+            return False
+        if self.assignee and self.assignee != "*":
+            if self.assignee == "none":
+                if i.assignees:
+                    return False
+            elif not any(a.login == self.assignee for a in i.assignees):
+                return False
+        return not self.creator or self.creator == "*" or i.user.login == self.creator
+
+
 def _parse_time(value: str | None) -> datetime | None:
     if not value:
         return None
@@ -110,6 +174,37 @@ def _parse_time(value: str | None) -> datetime | None:
         return datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
+
+
+def _involvement(wanted: str, user: User) -> Callable[[Issue], bool]:
+    """Which issues ``filter=wanted`` of ``GET /orgs/{org}/issues`` keeps for ``user``.
+
+    https://docs.github.com/en/rest/issues/issues#list-organization-issues-assigned-to-the-authenticated-user:
+    ``assigned`` to the user, ``created`` by them, ``mentioned`` (an ``@login`` in the body: the
+    simulator has no comments), ``subscribed`` (choice: created, assigned or mentioned, the
+    conversations GitHub subscribes a user to on its own,
+    https://docs.github.com/en/account-and-profile/managing-subscriptions-and-notifications-on-github/setting-up-notifications/about-notifications),
+    ``repos`` and ``all`` every one.
+    """
+    login = user.login.lower()
+    mention = re.compile(rf"(?<![\w@])@{re.escape(login)}(?![\w-])", re.IGNORECASE)
+
+    def assigned(i: Issue) -> bool:
+        return any(a.login.lower() == login for a in i.assignees)
+
+    def created(i: Issue) -> bool:
+        return i.user.login.lower() == login
+
+    def mentioned(i: Issue) -> bool:
+        return bool(i.body) and mention.search(i.body or "") is not None
+
+    checks: dict[str, Callable[[Issue], bool]] = {
+        "assigned": assigned,
+        "created": created,
+        "mentioned": mentioned,
+        "subscribed": lambda i: created(i) or assigned(i) or mentioned(i),
+    }
+    return checks.get(wanted, lambda i: True)
 
 
 Handler = Callable[..., Response]
@@ -157,6 +252,8 @@ class GitHubApi:
             (re.compile(r"^/orgs/(?P<login>[^/]+)/repos$"), "/orgs/{org}/repos", self.list_org_repos),
             (re.compile(r"^/organizations/(?P<oid>\d+)/repos$"), "/orgs/{org}/repos", self.list_org_repos),
             (re.compile(r"^/orgs/(?P<login>[^/]+)/events$"), "/orgs/{org}/events", self.org_events),
+            (re.compile(r"^/orgs/(?P<login>[^/]+)/issues$"), "/orgs/{org}/issues", self.list_org_issues),
+            (re.compile(r"^/organizations/(?P<oid>\d+)/issues$"), "/orgs/{org}/issues", self.list_org_issues),
         ]
         self._repo_routes: list[tuple[re.Pattern[str], str, Handler]] = [
             (re.compile(r"^$"), "", self.get_repo),
@@ -454,63 +551,45 @@ class GitHubApi:
         """``GET /repos/{owner}/{repo}`` (``full-repository``)."""
         return Response(200, self.state.renderer.repository(repo, full=True), last_modified=repo.updated_at)
 
+    @staticmethod
+    def _issue_query(
+        q: dict[str, str], pulls_only: bool, per_repository: bool = True
+    ) -> IssueQuery | Response:
+        """Validate the parameters of an issue (or pull request) listing; 422 as GitHub words it.
+
+        ``per_repository`` admits the parameters only a repository's listing documents
+        (``assignee``, ``creator``; ``head``, ``base`` for pulls).
+        """
+        state = q.get("state", "open")
+        if state not in ISSUE_STATES:
+            return _invalid_issue("state")
+        sort = q.get("sort", "created")
+        if sort not in (PULL_SORTS if pulls_only else ISSUE_SORTS):
+            return _invalid_issue("sort")
+        wanted = frozenset(name.strip() for name in q.get("labels", "").split(",") if name.strip())
+        return IssueQuery(
+            state=state,
+            sort=sort,
+            descending=q.get("direction", "desc") != "asc",
+            pulls_only=pulls_only,
+            since=None if pulls_only else _parse_time(q.get("since")),
+            labels=frozenset() if pulls_only else wanted,
+            assignee=q.get("assignee") if per_repository and not pulls_only else None,
+            creator=q.get("creator") if per_repository and not pulls_only else None,
+            head=q.get("head") if per_repository and pulls_only else None,
+            base=q.get("base") if per_repository and pulls_only else None,
+        )
+
     def _issues_sorted(
         self, req: Request, repo: Repo, pulls_only: bool
     ) -> tuple[list[Issue], Callable[[Issue], tuple[Any, ...]], bool] | Response:
-        q = req.query
-        state = q.get("state", "open")
-        if state not in ("open", "closed", "all"):
-            return error(
-                422, "Validation Failed", errors=[{"resource": "Issue", "field": "state", "code": "invalid"}]
-            )
-        sort = q.get("sort", "created")
-        allowed = (
-            ("created", "updated", "popularity", "long-running")
-            if pulls_only
-            else ("created", "updated", "comments")
-        )
-        if sort not in allowed:
-            return error(
-                422, "Validation Failed", errors=[{"resource": "Issue", "field": "sort", "code": "invalid"}]
-            )
-        direction = q.get("direction", "desc")
-        items = [
-            i
-            for i in repo.issues.values()
-            if (state == "all" or i.state == state) and (i.is_pr or not pulls_only)
-        ]
-        since = _parse_time(q.get("since"))
-        if since is not None and not pulls_only:
-            items = [i for i in items if i.updated_at >= since]
-        if not pulls_only and q.get("labels"):
-            wanted = {name.strip() for name in q["labels"].split(",") if name.strip()}
-            items = [i for i in items if wanted <= {lab.name for lab in i.labels}]
-        if not pulls_only:
-            for param in ("assignee", "creator"):
-                value = q.get(param)
-                if value and value != "*":
-                    if value == "none" and param == "assignee":
-                        items = [i for i in items if not i.assignees]
-                    elif param == "assignee":
-                        items = [i for i in items if any(a.login == value for a in i.assignees)]
-                    else:
-                        items = [i for i in items if i.user.login == value]
-        if pulls_only:
-            if q.get("head"):
-                items = [i for i in items if q["head"].split(":")[-1] == i.head_ref]
-            if q.get("base"):
-                items = [i for i in items if i.base_ref == q["base"]]
-        keyfuncs: dict[str, Callable[[Issue], tuple[Any, ...]]] = {
-            "created": lambda i: (int(i.created_at.timestamp()), i.number),
-            "updated": lambda i: (int(i.updated_at.timestamp()), i.number),
-            "comments": lambda i: (i.comments, i.number),
-            "popularity": lambda i: (i.comments, i.number),
-            "long-running": lambda i: (int(i.created_at.timestamp()) * -1, i.number),
-        }
-        key = keyfuncs[sort]
-        descending = direction != "asc"
-        items.sort(key=key, reverse=descending)
-        return items, key, descending
+        query = self._issue_query(req.query, pulls_only)
+        if isinstance(query, Response):
+            return query
+        items = [i for i in repo.issues.values() if query.matches(i)]
+        key = ISSUE_SORT_KEYS[query.sort]
+        items.sort(key=key, reverse=query.descending)
+        return items, key, query.descending
 
     def list_issues(self, req: Request, repo: Repo) -> Response:
         """``GET /repos/{owner}/{repo}/issues``; PRs included with the ``pull_request`` key.
@@ -542,6 +621,69 @@ class GitHubApi:
         except PaginationError as exc:
             return error(422, str(exc), "https://docs.github.com/rest/issues/issues#list-repository-issues")
         body = [self.state.renderer.issue(repo, i) for i in page.items]
+        return self._page_response(body, page.link)
+
+    def list_org_issues(self, req: Request, login: str | None = None, oid: str | None = None) -> Response:
+        """``GET /orgs/{org}/issues``: issues and PRs of the organisation's repositories for the token's user.
+
+        https://docs.github.com/en/rest/issues/issues#list-organization-issues-assigned-to-the-authenticated-user
+        ``filter`` (default ``assigned``) picks the user's part; ``state``, ``labels``, ``sort``,
+        ``direction`` and ``since`` work as in a repository's listing (same validation, same
+        matching); every item embeds its ``repository``. The repositories are those the token
+        sees (an outsider sees the public ones; archived ones are listed too). Links use
+        ``/organizations/{id}/issues``, as the repository listing's use ``/organizations/{id}/repos``.
+        """
+        owner = self.state.owner
+        if owner.type != "Organization":
+            return not_found()
+        if (login is not None and login.lower() != owner.login.lower()) or (
+            oid is not None and int(oid) != owner.id
+        ):
+            return not_found()
+        if req.user is None:
+            return error(401, "Requires authentication", ORG_ISSUES_DOCS)
+        if self.access.installation_token(req.token) is not None:
+            # GitHub's description of the operation says `"enabledForGitHubApps": false` and its
+            # "Fine-grained access tokens" box lists no installation access token (user access
+            # tokens and fine-grained PATs only): an installation is no user to assign issues to.
+            # https://docs.github.com/en/rest/issues/issues#list-organization-issues-assigned-to-the-authenticated-user
+            return error(403, INTEGRATION_FORBIDDEN, ORG_ISSUES_DOCS)
+        q = req.query
+        wanted = q.get("filter", "assigned")
+        if wanted not in ISSUE_FILTERS:
+            return _invalid_issue("filter", ORG_ISSUES_DOCS)
+        if q.get("direction", "desc") not in DIRECTIONS:
+            return _invalid_issue("direction", ORG_ISSUES_DOCS)
+        query = self._issue_query(q, pulls_only=False, per_repository=False)
+        if isinstance(query, Response):
+            return query
+        fault = self._page_size_fault(q, None)
+        if fault:
+            return fault
+        user = req.user
+        involved = _involvement(wanted, user)
+        by_key = ISSUE_SORT_KEYS[query.sort]
+
+        def key(item: tuple[Repo, Issue]) -> tuple[Any, ...]:
+            # Issue numbers repeat across repositories; the issue id breaks ties across the org.
+            return (*by_key(item[1])[:-1], item[1].id)
+
+        with self.state.lock:
+            items = [
+                (repo, issue)
+                for repo in self.state.repos()
+                if self._visible(req, repo)
+                for issue in repo.issues.values()
+                if query.matches(issue) and involved(issue)
+            ]
+            if "type" in q:
+                # `type` names an issue type; the simulated issues have none, so none matches.
+                items = []
+            items.sort(key=key, reverse=query.descending)
+            page = paginate(items, q, req.params, f"{self.api_base}/organizations/{owner.id}/issues")
+            r = self.state.renderer
+            # The rendered issue is shared (cached); each item is a new dict with its repository.
+            body = [{**r.issue(repo, issue), "repository": r.repository(repo)} for repo, issue in page.items]
         return self._page_response(body, page.link)
 
     def get_issue(self, req: Request, repo: Repo, number: str) -> Response:

@@ -115,6 +115,8 @@ def _cases(sim: Simulator) -> list[tuple[str, str, str]]:
         (f"{r}/git/trees/HEAD?recursive=1", "/repos/{owner}/{repo}/git/trees/{tree_sha}", "200"),
         ("/rate_limit", "/rate_limit", "200"),
         (f"/orgs/{OWNER}/events?per_page=100", "/orgs/{org}/events", "200"),
+        (f"/orgs/{OWNER}/issues?filter=all&state=all&per_page=100", "/orgs/{org}/issues", "200"),
+        ("/orgs/missing/issues", "/orgs/{org}/issues", "404"),
         (f"{r}/events?per_page=100", "/repos/{owner}/{repo}/events", "200"),
         (f"/repos/{OWNER}/missing", "/repos/{owner}/{repo}", "404"),
         (f"/repos/{OWNER}/{empty}/commits", "/repos/{owner}/{repo}/commits", "409"),
