@@ -361,6 +361,10 @@ class SimState:
             issue = self._need_issue(src, number)
             if issue.is_pr:
                 raise ValueError("pull requests cannot be transferred")
+            # The `issues` "transferred" webhook carries the issue as it was and the new one under
+            # `changes.new_issue` / `changes.new_repository`:
+            # https://docs.github.com/en/webhooks/webhook-events-and-payloads?actionType=transferred#issues
+            old_issue = copy.deepcopy(self.renderer.issue(src, issue))
             del src.issues[issue.number]
             issue.number = dst.next_number
             dst.next_number += 1
@@ -369,10 +373,17 @@ class SimState:
             dst.issues[issue.number] = issue
             self._touch(src)
             self._touch(dst)
-            self._issue_event("transferred", src, issue, issue.user)
-            return copy.deepcopy(
+            new_issue = copy.deepcopy(
                 self.renderer.issue(dst, issue)
-            )  # callers may mutate; the render cache is shared
+            )  # callers may mutate; the cache is shared
+            payload = {
+                "action": "transferred",
+                "issue": old_issue,
+                "changes": {"new_issue": copy.deepcopy(new_issue), "new_repository": self._repo_payload(dst)},
+                **self._base_payload(src, issue.user),
+            }
+            self._emit("issues", payload, src, issue.user)
+            return new_issue
 
     # -- pull requests and pushes ----------------------------------------------------------------
     def open_pull_request(
