@@ -41,6 +41,13 @@ if TYPE_CHECKING:
 DOCS = "https://docs.github.com/rest"
 EMPTY_REPO_MESSAGE = "Git Repository is empty."
 REPO_SORTS = ("created", "updated", "pushed", "full_name")
+# Sort keys of the repository listings (the id breaks ties between equal times).
+REPO_SORT_KEYS: dict[str, Callable[[Repo], Any]] = {
+    "created": lambda r: (r.created_at, r.id),
+    "updated": lambda r: (r.updated_at, r.id),
+    "pushed": lambda r: (r.pushed_at, r.id),
+    "full_name": lambda r: r.name.lower(),
+}
 # GET /user/repos parameters (https://docs.github.com/en/rest/repos/repos#list-repositories-for-the-authenticated-user).
 USER_REPOS_DOCS = "https://docs.github.com/rest/repos/repos#list-repositories-for-the-authenticated-user"
 AFFILIATIONS = ("owner", "collaborator", "organization_member")
@@ -60,6 +67,8 @@ ORG_ISSUES_DOCS = (
 )
 ISSUE_FILTERS = ("assigned", "created", "mentioned", "subscribed", "repos", "all")
 DIRECTIONS = ("asc", "desc")
+PAGING_PARAMS = ("page", "per_page")
+ORG_ISSUE_LISTINGS_KEPT = 64  # distinct (token, filters) listings cached between mutations
 LARGE_PAGE_MESSAGE = (
     "Pagination with the page parameter is not supported for large datasets, "
     "please use cursor based pagination (after/before)"
@@ -232,6 +241,12 @@ class GitHubApi:
         self.faults = faults
         self.cursor_min_items = cursor_min_items
         self.api_base = ""
+        # Live repositories in each listing order, valid for one state version (_repos_sorted).
+        self._sorted_repos: dict[tuple[str, bool], list[Repo]] = {}
+        self._sorted_version = -1
+        # Sorted GET /orgs/{org}/issues listings by (token, filters), valid for one state version.
+        self._org_issues: dict[tuple[str | None, tuple[tuple[str, str], ...]], list[tuple[Repo, Issue]]] = {}
+        self._org_issues_version = -1
         # The GitHub App routes (github_sim.api_apps), attached by the Simulator; they answer
         # first because a JWT may call nothing else.
         self.apps_api: AppsApi | None = None
@@ -414,34 +429,58 @@ class GitHubApi:
         if sort not in REPO_SORTS:
             return _invalid("sort")
         kind = req.query.get("type", "all")
-        with self.state.lock:
-            repos = [
-                r for r in self.state.repos() if self._visible(req, r) and not (public_only and r.private)
-            ]
-            if kind == "public":
-                repos = [r for r in repos if not r.private]
-            elif kind == "private":
-                repos = [r for r in repos if r.private]
-            elif kind == "forks":
-                repos = [r for r in repos if r.fork]
-            elif kind == "sources":
-                repos = [r for r in repos if not r.fork]
-            elif kind == "member":
-                repos = []
-            return self._repo_page(req, repos, sort, canonical)
+        if kind == "member":
+            return self._repo_page(req, lambda r: False, sort, canonical)
+        by_type: dict[str, Callable[[Repo], bool]] = {
+            "public": lambda r: not r.private,
+            "private": lambda r: r.private,
+            "forks": lambda r: r.fork,
+            "sources": lambda r: not r.fork,
+        }
+        of_type = by_type.get(kind)
+        sees_all = self._sees_every_repository(req)
+        if sees_all and not public_only and of_type is None:
+            return self._repo_page(req, None, sort, canonical)  # no filter: page the cached order
 
-    def _repo_page(self, req: Request, repos: list[Repo], sort: str, canonical: str) -> Response:
-        # Sort (direction defaults to asc for full_name, else desc, as documented) and page.
+        def keep(r: Repo) -> bool:
+            return (
+                (sees_all or self._visible(req, r))
+                and not (public_only and r.private)
+                and (of_type is None or of_type(r))
+            )
+
+        return self._repo_page(req, keep, sort, canonical)
+
+    def _sees_every_repository(self, req: Request) -> bool:
+        # Members (or the owner's own tokens) see every repository, so a listing needs no filter;
+        # an installation token sees its installation's only (access.visible decides per repo).
+        return self.access.installation_token(req.token) is None and self.access.can_read_private(req.token)
+
+    def _repos_sorted(self, sort: str, descending: bool) -> list[Repo]:
+        """The live repositories in listing order, cached until the next mutation (caller holds the lock).
+
+        Sorting 10,000 repositories for each page of a listing would cost more than the page.
+        The keys are unique (ids, names), so the cached order is the order a fresh sort gives.
+        """
+        version = self.state.version
+        if version != self._sorted_version:
+            self._sorted_repos.clear()
+            self._sorted_version = version
+        cached = self._sorted_repos.get((sort, descending))
+        if cached is None:
+            cached = sorted(self.state.repos(), key=REPO_SORT_KEYS[sort], reverse=descending)
+            self._sorted_repos[(sort, descending)] = cached
+        return cached
+
+    def _repo_page(
+        self, req: Request, keep: Callable[[Repo], bool] | None, sort: str, canonical: str
+    ) -> Response:
+        # Sort (direction defaults to asc for full_name, else desc, as documented), filter, page.
         q = req.query
         direction = q.get("direction", "asc" if sort == "full_name" else "desc")
-        keys: dict[str, Callable[[Repo], Any]] = {
-            "created": lambda r: (r.created_at, r.id),
-            "updated": lambda r: (r.updated_at, r.id),
-            "pushed": lambda r: (r.pushed_at, r.id),
-            "full_name": lambda r: r.name.lower(),
-        }
         with self.state.lock:
-            repos = sorted(repos, key=keys[sort], reverse=direction == "desc")
+            ordered = self._repos_sorted(sort, direction == "desc")
+            repos = ordered if keep is None else [r for r in ordered if keep(r)]
             fault = self._page_size_fault(q, None)
             if fault:
                 return fault
@@ -535,16 +574,17 @@ class GitHubApi:
             "organization_member" in affiliations and access.is_member(req.token)
         )
         since, before = _parse_time(q.get("since")), _parse_time(q.get("before"))
-        with self.state.lock:
-            repos = [
-                r
-                for r in (self.state.repos() if reachable else [])
-                if self._visible(req, r)
+
+        def keep(r: Repo) -> bool:
+            return (
+                reachable
+                and self._visible(req, r)
                 and (visibility == "all" or r.private == (visibility == "private"))
                 and (since is None or r.updated_at > since)
                 and (before is None or r.updated_at < before)
-            ]
-        return self._repo_page(req, repos, sort, f"{self.api_base}/user/repos")
+            )
+
+        return self._repo_page(req, keep, sort, f"{self.api_base}/user/repos")
 
     # -- repository ------------------------------------------------------------------------------
     def get_repo(self, req: Request, repo: Repo) -> Response:
@@ -669,17 +709,27 @@ class GitHubApi:
             return (*by_key(item[1])[:-1], item[1].id)
 
         with self.state.lock:
-            items = [
-                (repo, issue)
-                for repo in self.state.repos()
-                if self._visible(req, repo)
-                for issue in repo.issues.values()
-                if query.matches(issue) and involved(issue)
-            ]
-            if "type" in q:
-                # `type` names an issue type; the simulated issues have none, so none matches.
-                items = []
-            items.sort(key=key, reverse=query.descending)
+            # One listing, many pages: keep the sorted listing of this token and these filters
+            # until the next mutation rather than walk every issue of the org for each page.
+            version = self.state.version
+            if version != self._org_issues_version or len(self._org_issues) >= ORG_ISSUE_LISTINGS_KEPT:
+                self._org_issues.clear()
+                self._org_issues_version = version
+            listing = (req.token, tuple(sorted((k, v) for k, v in q.items() if k not in PAGING_PARAMS)))
+            items = self._org_issues.get(listing)
+            if items is None:
+                items = [
+                    (repo, issue)
+                    for repo in self.state.repos()
+                    if self._visible(req, repo)
+                    for issue in repo.issues.values()
+                    if query.matches(issue) and involved(issue)
+                ]
+                if "type" in q:
+                    # `type` names an issue type; the simulated issues have none, so none matches.
+                    items = []
+                items.sort(key=key, reverse=query.descending)
+                self._org_issues[listing] = items
             page = paginate(items, q, req.params, f"{self.api_base}/organizations/{owner.id}/issues")
             r = self.state.renderer
             # The rendered issue is shared (cached); each item is a new dict with its repository.

@@ -44,6 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--owner", default="acme")
     p.add_argument("--owner-type", default="Organization", choices=("Organization", "User"))
     p.add_argument("--repos", type=int, default=180)
+    p.add_argument(
+        "--small-repos",
+        action="store_true",
+        help="make every repository small (no big, medium, empty or archived ones): scale benchmarks",
+    )
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--latency-ms", type=int, default=0)
     p.add_argument("--rate-limit", type=int, default=5000)
@@ -138,6 +143,7 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         private_repos=args.private_repos,
         apps=apps_from_args(args),
         token_users=dict(args.token_users),
+        repo_mix="small" if args.small_repos else "default",
     )
 
 

@@ -27,6 +27,9 @@ DEFAULT_INSTALLATION_PERMISSIONS = {
     "pull_requests": "read",
 }
 REPOSITORY_SELECTIONS = ("all", "selected")
+# SimulatorConfig.repo_mix: "default" draws big, medium, empty and archived repositories among
+# small ones; "small" makes every repository small (scale benchmarks of many repositories).
+REPO_MIXES = ("default", "small")
 PERMISSION_LEVELS = ("read", "write", "admin")
 
 
@@ -134,6 +137,10 @@ class SimulatorConfig:
         token_users: ``{token: login}``; tokens of one login share one primary budget (GitHub's
             limit is per user) and ``GET /user`` answers that login. Unmapped tokens keep a
             budget each.
+        repo_mix: ``"default"`` (big, medium, empty and archived repositories among small ones,
+            as ``big_repos``, ``empty_repos`` and ``archived_repos`` say) or ``"small"``: every
+            repository small (at most 30 issues and 150 commits), those three counts ignored, so
+            10,000 repositories fit in a few hundred MB for scale benchmarks.
     """
 
     owner: str = "acme"
@@ -159,8 +166,11 @@ class SimulatorConfig:
     private_repos: int | None = None
     apps: list[AppConfig] = field(default_factory=list)
     token_users: dict[str, str] = field(default_factory=dict)
+    repo_mix: str = "default"
 
     def __post_init__(self) -> None:
+        if self.repo_mix not in REPO_MIXES:
+            raise ValueError(f"repo_mix must be one of {REPO_MIXES}, not {self.repo_mix!r}")
         if self.owner_type not in ("Organization", "User"):
             raise ValueError(f"owner_type must be 'Organization' or 'User', not {self.owner_type!r}")
         if self.repos < 0:

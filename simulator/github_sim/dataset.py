@@ -403,6 +403,8 @@ def make_repo(
 def repo_kinds(config: SimulatorConfig) -> list[str]:
     """Return the kind of each repository index (big ones spread through the listing)."""
     n = config.repos
+    if config.repo_mix == "small":
+        return ["small"] * n  # returns before any draw: the default mix stays what the seed gives
     rng = random.Random(f"kinds:{config.seed}")
     big = config.big_repos if config.big_repos is not None else (max(1, n // BIG_REPO_EVERY) if n >= 5 else 0)
     kinds = ["small"] * n

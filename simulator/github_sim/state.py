@@ -70,6 +70,9 @@ class SimState:
         self._renamed: dict[str, int] = {}  # old lower-case name -> repository id
         self._users: dict[str, User] = {u.login.lower(): u for u in [*data.users, data.bot]}
         self.listeners: list[Listener] = []
+        # Bumped with every repository's version and when repositories come or go: listings
+        # across repositories cache their order per state version.
+        self.version = 0
         self.events = EventFeed()
         self.events.seed_pushes(data.repos, data.users[0])
 
@@ -156,6 +159,7 @@ class SimState:
     def _touch(self, repo: Repo) -> None:
         # The render caches are keyed by the version: a new version is a cache miss.
         repo.version += 1
+        self.version += 1
 
     def _labels(self, repo: Repo, names: list[str]) -> list[Label]:
         # GitHub creates a missing label when it is applied to an issue.
@@ -601,6 +605,7 @@ class SimState:
                     self._labels(r, [lname])
                     r.labels[lname] = Label(r.labels[lname].id, lname, color, desc, True)
             self.data.repos.append(r)
+            self.version += 1  # a new repository: listings across repositories change
             self._by_name[name.lower()] = r
             self._by_id[r.id] = r
             self._renamed.pop(name.lower(), None)
