@@ -35,7 +35,6 @@ import psutil
 from github_sync.config import DEFAULT_POOL_SLOTS
 from tests.benchmarks.common import BENCH_DIR, LOG_DIR, OWNER, reset_product_database
 from tests.benchmarks.scale_deployment import (
-    CELERY,
     EXECUTOR_CLASSES,
     FULL_DAG,
     INCREMENTAL_DAG,
@@ -96,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--pool-slots", type=int, default=DEFAULT_POOL_SLOTS, help="slots of the github_api pool")
     p.add_argument(
-        "--redis-url", default=os.environ.get("GITHUB_SYNC_TEST_REDIS", "redis://127.0.0.1:6379"),
+        "--redis-url", default=f"redis://{os.environ.get('GITHUB_SYNC_TEST_REDIS_HOST', '127.0.0.1')}:6379",
         help="Redis server of the Celery broker (an empty database on it is claimed for the run)",
     )  # fmt: skip
     p.add_argument(
@@ -318,14 +317,18 @@ def _sample(
         size, executor, scenario, repetition, record.state, record.wall_s, budget,
         budget / size if size else 0.0, requests_total, sample["not_modified"],
         (sample.get("task_instances") or {}).get("total"),
-        "every row" if (sample.get("rows") or {}).get("every_row_present") else sample.get("rows"),
+        _rows_text(sample.get("rows") or {}),
         record.rss.get("scheduler_mb", 0.0), record.rss.get("worker_largest_mb", 0.0),
     )  # fmt: skip
     return sample
 
 
+def _rows_text(rows: dict[str, Any]) -> str:
+    if rows.get("every_row_present"):
+        return "every row"
+    n = rows.get("repositories", "?")
+    return f"projects {rows.get('projects', '?')}/{n}, metrics {rows.get('project_metrics', '?')}/{n}"
+
+
 if __name__ == "__main__":
     sys.exit(main())
-
-
-__all__ = ["CELERY", "main"]

@@ -440,7 +440,8 @@ def write_chart(results: ScaleResults, path: Path) -> None:
         ax.set_ylabel(title)
         ax.set_title(title)
         ax.grid(True, which="major", alpha=0.3)
-    axes[0].legend(fontsize=8)
+    if lines:
+        axes[0].legend(fontsize=8)
     meta = results.meta
     fig.suptitle(
         f"github-sync on Airflow 3: cost against repository count (latency {meta.get('latency_ms')} ms"
