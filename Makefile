@@ -31,8 +31,9 @@ format: install
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
+## Benchmarks (tests/benchmarks/README.md); `make bench BENCH_ARGS=--scale` runs the scale benchmark.
 bench: install
-	$(PY) -m tests.benchmarks
+	$(PY) -m tests.benchmarks $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .airflow

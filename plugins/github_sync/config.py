@@ -47,6 +47,12 @@ ENV_WEBHOOK_SECRET = "GITHUB_WEBHOOK_SECRET"
 # "false" for databases where the sync may not change the schema: then `github-sync migrate`
 # must have run, and a missing or outdated schema fails the run at once.
 ENV_AUTO_MIGRATE = "GITHUB_SYNC_AUTO_MIGRATE"
+# Slots of the github_api pool, as `github-sync setup-airflow --pool-slots` set them: the run's
+# first task sizes its shards from it (tasks may not read Airflow's metadata DB for the pool).
+ENV_POOL_SLOTS = "GITHUB_SYNC_POOL_SLOTS"
+# Repositories a shard's task syncs at once (threads sharing its GitHub hook).
+ENV_SHARD_CONCURRENCY = "GITHUB_SYNC_SHARD_CONCURRENCY"
+DEFAULT_SHARD_CONCURRENCY = 4
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
 
@@ -150,6 +156,34 @@ def auto_migrate_enabled(environ: Mapping[str, str] | None = None) -> bool:
     if raw in _FALSE:
         return False
     raise ConfigError(f"{ENV_AUTO_MIGRATE} must be true or false, got {raw!r}")
+
+
+def positive_int_setting(name: str, default: int, environ: Mapping[str, str] | None = None) -> int:
+    """The whole number in environment variable ``name`` (``default`` when unset or empty).
+
+    Raises:
+        ConfigError: the variable holds something other than a whole number of at least 1.
+    """
+    raw = (os.environ if environ is None else environ).get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ConfigError(f"{name} must be a whole number of at least 1, got {raw!r}")
+    return value
+
+
+def pool_slots(environ: Mapping[str, str] | None = None) -> int:
+    """Slots of the ``github_api`` pool (``GITHUB_SYNC_POOL_SLOTS``, default 8)."""
+    return positive_int_setting(ENV_POOL_SLOTS, DEFAULT_POOL_SLOTS, environ)
+
+
+def shard_concurrency(environ: Mapping[str, str] | None = None) -> int:
+    """Repositories one shard syncs at once (``GITHUB_SYNC_SHARD_CONCURRENCY``, default 4)."""
+    return positive_int_setting(ENV_SHARD_CONCURRENCY, DEFAULT_SHARD_CONCURRENCY, environ)
 
 
 @dataclass(frozen=True)

@@ -92,6 +92,13 @@ class SimRequestHandler(BaseHTTPRequestHandler):
     sys_version = ""
     server: SimHTTPServer
 
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The ``Date`` header, on the simulator's clock (not the host's), as GitHub's answers carry theirs.
+
+        An origin server with a clock must send it (https://www.rfc-editor.org/rfc/rfc9110#section-6.6.1).
+        """
+        return format_datetime(self.server.sim.clock.now(), usegmt=True)
+
     def setup(self) -> None:
         """Register the connection and disable Nagle (small JSON answers, keep-alive)."""
         super().setup()

@@ -39,11 +39,11 @@ from tests.benchmarks.scale_deployment import (
     FULL_DAG,
     INCREMENTAL_DAG,
     RSS_POLL_S,
+    SMALL_REPOSITORIES_ARGS,
     STATE_POLL_S,
     DagRunRecord,
     ScaleAirflow,
     ScaleSimProcess,
-    small_repository_args,
 )
 from tests.benchmarks.scale_report import FULL, NOOP, ScaleResults
 
@@ -60,7 +60,7 @@ DEFAULT_RUN_TIMEOUT_S = 6 * 3600
 DEFAULT_CELERY_WORKERS = 2
 # Two workers x 4 = the github_api pool's 8 slots: on 2 cores the tasks wait on the network.
 DEFAULT_CELERY_CONCURRENCY = 4
-SMALL_REPOS_MODES = ("auto", "on", "off")
+SMALL_REPOS_MODES = ("on", "off")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -86,8 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--small-repos",
         choices=SMALL_REPOS_MODES,
-        default="auto",
-        help="only small repositories: auto = if the simulator has the option, on = require it, off = default mix",
+        default="on",
+        help="on: only small repositories (github-sim --small-repos); off: the simulator's default mix",
     )
     p.add_argument("--celery-workers", type=int, default=DEFAULT_CELERY_WORKERS)
     p.add_argument(
@@ -155,19 +155,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _small_repo_args(mode: str) -> list[str] | None:
-    if mode == "off":
-        return None
-    found = small_repository_args()
-    if found is None and mode == "on":
-        raise SystemExit("--small-repos on: this github-sim has no option for small repositories only")
-    return found
-
-
 def _run(args: argparse.Namespace) -> int:
-    small_args = _small_repo_args(args.small_repos)
-    if small_args is None and args.small_repos == "auto":
-        log.warning("github-sim has no small-repositories option: the default repository mix is used")
+    small_args = SMALL_REPOSITORIES_ARGS if args.small_repos == "on" else None
     started = time.perf_counter()
     stamp = datetime.now(UTC)
     results = ScaleResults(

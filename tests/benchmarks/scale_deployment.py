@@ -1,8 +1,7 @@
 """The scale benchmark's machinery: a large simulator, a real Airflow per executor, timed DAG runs.
 
 * :class:`ScaleSimProcess`: ``github-sim`` with a rate limit high enough for a full sync of
-  10,000 repositories and, when the simulator has such an option, only small repositories
-  (:func:`small_repository_args` looks for it in ``github-sim``'s own argument parser).
+  10,000 repositories, small ones only (``github-sim --small-repos``) unless told otherwise.
 * :class:`ScaleAirflow`: Airflow 3 started with :func:`github_sync.devtools.local_airflow.start_local_airflow`
   (its own metadata and target databases), with LocalExecutor or with CeleryExecutor and
   ``airflow celery worker`` processes (each its own process group, broker a Redis database
@@ -66,35 +65,9 @@ FAILED_TI_EXAMPLES = 5
 E2E_REDIS_DB = int(os.environ.get("GITHUB_SYNC_TEST_REDIS_DB", "14"))
 REDIS_DATABASES = [db for db in range(15, 0, -1) if db != E2E_REDIS_DB]
 REDIS_CLAIM_KEY = "github-sync-bench-scale:claimed-by"
-# The repository-mix options the simulator may grow; the first it has is used.
-SMALL_REPO_OPTION_HINTS = ("small", "mix")
-SMALL_REPO_CHOICE_PREFERENCE = ("small", "all-small", "all_small", "only-small", "only_small")
-
-
-def small_repository_args() -> list[str] | None:
-    """The ``github-sim`` arguments for an organisation of small repositories only, if it has them.
-
-    Another branch adds the option; its exact spelling is not known here, so the parser of
-    ``github-sim`` itself is read: a flag (``--small-repos``), an option with a choice that
-    names small repositories (``--repo-mix small``). ``None``: the simulator has none.
-    """
-    from github_sim.cli import build_parser
-
-    for action in build_parser()._actions:
-        options = [o for o in action.option_strings if o.startswith("--")]
-        if not any(hint in o for o in options for hint in SMALL_REPO_OPTION_HINTS):
-            continue
-        option = options[0]
-        if action.nargs == 0:  # store_true
-            return [option]
-        choices = [str(c) for c in (action.choices or ())]
-        for wanted in SMALL_REPO_CHOICE_PREFERENCE:
-            if wanted in choices:
-                return [option, wanted]
-        small = [c for c in choices if "small" in c]
-        if small:
-            return [option, small[0]]
-    return None
+# github-sim's option for an organisation of small repositories only (no big, medium, empty
+# or archived ones): what "N small repositories" means in the issue's targets.
+SMALL_REPOSITORIES_ARGS = ["--small-repos"]
 
 
 @dataclass

@@ -6,14 +6,12 @@ hours at its default sizes; these tests feed its report made-up samples instead.
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.benchmarks import scale_deployment
 from tests.benchmarks.scale import runs_for
 from tests.benchmarks.scale_report import FULL, NOOP, ScaleResults
 
@@ -109,24 +107,3 @@ def test_files_are_written_and_re_read(tmp_path: Path) -> None:
 
 def test_repetitions_default_to_one_at_ten_thousand() -> None:
     assert (runs_for(180, None), runs_for(10_000, None), runs_for(10_000, 2)) == (3, 1, 2)
-
-
-@pytest.mark.parametrize(
-    ("add_option", "expected"),
-    [
-        (lambda p: p.add_argument("--small-repos", action="store_true"), ["--small-repos"]),
-        (lambda p: p.add_argument("--repo-mix", choices=("default", "small")), ["--repo-mix", "small"]),
-        (lambda p: p.add_argument("--private-repos", type=int), None),
-    ],
-)
-def test_the_small_repositories_option_is_found_in_the_simulators_parser(
-    monkeypatch: pytest.MonkeyPatch, add_option: Any, expected: list[str] | None
-) -> None:
-    def build_parser() -> argparse.ArgumentParser:
-        parser = argparse.ArgumentParser()
-        parser.add_argument("--repos", type=int)
-        add_option(parser)
-        return parser
-
-    monkeypatch.setattr("github_sim.cli.build_parser", build_parser)
-    assert scale_deployment.small_repository_args() == expected

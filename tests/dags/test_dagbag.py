@@ -37,7 +37,7 @@ def test_repository_work_is_mapped_in_the_github_pool_with_readable_names(dagbag
     dag = dagbag.dags[dag_id]
     task = dag.task_dict["sync_repository"]
     assert task.partial_kwargs["pool"] == GITHUB_POOL
-    assert "full_name" in task.partial_kwargs["map_index_template"]
+    assert task.partial_kwargs["map_index_template"] == "{{ task.shard['label'] }}"
     assert dag.on_success_callback and dag.on_failure_callback
     assert dag.task_dict["summary"].trigger_rule == "all_done"
 

@@ -35,7 +35,10 @@ def test_incremental_spends_nothing_when_nothing_changed_and_maps_only_what_chan
     idle_budget = sim.stats()["budget_spent"]
     print(f"\nincremental, nothing changed: {idle_budget} budget-counted requests, "
           f"{sim.stats()['requests_total']} HTTP requests ({sim.stats()['not_modified']} answered 304)")  # fmt: skip
-    assert idle_budget == 0  # the acceptance allows 2; empty repositories are not even asked again
+    # One request: the organisation's issue listing, which answers for all 180 repositories (its
+    # `since` moves with the watermarks, so it is never a 304); every other answer is a 304, and
+    # empty repositories are not even asked again. The acceptance allows 2.
+    assert idle_budget == 1
     assert mapped_repositories(conn, run.run_id) == set()
     records, metadata = conn.execute(
         "SELECT records_imported, metadata FROM import_logs WHERE metadata->>'run_id' = %s", (run.run_id,)
@@ -52,7 +55,7 @@ def test_incremental_spends_nothing_when_nothing_changed_and_maps_only_what_chan
         key=lambda r: r.name,
     )
     state = sim.state
-    a, b, c, d, e, f, g = small[:7]
+    a, b, c, d, e, g = small[:5] + small[6:7]
     state.create_issue(a.name, "New crash on start", labels=["bug", "P1"])
     issue_b = next(i for i in b.issues.values() if not i.is_pr)
     state.label_issue(b.name, issue_b.number, ["security", "critical"])
@@ -64,7 +67,12 @@ def test_incremental_spends_nothing_when_nothing_changed_and_maps_only_what_chan
         pr_d = max((i for i in d.issues.values() if i.is_pr), key=lambda i: i.number)
     state.merge_pull_request(d.name, pr_d.number)
     state.push_commits(e.name, n=3)
-    issue_f = next(i for i in f.issues.values() if not i.is_pr)
+    # An open one: a deleted closed issue changes no signal the run reads (GitHub's open count
+    # stays); the rolling reconciliation finds it within a day (tests/sync/test_change_signals.py).
+    f = next(
+        r for r in small[5:6] + small[7:] if any(not i.is_pr and i.state == "open" for i in r.issues.values())
+    )
+    issue_f = next(i for i in f.issues.values() if not i.is_pr and i.state == "open")
     state.delete_issue(f.name, issue_f.number)
     state.rename_repository(g.name, f"{g.name}-renamed")
     changed = {f"acme/{r.name}" for r in (a, b, c, d, e, f, g)}

@@ -1,7 +1,7 @@
 """A run that could not do its job is red, with its cause in import_logs (dag.test(), real HTTP, real PostgreSQL).
 
 Every case here is one a new user hits first: GitHub unreachable, a bad token, an unknown
-owner, more repositories than Airflow may map, a database nobody migrated, every
+owner, a database nobody migrated, every
 repository failing. None of them may end green.
 """
 
@@ -139,21 +139,6 @@ def test_an_unknown_owner_fails_at_once_naming_the_param(
     assert any("no user or organisation 'no-such-owner'" in e and "Param 'owners'" in e for e in errors), (
         errors
     )
-
-
-def test_a_listing_too_long_to_map_fails_at_once_and_says_how_to_fix_it(
-    dagbag: Any, monkeypatch: pytest.MonkeyPatch, small_sim: Simulator, pg_conn: psycopg.Connection,
-    pg_database: str,
-) -> None:  # fmt: skip
-    connect_airflow_to(monkeypatch, small_sim, pg_database)
-    monkeypatch.setenv("AIRFLOW__CORE__MAX_MAP_LENGTH", "4")  # the simulator lists 6 repositories
-    full_sync_failing_at_once(dagbag, {"owner": "acme"})
-    errors, metadata = import_log(pg_database)
-    assert any("exceed Airflow's [core] max_map_length (4)" in e and "AIRFLOW__CORE__MAX_MAP_LENGTH" in e
-               for e in errors), errors  # fmt: skip
-    assert metadata["repositories"]["ok"] == 0
-    # Nothing is lost: the listing's projects were recorded before the refusal.
-    assert pg_conn.execute("SELECT count(*) FROM projects").fetchone()[0] == len(small_sim.state.repos())
 
 
 def test_a_missing_schema_with_automatic_migration_off_fails_at_once_naming_the_command(

@@ -167,6 +167,11 @@ def test_progress_of_a_running_sync(auth_client: Any, run_tables: psycopg.Connec
     running = (Repo("acme/big", state="running"), Repo("acme/bigger", state="running"))
     run = SeedRun("full", "manual__live", "running", 60, timedelta(0), (*done, *running), total=20)
     write_run(run_tables, run, now=now + timedelta(seconds=0), finished=False)
+    # acme/big is synced by a shard of many repositories, acme/bigger by a task of its own.
+    run_tables.execute("UPDATE sync_repository_runs SET shard = 'shard 2/40: 250 repositories' "
+                       "WHERE repository = 'acme/big'")  # fmt: skip
+    run_tables.execute("UPDATE sync_repository_runs SET shard = repository WHERE repository = 'acme/bigger'")
+    run_tables.commit()
 
     body = auth_client.get("/github-sync/api/progress").json()
     assert len(body["runs"]) == 1
@@ -175,6 +180,7 @@ def test_progress_of_a_running_sync(auth_client: Any, run_tables: psycopg.Connec
     assert (live["total"], live["done"], live["running"]) == (20, 6, 2)
     assert live["percent"] == 30.0
     assert sorted(live["current_repositories"]) == ["acme/big", "acme/bigger"]
+    assert live["current_shards"] == [{"shard": "shard 2/40: 250 repositories", "repository": "acme/big"}]
     assert live["elapsed_s"] == pytest.approx(60, abs=5)
     # 6 done in ~60 s -> 6/min; 14 remaining -> ~140 s.
     assert live["rate_per_min"] == pytest.approx(6, rel=0.1)

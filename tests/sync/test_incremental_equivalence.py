@@ -26,19 +26,28 @@ pytestmark = pytest.mark.simulator(repos=14, seed=11)
 LABEL_CHOICES = ["bug", "critical", "severity: high", "P2", "blocker", "security", "documentation", "wip"]
 
 
-def mutate(sim: Simulator, rng: random.Random, step: int) -> str:
-    """Apply one random GitHub change of the kinds a real organisation sees; return what it was."""
+def mutate(sim: Simulator, rng: random.Random, step: int, *, remove_closed: bool = True) -> str:
+    """Apply one random GitHub change of the kinds a real organisation sees; return what it was.
+
+    ``remove_closed=False`` deletes and transfers open issues only: a closed one leaves no
+    trace in any signal an incremental run reads (GitHub's open count does not change) and
+    waits for the rolling reconciliation (tests/sync/test_change_signals.py runs it at its
+    default), or for the webhook that reports it at once.
+    """
     state = sim.state
     repos = [r for r in state.repos() if not r.archived]
     repo = rng.choice(repos)
     issues = [i for i in repo.issues.values() if not i.is_pr]
+    removable = issues if remove_closed else [i for i in issues if i.state == "open"]
     open_prs = [i for i in repo.issues.values() if i.is_pr and i.state == "open"]
     kind = rng.choice(
         ["create", "create", "edit", "close", "reopen", "label", "delete", "transfer", "open_pr", "merge", "push",
          "push", "rename", "archive", "create_repo", "delete_repo"]
     )  # fmt: skip
-    if kind == "create" or (
-        kind in ("edit", "close", "reopen", "label", "delete", "transfer") and not issues
+    if (
+        kind == "create"
+        or (kind in ("edit", "close", "reopen", "label") and not issues)
+        or (kind in ("delete", "transfer") and not removable)
     ):
         state.create_issue(
             repo.name, f"step {step}", body="found\x00 a bug", labels=rng.sample(LABEL_CHOICES, 2)
@@ -61,11 +70,11 @@ def mutate(sim: Simulator, rng: random.Random, step: int) -> str:
         state.label_issue(repo.name, issue.number, rng.sample(LABEL_CHOICES, rng.randint(0, 3)))
         return f"label {repo.name}#{issue.number}"
     if kind == "delete":
-        issue = rng.choice(issues)
+        issue = rng.choice(removable)
         state.delete_issue(repo.name, issue.number)
         return f"delete {repo.name}#{issue.number}"
     if kind == "transfer":
-        issue = rng.choice(issues)
+        issue = rng.choice(removable)
         target = rng.choice([r for r in repos if r is not repo] or [repo])
         if target is repo:
             return "no-op"
@@ -112,17 +121,32 @@ def test_incremental_runs_converge_to_a_full_sync(
     history: list[str] = []
     for step in range(steps):
         for _ in range(rng.randint(1, 3)):
-            history.append(mutate(sim, rng, step))
-        # reconcile_every=1: every run also compares every repository's complete issue listing
-        # (the hourly DAG spreads this over a day); it is what sees deletions in big repositories.
+            history.append(mutate(sim, rng, step, remove_closed=False))
+        # Every setting at its default: the organisation-wide signals, the open counts and the
+        # rolling reconciliation's slice of the hour, as the hourly DAG runs them.
         as_of = datetime.now(UTC)
-        run_sync(hook, pg_conn, owner=OWNER, as_of=as_of, incremental=True, reconcile_every=1)
+        run_sync(hook, pg_conn, owner=OWNER, as_of=as_of, incremental=True)
         if step % 20 == 19:  # compare along the way, not only at the end
             diff = differences(
                 live_content(pg_conn, as_of.date()), full_sync_content(sim, make_database, as_of)
             )
             assert diff == {}, f"after step {step}: {diff}\nchanges: {history}"
     assert len(history) >= steps
+
+
+def test_with_every_repository_reconciled_each_run_closed_removals_converge_too(
+    sim: Simulator, pg_conn: psycopg.Connection, pg_database: str, make_database: Callable[[], str]
+) -> None:
+    # Deletions and transfers of closed issues as well: what the rolling reconciliation catches
+    # (reconcile_every=1 here reconciles every repository in every run, as a day of hourly runs does).
+    hook = make_hook(sim, pg_database)
+    run_sync(hook, pg_conn, owner=OWNER, as_of=datetime.now(UTC), incremental=False)
+    rng = random.Random(2027)
+    history = [mutate(sim, rng, step) for step in range(20) for _ in range(2)]
+    as_of = datetime.now(UTC)
+    run_sync(hook, pg_conn, owner=OWNER, as_of=as_of, incremental=True, reconcile_every=1)
+    diff = differences(live_content(pg_conn, as_of.date()), full_sync_content(sim, make_database, as_of))
+    assert diff == {}, f"{diff}\nchanges: {history}"
 
 
 class Crash(RuntimeError):

@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 
 import requests
 
-from github_sync.config import DEFAULT_POOL_SLOTS, GITHUB_POOL, GITHUB_POOL_DESCRIPTION
+from github_sync.config import DEFAULT_POOL_SLOTS, ENV_POOL_SLOTS, GITHUB_POOL, GITHUB_POOL_DESCRIPTION
 
 log = logging.getLogger(__name__)
 
@@ -264,7 +264,12 @@ def start_local_airflow(
     port = api_port or free_port()
     password = secrets.token_urlsafe(12)
     env = airflow_environment(
-        home=home, metadata_url=metadata_url, api_port=port, admin_password=password, extra=extra_env
+        home=home,
+        metadata_url=metadata_url,
+        api_port=port,
+        admin_password=password,
+        # The tasks plan shards from the pool's size (they may not read the metadata DB for it).
+        extra={ENV_POOL_SLOTS: str(pool_slots), **(extra_env or {})},
     )
     airflow = LocalAirflow(home=home, env=env, api_port=port, admin_password=password)
     airflow.airflow("db", "migrate", timeout=600)

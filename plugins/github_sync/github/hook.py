@@ -33,6 +33,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -354,6 +355,16 @@ class GitHubHook(BaseHook):
     def stats(self) -> HookStats:
         """A snapshot of the hook's counters."""
         return self._counters.snapshot()
+
+    @contextmanager
+    def counting(self) -> Iterator[RequestCounters]:
+        """Count what this thread sends through the hook until the block ends.
+
+        Yields counters whose ``snapshot()`` is this thread's share of :attr:`stats`: what one
+        repository of a shard cost while other threads sync the shard's other repositories.
+        """
+        with self._counters.scope() as scoped:
+            yield scoped
 
     @property
     def rate_limits(self) -> dict[str, RateLimit]:

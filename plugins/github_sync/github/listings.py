@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from github_sync.github.pagination import MAX_PER_PAGE, page_number, per_page_of
@@ -59,6 +60,10 @@ class ListingPage(Protocol):
     @property
     def not_modified(self) -> bool:
         """GitHub answered 304: nothing changed since the stored copy (and it cost no budget)."""
+
+    @property
+    def server_time(self) -> datetime | None:
+        """GitHub's clock when it answered (``Date``), or ``None`` when it sent none."""
 
 
 class GitHubClient(Protocol):
@@ -106,6 +111,23 @@ CONTRIBUTORS_LISTING = RepositoryEndpoint("/repos/{full_name}/contributors", (("
 ISSUE_RESOURCE = RepositoryEndpoint("/repos/{full_name}/issues/{number}")
 # The whole tree of a branch in one response (paths and blob sizes).
 TREE_RESOURCE = RepositoryEndpoint("/repos/{full_name}/git/trees/{branch}", (("recursive", "1"),))
+
+
+# Every issue and pull request of an organisation's repositories that the credential can see
+# (filter=all), most recently updated first, only those updated at or after ``since``: one
+# listing answers "what changed" for all of an organisation's repositories at once
+# (https://docs.github.com/en/rest/issues/issues#list-organization-issues-assigned-to-the-authenticated-user).
+ORGANISATION_ISSUES_PATH = "/orgs/{org}/issues"
+ORGANISATION_ISSUES_QUERY = (("filter", "all"), ("state", "all"), ("sort", "updated"), ("direction", "desc"))
+
+
+def iter_organisation_issues(client: GitHubClient, org: str, since: datetime) -> Iterator[ListingPage]:
+    """Pages of every issue and PR of ``org`` updated at or after ``since``, newest first."""
+    # Whole seconds in UTC, as GitHub's examples write ISO 8601 (YYYY-MM-DDTHH:MM:SSZ).
+    stamp = since.astimezone(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return client.iter_pages(
+        ORGANISATION_ISSUES_PATH.format(org=org), {**dict(ORGANISATION_ISSUES_QUERY), "since": stamp}
+    )
 
 
 def iter_listing(client: GitHubClient, listing: RepositoryEndpoint, full_name: str) -> Iterator[ListingPage]:

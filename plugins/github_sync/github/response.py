@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urljoin
 
@@ -76,6 +78,22 @@ class GitHubResponse:
     def items(self) -> list[Any]:
         """The items of a listing page (see :func:`page_items`)."""
         return page_items(self.json)
+
+    @property
+    def server_time(self) -> datetime | None:
+        """GitHub's clock when it answered (the ``Date`` header, also on a 304), else ``None``.
+
+        The sync's watermarks use it rather than the worker's clock, so that a skewed worker
+        clock cannot move them past changes GitHub stamped earlier.
+        """
+        value = self.headers.get("Date")
+        if not value:
+            return None
+        try:
+            stamped = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        return stamped if stamped.tzinfo is not None else stamped.replace(tzinfo=UTC)
 
 
 def page_items(body: Any) -> list[Any]:

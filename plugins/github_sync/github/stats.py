@@ -10,7 +10,9 @@ It must not decide anything: the transport and the rate limiter report, this mod
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Literal
 
@@ -61,21 +63,58 @@ class HookStats:
         return HookStats(**{f.name: getattr(self, f.name) - getattr(earlier, f.name) for f in fields(self)})
 
 
+# The scopes open in the current thread (or task): counters that also see what is added there.
+_open_scopes: ContextVar[tuple[RequestCounters, ...]] = ContextVar("github_sync_request_scopes", default=())
+
+
 class RequestCounters:
-    """Thread-safe mutable twin of :class:`HookStats`."""
+    """Thread-safe mutable twin of :class:`HookStats`.
+
+    :meth:`scope` counts, beside the totals, what one piece of work in one thread adds (a
+    repository of a shard, while other threads sync the shard's other repositories through
+    the same hook).
+    """
 
     def __init__(self) -> None:
         """Start at zero."""
         self._lock = threading.Lock()
         self._stats = HookStats()
+        # Set on a scope's counters: the counters whose additions it also receives.
+        self._parent: RequestCounters | None = None
 
     def add(self, counter: Counter) -> None:
-        """Add one to ``counter``."""
+        """Add one to ``counter`` (and to the open scopes of this thread)."""
+        for counters in self._and_scopes():
+            counters._add_one(counter)
+
+    def add_wait(self, seconds: float) -> None:
+        """Count one wait of ``seconds`` (and in the open scopes of this thread)."""
+        for counters in self._and_scopes():
+            counters._add_wait(seconds)
+
+    @contextmanager
+    def scope(self) -> Iterator[RequestCounters]:
+        """Counters of what this thread adds until the block ends (the totals still count it all).
+
+        Only the thread (or context) that opened the scope reports into it: other threads of
+        the same hook keep their own scopes.
+        """
+        scoped = RequestCounters()
+        scoped._parent = self
+        token = _open_scopes.set((*_open_scopes.get(), scoped))
+        try:
+            yield scoped
+        finally:
+            _open_scopes.reset(token)
+
+    def _and_scopes(self) -> tuple[RequestCounters, ...]:
+        return (self, *(scoped for scoped in _open_scopes.get() if scoped._parent is self))
+
+    def _add_one(self, counter: Counter) -> None:
         with self._lock:
             self._stats = replace(self._stats, **{counter: getattr(self._stats, counter) + 1})
 
-    def add_wait(self, seconds: float) -> None:
-        """Count one wait of ``seconds``."""
+    def _add_wait(self, seconds: float) -> None:
         with self._lock:
             self._stats = replace(
                 self._stats, waits=self._stats.waits + 1, wait_seconds=self._stats.wait_seconds + seconds

@@ -110,7 +110,10 @@ def dag_arguments(mode: str) -> DagArguments:
 
 
 def sync_repositories(targets: XComArg, *, mode: str) -> XComArg:
-    """Map one ``sync_repository`` task per target (named after its repository in the UI).
+    """Map one ``sync_repository`` task per shard (:mod:`github_sync.sync.shards`).
+
+    A one-repository shard is named after its repository in the UI, a larger one
+    ``shard i/n: k repositories``.
 
     The summary runs after all of them whatever their state (``all_done``) and decides the
     run's state by the failure rule (a failed listing fails the run); an empty ``targets``
@@ -118,7 +121,7 @@ def sync_repositories(targets: XComArg, *, mode: str) -> XComArg:
     mode's Assets (:mod:`github_sync.orchestration.assets`).
 
     Args:
-        targets: the XCom of a task returning ``RepositoryTarget.to_mapping()`` dicts.
+        targets: the XCom of a task returning ``Shard.to_mapping()`` dicts.
         mode: ``full``, ``incremental`` or ``repository``.
 
     Returns:
@@ -146,8 +149,8 @@ def sync_repositories(targets: XComArg, *, mode: str) -> XComArg:
         mode=mode,
         commits_since_days="{{ params.commits_since_days }}",
         pool=GITHUB_POOL,
-        map_index_template="{{ task.repository['full_name'] }}",
-    ).expand(repository=targets)
+        map_index_template="{{ task.shard['label'] }}",
+    ).expand(shard=targets)
     done = summary()
     synced >> done
     return done

@@ -49,10 +49,6 @@ TARGETS_STAGE = "targets"
 SUMMARY_STAGE = "summary"
 
 
-class ListingTooLong(ValueError):
-    """More targets than Airflow may map (``[core] max_map_length``)."""
-
-
 class RunVerdictFailed(RuntimeError):
     """The summary's verdict: the run did not do its job (the message says why)."""
 
@@ -64,7 +60,6 @@ PERMANENT_ERRORS: tuple[type[BaseException], ...] = (
     ConfigError,
     LabelRulesError,
     MigrationError,
-    ListingTooLong,
     WebhookConfError,
 )
 # Schema objects the code needs but the database lacks: an outdated or foreign schema.

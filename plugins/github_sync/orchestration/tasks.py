@@ -1,7 +1,8 @@
 """The bodies of the DAGs' run-level Python tasks; the DAG files only declare them.
 
 Owns what the first task of each DAG does (list, detect changes, resolve one repository,
-apply webhook deliveries) and what the summary decides. Each body takes the Airflow
+apply webhook deliveries; the syncs' first tasks return shards, :mod:`github_sync.sync.shards`)
+and what the summary decides. Each body takes the Airflow
 context, reads its Params from it, runs inside
 :func:`~github_sync.orchestration.run_guard.run_level_task` and returns a small, JSON-able
 summary for XCom - never payloads.
@@ -22,12 +23,11 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 
-from github_sync.config import auto_migrate_enabled
+from github_sync.config import auto_migrate_enabled, pool_slots
 from github_sync.github.owners import check_repository, resolve_owners
 from github_sync.orchestration.run_guard import (
     SUMMARY_STAGE,
     TARGETS_STAGE,
-    ListingTooLong,
     RunVerdictFailed,
     run_level_task,
 )
@@ -45,8 +45,9 @@ from github_sync.store.run_records import (
     summarize_run,
 )
 from github_sync.sync.change_detection import detect_changes
-from github_sync.sync.discovery import discover_owners
+from github_sync.sync.discovery import Discovery, discover_owners, organisation_owners
 from github_sync.sync.repository import RepositoryTarget
+from github_sync.sync.shards import plan_shards
 from github_sync.transform.normalizer import normalize_repository
 from github_sync.webhooks.apply import process_deliveries, validate_conf
 
@@ -80,13 +81,13 @@ def max_map_length() -> int:
     return int(conf.getint("core", "max_map_length", fallback=DEFAULT_MAX_MAP_LENGTH))
 
 
-def check_mappable(targets: Sequence[RepositoryTarget]) -> None:
-    limit = max_map_length()
-    if len(targets) > limit:
-        raise ListingTooLong(
-            f"{len(targets)} repositories to sync exceed Airflow's [core] max_map_length ({limit}): raise "
-            f"it (AIRFLOW__CORE__MAX_MAP_LENGTH={len(targets)} or more) or limit the run with the Param 'repos'"
-        )
+def mapped_shards(targets: Sequence[RepositoryTarget]) -> list[dict[str, Any]]:
+    """The ``sync_repository`` map's input: the targets in shards Airflow can map and the pool can run."""
+    shards = plan_shards(targets, pool_slots=pool_slots(), max_tasks=max_map_length())
+    if len(shards) < len(targets):
+        log.info("%d repositories in %d shards (%s)", len(targets), len(shards),
+                 ", ".join(f"{len(shard.repositories)}" for shard in shards[:5]) + (", ..." if len(shards) > 5 else ""))  # fmt: skip
+    return [shard.to_mapping() for shard in shards]
 
 
 @dataclass(frozen=True)
@@ -108,8 +109,8 @@ class TargetParams:
         )
 
 
-def _discover(task: TaskResources, *, mode: str, params: TargetParams) -> list[RepositoryTarget]:
-    """List the owners' repositories, record their projects and open the run; return the targets."""
+def _discover(task: TaskResources, *, mode: str, params: TargetParams) -> list[Discovery]:
+    """List the owners' repositories, record their projects and open the run; return each owner's listing."""
     run, hook, conn = task.run, task.hook, task.conn
     # The schema first, so that even a bad Param's failure reaches import_logs on a fresh database.
     prepare_target_database(conn)
@@ -145,7 +146,11 @@ def _discover(task: TaskResources, *, mode: str, params: TargetParams) -> list[R
             },
         )
     conn.commit()
-    return targets
+    return discoveries
+
+
+def _targets(discoveries: Sequence[Discovery]) -> list[RepositoryTarget]:
+    return [target for discovery in discoveries for target in discovery.targets]
 
 
 def list_repositories(context: Context, *, mode: str) -> list[dict[str, Any]]:
@@ -154,9 +159,9 @@ def list_repositories(context: Context, *, mode: str) -> list[dict[str, Any]]:
     Params and the label-rules Variable are validated before anything is written.
     """
     with run_level_task(context, mode=mode, stage=TARGETS_STAGE) as task:
-        targets = _discover(task, mode=mode, params=TargetParams.from_params(context["params"]))
-        check_mappable(targets)
-    return [target.to_mapping() for target in targets]
+        targets = _targets(_discover(task, mode=mode, params=TargetParams.from_params(context["params"])))
+        pool_slots()  # a bad GITHUB_SYNC_POOL_SLOTS fails here, recorded, not after the listing's XCom
+    return mapped_shards(targets)
 
 
 def detect_changed_repositories(context: Context) -> list[dict[str, Any]]:
@@ -167,9 +172,12 @@ def detect_changed_repositories(context: Context) -> list[dict[str, Any]]:
     """
     with run_level_task(context, mode="incremental", stage=TARGETS_STAGE) as task:
         run, hook, conn = task.run, task.hook, task.conn
-        targets = _discover(task, mode="incremental", params=TargetParams.from_params(context["params"]))
+        discoveries = _discover(task, mode="incremental", params=TargetParams.from_params(context["params"]))
+        targets = _targets(discoveries)
         listed = hook.stats
-        detection = detect_changes(hook, conn, targets, as_of=run.as_of)
+        detection = detect_changes(
+            hook, conn, targets, as_of=run.as_of, organisations=organisation_owners(discoveries)
+        )
         with conn.cursor() as cursor:
             add_run_details(
                 cursor,
@@ -181,11 +189,11 @@ def detect_changed_repositories(context: Context) -> list[dict[str, Any]]:
                     "repositories_probed": len(targets),
                     "repositories_changed": len(detection.changed),
                     "change_reasons": detection.reasons,
+                    "organisation_issue_listings": detection.organisation_signals,
                 },
             )
         conn.commit()
-        check_mappable(detection.changed)
-    return [target.to_mapping() for target in detection.changed]
+    return mapped_shards(detection.changed)
 
 
 def resolve_repository(context: Context) -> list[dict[str, Any]]:
@@ -208,7 +216,7 @@ def resolve_repository(context: Context) -> list[dict[str, Any]]:
     target = RepositoryTarget(
         full_name=str(repo["full_name"]), project_id=project_id, default_branch=repo.get("default_branch")
     )
-    return [target.to_mapping()]
+    return mapped_shards([target])
 
 
 def apply_webhook_deliveries(context: Context, *, outlets: Sequence[Asset] = ()) -> dict[str, Any]:

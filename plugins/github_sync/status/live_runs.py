@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from psycopg.rows import dict_row
 
 from github_sync.status.progress import estimate_progress
-from github_sync.status.responses import ProgressResponse, RunSnapshot, grid_path
+from github_sync.status.responses import ProgressResponse, RunSnapshot, ShardPosition, grid_path
 from github_sync.status.run_owners import RUN_OWNERS, add_owner_param, recorded_owners
 from github_sync.store.run_records import STALE_OPEN_RUN_HOURS
 
@@ -80,8 +80,10 @@ def run_snapshots(
                 coalesce(sum(rr.requests), 0) AS requests,
                 coalesce(sum(rr.budget_spent), 0) AS budget_spent,
                 coalesce(sum(rr.not_modified), 0) AS not_modified,
-                array_agg(rr.repository ORDER BY rr.started_at DESC) FILTER (WHERE rr.state = 'running')
-                    AS current_repositories,
+                array_agg(rr.repository ORDER BY rr.started_at DESC, rr.repository)
+                    FILTER (WHERE rr.state = 'running') AS current_repositories,
+                array_agg(rr.shard ORDER BY rr.started_at DESC, rr.repository)
+                    FILTER (WHERE rr.state = 'running') AS current_shard_labels,
                 array_agg(rr.repository ORDER BY rr.repository) FILTER (WHERE rr.state = 'failed')
                     AS failed_repositories,
                 array_agg(rr.finished_at)
@@ -121,6 +123,7 @@ def _snapshot(row: Mapping[str, Any], now: datetime) -> RunSnapshot:
         completions=row["completions"] or (),
     )
     current: Sequence[str] = row["current_repositories"] or []
+    labels: Sequence[str | None] = row["current_shard_labels"] or [None] * len(current)
     return RunSnapshot(
         dag_id=row["dag_id"],
         run_id=row["run_id"],
@@ -139,6 +142,12 @@ def _snapshot(row: Mapping[str, Any], now: datetime) -> RunSnapshot:
         budget_spent=int(row["budget_spent"]),
         not_modified=int(row["not_modified"]),
         current_repositories=list(current[:MAX_CURRENT_REPOSITORIES]),
+        # Which repository each shard is on (a one-repository shard is its repository: left out).
+        current_shards=[
+            ShardPosition(shard=label, repository=repository)
+            for repository, label in zip(current, labels, strict=True)
+            if label is not None and label != repository
+        ][:MAX_CURRENT_REPOSITORIES],
         failed_repositories=list(row["failed_repositories"] or []),
         **estimate.to_dict(),
         grid_path=grid_path(row["dag_id"], row["run_id"]),

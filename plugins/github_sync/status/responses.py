@@ -250,6 +250,13 @@ class OwnersResponse(BaseModel):
 # Live runs ---------------------------------------------------------------------------
 
 
+class ShardPosition(BaseModel):
+    """A repository a shard (a mapped task syncing several) is syncing right now."""
+
+    shard: str
+    repository: str
+
+
 class RunSnapshot(BaseModel):
     """Where a run stands: the body of ``/api/progress`` entries and of every stream event."""
 
@@ -270,6 +277,7 @@ class RunSnapshot(BaseModel):
     budget_spent: int
     not_modified: int
     current_repositories: list[str]
+    current_shards: list[ShardPosition] = []
     failed_repositories: list[str]
     total: int
     done: int

@@ -20,9 +20,10 @@ from typing import Any
 import psycopg
 
 __all__ = [
+    "ListedFacts",
     "LockedProject",
     "StoredProject",
-    "last_pushes",
+    "listed_facts",
     "lock_project",
     "project_id_for",
     "read_project",
@@ -41,6 +42,8 @@ class StoredProject:
     last_commit: datetime | None  # GitHub's pushed_at: the last push to any branch
     stars: int
     language: str | None
+    # GitHub's open_issues_count (open issues and pull requests) as last listed.
+    open_issues: int = 0
 
     def as_row(self) -> dict[str, Any]:
         """The row as :func:`github_sync.transform.metrics.project_metrics` reads a ``projects`` row."""
@@ -71,23 +74,37 @@ def read_project(cursor: psycopg.Cursor[Any], project_id: int) -> StoredProject:
         LookupError: no such project.
     """
     cursor.execute(
-        "SELECT full_name, default_branch, last_commit, stars, language FROM projects WHERE id = %s",
+        "SELECT full_name, default_branch, last_commit, stars, language, open_issues FROM projects WHERE id = %s",
         (project_id,),
     )
     row = cursor.fetchone()
     if row is None:
         raise LookupError(f"project {project_id} is not in the projects table")
-    full_name, default_branch, last_commit, stars, language = row
+    full_name, default_branch, last_commit, stars, language, open_issues = row
     return StoredProject(
         full_name=full_name, default_branch=default_branch, last_commit=last_commit, stars=stars or 0,
+        open_issues=open_issues or 0,
         language=language,
     )  # fmt: skip
 
 
-def last_pushes(cursor: psycopg.Cursor[Any], project_ids: Sequence[int]) -> dict[int, datetime | None]:
-    """``{project_id: last_commit}`` of the given projects that exist (removed ones included)."""
-    cursor.execute("SELECT id, last_commit FROM projects WHERE id = ANY(%s)", (list(project_ids),))
-    return {int(project_id): last_commit for project_id, last_commit in cursor.fetchall()}
+@dataclass(frozen=True)
+class ListedFacts:
+    """What the owner's repository listing said of a project (discovery stores it in ``projects``)."""
+
+    last_push: datetime | None  # pushed_at
+    open_issues: int  # open_issues_count: open issues and pull requests
+
+
+def listed_facts(cursor: psycopg.Cursor[Any], project_ids: Sequence[int]) -> dict[int, ListedFacts]:
+    """``{project_id: ListedFacts}`` of the given projects that exist (removed ones included)."""
+    cursor.execute(
+        "SELECT id, last_commit, open_issues FROM projects WHERE id = ANY(%s)", (list(project_ids),)
+    )
+    return {
+        int(project_id): ListedFacts(last_push=last_commit, open_issues=int(open_issues or 0))
+        for project_id, last_commit, open_issues in cursor.fetchall()
+    }
 
 
 def release_url_of_removed(cursor: psycopg.Cursor[Any], *, github_url: str, github_id: int) -> None:

@@ -60,6 +60,8 @@ class RepositoryOutcome:
     error: str | None = None
     operation: str | None = None
     counts: dict[str, int] = field(default_factory=dict)
+    # The mapped task (shard) that synced it, by its label in the UI.
+    shard: str | None = None
 
     def to_xcom(self) -> dict[str, Any]:
         return asdict(self)
@@ -101,10 +103,12 @@ def record_repository_outcome(
     cursor.execute(
         """
         INSERT INTO sync_repository_runs (dag_id, run_id, repository, project_id, state, try_number, records,
-            requests, budget_spent, not_modified, retries, deferrals, rate_limit_remaining, error, finished_at)
-        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, CASE WHEN %s THEN now() END)
+            requests, budget_spent, not_modified, retries, deferrals, rate_limit_remaining, error, shard,
+            finished_at)
+        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, CASE WHEN %s THEN now() END)
         ON CONFLICT (dag_id, run_id, repository) DO UPDATE SET
             project_id = COALESCE(EXCLUDED.project_id, sync_repository_runs.project_id),
+            shard = COALESCE(EXCLUDED.shard, sync_repository_runs.shard),
             state = EXCLUDED.state, try_number = EXCLUDED.try_number, records = EXCLUDED.records,
             requests = sync_repository_runs.requests + EXCLUDED.requests,
             budget_spent = sync_repository_runs.budget_spent + EXCLUDED.budget_spent,
@@ -119,9 +123,26 @@ def record_repository_outcome(
             dag_id, run_id, outcome.repository, outcome.project_id, outcome.state, try_number,
             outcome.records + outcome.records_failed if outcome.state == "failed" else outcome.records,
             outcome.requests, outcome.budget_spent, outcome.not_modified, outcome.retries,
-            int(outcome.state == "deferred"), outcome.rate_limit_remaining, error, finished,
+            int(outcome.state == "deferred"), outcome.rate_limit_remaining, error, outcome.shard, finished,
         ),
     )  # fmt: skip
+
+
+# A repository in one of these states needs nothing more in its run: a retried or resumed
+# shard passes over it (a failed or deferred one is synced again).
+SETTLED_REPOSITORY_STATES = ("success", "skipped")
+
+
+def settled_repositories(
+    cursor: psycopg.Cursor[TupleRow], *, dag_id: str, run_id: str, repositories: list[str]
+) -> set[str]:
+    """Those of ``repositories`` that an earlier try of the run already synced (or skipped)."""
+    cursor.execute(
+        "SELECT repository FROM sync_repository_runs WHERE dag_id = %s AND run_id = %s "
+        "AND repository = ANY(%s) AND state = ANY(%s)",
+        (dag_id, run_id, repositories, list(SETTLED_REPOSITORY_STATES)),
+    )
+    return {str(repository) for (repository,) in cursor.fetchall()}
 
 
 # Request counters a run-level task (listing, change detection) adds to its run's details.

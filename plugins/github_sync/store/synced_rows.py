@@ -20,6 +20,7 @@ __all__ = [
     "last_metrics",
     "live_keys_of",
     "open_bug_count",
+    "open_counts_of",
     "open_pull_numbers",
     "synced_project_ids",
 ]
@@ -65,6 +66,20 @@ def open_bug_count(cursor: psycopg.Cursor[Any], project_id: int) -> int:
     )
     row = cursor.fetchone()
     return int(row[0]) if row is not None else 0
+
+
+def open_counts_of(cursor: psycopg.Cursor[Any], project_ids: Sequence[int]) -> dict[int, int]:
+    """Live open issues plus open pull requests per project: what GitHub's ``open_issues_count`` counts."""
+    cursor.execute(
+        "SELECT project_id, count(*) FROM ("
+        " SELECT project_id FROM bugs WHERE project_id = ANY(%(ids)s) AND status <> 'closed' AND removed_at IS NULL"
+        " UNION ALL"
+        " SELECT project_id FROM pull_requests WHERE project_id = ANY(%(ids)s) AND state = 'open'"
+        " AND removed_at IS NULL) open_rows GROUP BY project_id",
+        {"ids": list(project_ids)},
+    )
+    counts = {int(project_id): int(count) for project_id, count in cursor.fetchall()}
+    return {int(project_id): counts.get(int(project_id), 0) for project_id in project_ids}
 
 
 def open_pull_numbers(cursor: psycopg.Cursor[Any], project_id: int) -> set[int]:

@@ -1,35 +1,43 @@
-"""Find the repositories that changed since their last sync, cheaply, inside one task.
+"""Find the repositories that changed since their last sync, at a cost that follows the changes.
 
-For every repository the incremental sync probes the first page of the two listings the
-sync reads newest-first (issues+PRs by ``updated_at``, commits of the default branch),
-as conditional requests: an unchanged page answers 304, which costs no rate-limit
-budget, and the probes run concurrently (bounded by the hook's in-flight limit) rather
-than as one Airflow task per repository.
+Per repository, three questions, answered by the cheapest signal GitHub gives for each:
 
-A repository is *changed* when:
+* **Was it pushed to?** The owner's repository listing, which discovery reads anyway, has
+  every repository's ``pushed_at``; the last sync stored the one it read commits at. Equal:
+  nothing was pushed, no request. Different (or unknown): the first page of its commits is
+  probed (conditional, free when unchanged) and a new head means "commits pushed".
+* **Did an issue or pull request change?** For an organisation, one listing of every issue
+  and PR updated since the oldest watermark among its repositories
+  (``GET /orgs/{org}/issues?filter=all&state=all&sort=updated&since=...``): a repository
+  with an item newer than its issues cursor changed. The watermark is GitHub's clock when
+  the repository's last sync read its issue listing (``Date`` of that answer), or when a
+  later detection found its issues unchanged (the listing's own ``Date``, stored for the
+  unchanged repositories in one statement), so nothing updated after it can be missed
+  and an idle repository's watermark keeps up. Where GitHub does not offer that listing (a user
+  account, a credential refused it) or a repository's watermark is unknown or older than
+  :data:`MAX_WATERMARK_AGE`, the first page of its own issue listing is probed instead,
+  as before: not a 304, or an item newer than the cursor, or (when the whole listing fits
+  in that page) ids that differ from the stored ones, means changed.
+* **Did an open issue or PR vanish?** The listing's ``open_issues_count`` (open issues and
+  PRs) differs from the open rows stored: changed, and its sync recounts after reading
+  the newest items and walks the complete listing when they still differ (deleted or
+  transferred open items are found in that run, not a day later).
 
-* it was never synced (no metrics row), or was renamed (its listing URL is new);
-* the first issues page is not a 304 (something on it changed: a new, edited, closed,
-  labelled or deleted issue or PR among the newest hundred);
-* the page, even if served from the cache, holds an item newer than the repository's
-  committed cursor, or (when the whole listing fits in that page) its ids differ from
-  the ids stored. This is what makes an interrupted run safe: a probe stores the new
-  page in the ETag cache, so the next probe answers 304, but the cursor and the rows
-  only change when the repository's transaction commits, so it still counts as changed;
-* the default branch's newest commit is not the head the last sync committed (a push,
-  a force-push, a merge).
+A repository never synced, or renamed since its last sync (every row's URL changes), is
+changed. An unchanged organisation thus costs its listing's conditional pages (304s) and
+one request for its issues, whatever its size.
 
-Deletions and transfers in repositories whose issue listing spans several pages leave
-no trace on the first page. They are applied from webhooks at once, and caught by a
-rolling reconciliation: each run walks the complete issue listing of a slice of the
-repositories (1/``reconcile_every`` of them, chosen by the run's hour, so every
-repository is reconciled once a day with hourly runs) and compares the ids present with
-the ids stored. The walk is free where pages did not change (304). A difference makes
-the repository "changed" with ``reconcile`` set, and its sync reads the whole listing
-and tombstones what GitHub no longer lists. The weekly full sync reconciles everything.
+Deletions and transfers of *closed* items in repositories whose issue listing spans
+several pages leave no trace in any of these signals. They are applied from webhooks at
+once, and caught by a rolling reconciliation: each run walks the complete issue listing of
+a slice of the repositories (1/``reconcile_every`` of them, chosen by the run's hour, so
+every repository is reconciled once a day with hourly runs) and compares the ids present
+with the ids stored. The walk is free where pages did not change (304). A difference makes
+the repository "changed" with ``reconcile`` set, and its sync reads the whole listing and
+tombstones what GitHub no longer lists. The weekly full sync reconciles everything.
 
 This module owns the probes and what counts as a change. It must not write anything but the
-carried-forward metrics of unchanged repositories, and holds no SQL (:mod:`github_sync.store`)
+carried-forward metrics and the issue watermarks of unchanged repositories, and holds no SQL (:mod:`github_sync.store`)
 and no URLs (:mod:`github_sync.github.listings`): a probe asks for exactly the first page the
 repository sync reads, so that they share one cache entry.
 """
@@ -37,24 +45,25 @@ repository sync reads, so that they share one cache entry.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
 
-from github_sync.github.errors import RepositoryUnavailable
+from github_sync.github.errors import GitHubClientError, RepositoryUnavailable
 from github_sync.github.listings import (
     COMMITS_LISTING,
     ISSUES_LISTING,
     GitHubClient,
     first_page,
     iter_listing,
+    iter_organisation_issues,
 )
 from github_sync.store import projects, synced_rows
-from github_sync.store.cursors import read_cursors_of
+from github_sync.store.cursors import advance_issue_checks, read_cursors_of
 from github_sync.store.transactions import unit_of_work
 from github_sync.sync.daily_metrics import carry_metrics_forward
 from github_sync.sync.targets import RepositoryTarget
@@ -68,11 +77,24 @@ DEFAULT_PROBE_WORKERS = 8
 DEFAULT_RECONCILE_EVERY = 24
 # A reconciliation slot lasts an hour: consecutive hourly runs reconcile different slices.
 RECONCILIATION_SLOT_SECONDS = 3600
+# The organisation's issue listing is asked from this long before the oldest watermark:
+# GitHub's replicas' clocks are not perfectly in step and updated_at has one-second resolution.
+WATERMARK_OVERLAP = timedelta(minutes=5)
+# A repository whose last sync is older than this is probed on its own, so that one stale
+# repository cannot make the organisation's listing reach back weeks.
+MAX_WATERMARK_AGE = timedelta(days=7)
+# What GitHub answers when a credential may not use the organisation's issue listing, or
+# the owner is not an organisation: then every repository is probed on its own.
+SIGNAL_REFUSED_STATUSES = (403, 404, 410, 422)
 
 
 @dataclass(frozen=True)
 class StoredState:
-    """What the database holds of one repository, for comparison with the probes."""
+    """What the database holds of one repository, for comparison with the signals.
+
+    ``listed_push`` and ``listed_open`` are this run's listing (discovery stored it in
+    ``projects`` before detection runs); the rest is what the last committed sync left.
+    """
 
     synced: bool
     issues_cursor: datetime | None
@@ -81,6 +103,22 @@ class StoredState:
     live_pr_numbers: frozenset[int]
     # The repository was empty when last synced and has not been pushed to since.
     empty_since: bool = False
+    # GitHub's clock when the last sync read the issue listing, and the name it had then.
+    issues_listed_at: datetime | None = None
+    synced_full_name: str | None = None
+    # GitHub's clock when detection last found its issues unchanged (after that sync).
+    issues_checked_at: datetime | None = None
+    # pushed_at when the last sync read the commits, and as this run's listing reports it.
+    synced_push: datetime | None = None
+    listed_push: datetime | None = None
+    # Open issues and PRs: as this run's listing counts them, and as stored.
+    listed_open: int = 0
+    stored_open: int = 0
+
+    @property
+    def issues_watermark(self) -> datetime | None:
+        """Up to when every change of its issues was seen: its sync's read, or a later check."""
+        return latest(self.issues_listed_at, self.issues_checked_at)
 
 
 @dataclass
@@ -90,55 +128,211 @@ class Detection:
     changed: list[RepositoryTarget] = field(default_factory=list)
     unchanged: list[RepositoryTarget] = field(default_factory=list)
     reasons: dict[str, str] = field(default_factory=dict)
+    # How the issue question was answered: organisation -> its listing's ``since``, or None
+    # where GitHub refused it (its repositories were probed one by one).
+    organisation_signals: dict[str, str | None] = field(default_factory=dict)
 
 
 def load_stored_states(cursor: psycopg.Cursor[Any], project_ids: Sequence[int]) -> dict[int, StoredState]:
-    """Read cursors, sync status and live keys of the given projects (those that exist) at once."""
-    last_pushes = projects.last_pushes(cursor, project_ids)
-    existing = [project_id for project_id in project_ids if project_id in last_pushes]
+    """Read cursors, sync status, live keys and open counts of the given projects (those that exist)."""
+    listed = projects.listed_facts(cursor, project_ids)
+    existing = [project_id for project_id in project_ids if project_id in listed]
     synced = synced_rows.synced_project_ids(cursor, existing)
     cursors = read_cursors_of(cursor, existing)
     keys = synced_rows.live_keys_of(cursor, existing)
+    open_counts = synced_rows.open_counts_of(cursor, existing)
     return {
         project_id: StoredState(
             synced=project_id in synced,
             issues_cursor=cursors[project_id].issues,
             commits_head=cursors[project_id].commits.head,
-            empty_since=cursors[project_id].commits.still_empty(last_pushes[project_id]),
+            empty_since=cursors[project_id].commits.still_empty(listed[project_id].last_push),
             live_issue_ids=keys[project_id].issue_ids,
             live_pr_numbers=keys[project_id].pr_numbers,
+            issues_listed_at=cursors[project_id].issues_listed_at,
+            synced_full_name=cursors[project_id].synced_full_name,
+            issues_checked_at=cursors[project_id].issues_checked_at,
+            synced_push=cursors[project_id].commits.pushed_at,
+            listed_push=listed[project_id].last_push,
+            listed_open=listed[project_id].open_issues,
+            stored_open=open_counts[project_id],
         )
         for project_id in existing
     }
 
 
-def probe_repository(client: GitHubClient, target: RepositoryTarget, state: StoredState | None) -> str | None:
-    """Return why ``target`` needs a sync, or ``None`` when it is unchanged."""
+@dataclass(frozen=True)
+class OrganisationIssues:
+    """What an organisation's issue listing said: the newest update per repository since ``since``.
+
+    ``read_at`` is GitHub's clock when it answered the first page (newest first): every change
+    stamped before it is in the listing.
+    """
+
+    since: datetime
+    newest_by_repository: Mapping[str, datetime]  # lower-case owner/name -> newest updated_at
+    read_at: datetime | None = None
+
+    def covers(self, state: StoredState) -> bool:
+        """Whether every change after the repository's watermark is inside this listing."""
+        mark = state.issues_watermark
+        return mark is not None and mark - WATERMARK_OVERLAP >= self.since
+
+    def newest(self, full_name: str) -> datetime | None:
+        return self.newest_by_repository.get(full_name.lower())
+
+
+def signal_since(states: Sequence[StoredState], *, as_of: datetime) -> datetime:
+    """Where an organisation's issue listing must start to cover these repositories.
+
+    The oldest watermark not older than :data:`MAX_WATERMARK_AGE`, minus the overlap; without
+    any, ``as_of`` minus the overlap: that listing covers none of them (each is probed), but
+    its answer's time becomes the watermark of those found unchanged, so the next run covers them.
+    """
+    horizon = as_of - MAX_WATERMARK_AGE
+    marks = [s.issues_watermark for s in states if s.synced]
+    usable = [mark for mark in marks if mark is not None and mark >= horizon]
+    return (min(usable) if usable else as_of) - WATERMARK_OVERLAP
+
+
+def organisation_issues(client: GitHubClient, org: str, since: datetime) -> OrganisationIssues | None:
+    """Read ``org``'s issues and PRs updated since ``since``; None when GitHub refuses the listing."""
+    newest: dict[str, datetime] = {}
+    read_at: datetime | None = None
+    try:
+        for number, page in enumerate(iter_organisation_issues(client, org, since)):
+            if number == 0:
+                read_at = page.server_time
+            for item in page.items:
+                name = repository_of(item)
+                updated = parse_github_timestamp(item.get("updated_at"))
+                if name is not None and updated is not None:
+                    newest[name] = latest(newest.get(name), updated) or updated
+    except GitHubClientError as exc:
+        if exc.status not in SIGNAL_REFUSED_STATUSES:
+            raise
+        log.warning(
+            "GitHub refused the issue listing of organisation %s (%s): its repositories are probed one by one",
+            org,
+            exc,
+        )
+        return None
+    return OrganisationIssues(since=since, newest_by_repository=newest, read_at=read_at)
+
+
+def repository_of(item: Mapping[str, Any]) -> str | None:
+    """Lower-case ``owner/name`` of an issue of an organisation listing (its ``repository`` object)."""
+    repository = item.get("repository")
+    if isinstance(repository, Mapping) and repository.get("full_name"):
+        return str(repository["full_name"]).lower()
+    url = item.get("repository_url")
+    if isinstance(url, str) and "/repos/" in url:
+        return url.split("/repos/", 1)[1].strip("/").lower()
+    return None
+
+
+@dataclass(frozen=True)
+class Questions:
+    """What is still open about one repository once the cheap signals are read."""
+
+    reason: str | None  # already known to have changed, and why
+    probe_issues: bool = True
+    probe_commits: bool = True
+
+
+def ask_signals(
+    target: RepositoryTarget, state: StoredState | None, issues: OrganisationIssues | None
+) -> Questions:
+    """Answer what the stored state and the owner-wide signals can answer for ``target``."""
+    if state is None or not state.synced:
+        return Questions("never synced")
+    if state.synced_full_name is not None and state.synced_full_name != target.full_name:
+        return Questions(f"renamed from {state.synced_full_name}")
+    if state.listed_open != state.stored_open:
+        return Questions(
+            f"open issues and pull requests: GitHub lists {state.listed_open}, {state.stored_open} stored"
+        )
+    probe_issues = True
+    if issues is not None and issues.covers(state):
+        probe_issues = False
+        newest = issues.newest(target.full_name)
+        if newest is not None and _after_last_read(newest, state.issues_cursor, state.issues_watermark):
+            return Questions("issues changed")
+    return Questions(None, probe_issues=probe_issues, probe_commits=_maybe_pushed(state))
+
+
+def _after_last_read(updated: datetime, cursor: datetime | None, watermark: datetime | None) -> bool:
+    """Whether an item updated at ``updated`` may be newer than what the last sync committed.
+
+    Newer than the cursor, or in (or after) the second of the watermark: timestamps have
+    one-second resolution, so an update in that second may have come after the read and
+    carry the cursor's own time.
+    """
+    if cursor is None or updated > cursor:
+        return True
+    return watermark is not None and updated >= watermark.replace(microsecond=0)
+
+
+def _maybe_pushed(state: StoredState) -> bool:
+    """Whether the default branch may have moved since the last sync read the commits.
+
+    The listing's ``pushed_at`` equal to the one the sync read at says no, unless that push
+    was stamped in (or after) the second of the sync's read: a push later in the same second
+    would carry the same ``pushed_at`` (GitHub's timestamps are whole seconds). The sync reads
+    the commits after the issue listing, so that read's ``Date`` bounds the commit read from below.
+    """
+    if state.empty_since:
+        return False
+    if state.synced_push is None or state.synced_push != state.listed_push:
+        return True
+    listed_at = state.issues_listed_at
+    return listed_at is None or state.synced_push >= listed_at.replace(microsecond=0)
+
+
+def probe_repository(
+    client: GitHubClient,
+    target: RepositoryTarget,
+    state: StoredState | None,
+    *,
+    issues: bool = True,
+    commits: bool = True,
+) -> str | None:
+    """Return why ``target`` needs a sync, or ``None``; probes only the listings asked for."""
     if state is None or not state.synced:
         return "never synced"
-    issues = first_page(client, ISSUES_LISTING, target.full_name)
-    if not issues.not_modified:
+    if issues:
+        reason = _probe_issues(client, target, state)
+        if reason is not None:
+            return reason
+    if commits and not state.empty_since:
+        return _probe_commits(client, target, state)
+    return None
+
+
+def _probe_issues(client: GitHubClient, target: RepositoryTarget, state: StoredState) -> str | None:
+    page = first_page(client, ISSUES_LISTING, target.full_name)
+    if not page.not_modified:
         return "issues changed"
     # A 304 can still hide changes a previous, interrupted run fetched but never committed.
-    newest_issue = latest(*(parse_github_timestamp(item.get("updated_at")) for item in issues.items))
+    newest_issue = latest(*(parse_github_timestamp(item.get("updated_at")) for item in page.items))
     if newest_issue is not None and (state.issues_cursor is None or newest_issue > state.issues_cursor):
         return "issues changed (not yet committed)"
-    if issues.next_url is None:
-        ids, numbers = listing_keys(issues.items)
+    if page.next_url is None:
+        ids, numbers = listing_keys(page.items)
         if ids != state.live_issue_ids or numbers != state.live_pr_numbers:
             return "issues added or removed (not yet committed)"
-    if state.empty_since:
-        return None
+    return None
+
+
+def _probe_commits(client: GitHubClient, target: RepositoryTarget, state: StoredState) -> str | None:
     try:
-        commits = first_page(client, COMMITS_LISTING, target.full_name)
+        page = first_page(client, COMMITS_LISTING, target.full_name)
     except RepositoryUnavailable as exc:
         if exc.reason == "empty":
             return None
         raise
-    head = commits.items[0].get("sha") if commits.items else None
-    if head != state.commits_head:
-        return "commits pushed"
-    return None
+    head = page.items[0].get("sha") if page.items else None
+    return "commits pushed" if head != state.commits_head else None
 
 
 def reconcile_repository(client: GitHubClient, target: RepositoryTarget, state: StoredState) -> str | None:
@@ -164,16 +358,20 @@ def detect_changes(
     targets: Sequence[RepositoryTarget],
     *,
     as_of: datetime,
+    organisations: Collection[str] = (),
     max_workers: int = DEFAULT_PROBE_WORKERS,
     reconcile_every: int = DEFAULT_RECONCILE_EVERY,
 ) -> Detection:
-    """Probe every target concurrently; carry the metrics of unchanged ones forward to ``as_of``.
+    """Decide which targets changed (see the module's rules); carry the others' metrics forward to ``as_of``.
 
     Args:
         client: the GitHub hook (thread-safe).
         conn: a psycopg 3 connection; committed once (the carried-forward metrics).
-        targets: the repositories of the run.
+        targets: the repositories of the run, as discovery listed them (it stored the
+            listing's ``pushed_at`` and ``open_issues_count`` in ``projects``).
         as_of: the run's time.
+        organisations: the run's owners that are organisations (their issue listing is
+            asked once instead of each repository's).
         max_workers: concurrent probes (the hook's in-flight limit also applies).
         reconcile_every: reconcile 1/N of the repositories per run (1: all of them).
 
@@ -181,17 +379,23 @@ def detect_changes(
         Whatever a probe raises other than an unavailable repository (which counts as
         changed, so that its own task records why it is skipped).
     """
-    with unit_of_work(conn) as cursor:
-        states = load_stored_states(cursor, [t.project_id for t in targets])
-
     if reconcile_every < 1:
         raise ValueError(f"reconcile_every must be at least 1, got {reconcile_every}")
+    with unit_of_work(conn) as cursor:
+        states = load_stored_states(cursor, [t.project_id for t in targets])
     slot = reconciliation_slot(as_of, reconcile_every)
+    detection = Detection()
+    signals = _organisation_signals(client, targets, states, organisations, as_of, detection)
 
     def probe(target: RepositoryTarget) -> tuple[RepositoryTarget, str | None]:
         state = states.get(target.project_id)
+        questions = ask_signals(target, state, signals.get(_owner_of(target)))
         try:
-            reason = probe_repository(client, target, state)
+            reason = questions.reason
+            if reason is None:
+                reason = probe_repository(
+                    client, target, state, issues=questions.probe_issues, commits=questions.probe_commits
+                )
             if state is not None and state.synced and target.project_id % reconcile_every == slot:
                 reconciliation = reconcile_repository(client, target, state)
                 if reconciliation is not None:
@@ -200,7 +404,6 @@ def detect_changes(
         except RepositoryUnavailable as exc:
             return target, f"unavailable ({exc.reason})"
 
-    detection = Detection()
     with ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="probe") as pool:
         for target, reason in pool.map(probe, targets):
             if reason is None:
@@ -211,13 +414,54 @@ def detect_changes(
     with unit_of_work(conn) as cursor:
         for target in detection.unchanged:
             carry_metrics_forward(cursor, target.project_id, as_of)
+        for org, listing in signals.items():
+            if listing.read_at is not None:
+                # Their issues were seen unchanged up to the listing's answer (probes came after it).
+                unchanged = [t.project_id for t in detection.unchanged if _owner_of(t) == org]
+                advance_issue_checks(cursor, unchanged, listing.read_at)
     log.info(
         "%d of %d repositories changed: %s",
         len(detection.changed),
         len(targets),
-        ", ".join(f"{name} ({why})" for name, why in sorted(detection.reasons.items())) or "none",
+        ", ".join(f"{name} ({why})" for name, why in sorted(detection.reasons.items())[:100]) or "none",
     )
     return detection
 
 
-__all__ = ["Detection", "StoredState", "detect_changes", "load_stored_states", "probe_repository"]
+def _owner_of(target: RepositoryTarget) -> str:
+    return target.full_name.split("/", 1)[0].lower()
+
+
+def _organisation_signals(
+    client: GitHubClient,
+    targets: Sequence[RepositoryTarget],
+    states: Mapping[int, StoredState],
+    organisations: Collection[str],
+    as_of: datetime,
+    detection: Detection,
+) -> dict[str, OrganisationIssues]:
+    """Each organisation's issue listing since its repositories' oldest usable watermark."""
+    signals: dict[str, OrganisationIssues] = {}
+    for org in organisations:
+        owned = [
+            states[t.project_id] for t in targets if _owner_of(t) == org.lower() and t.project_id in states
+        ]
+        if not any(state.synced for state in owned):
+            continue  # a first sync: nothing to compare with
+        since = signal_since(owned, as_of=as_of)
+        listing = organisation_issues(client, org, since)
+        detection.organisation_signals[org] = since.isoformat() if listing is not None else None
+        if listing is not None:
+            signals[org.lower()] = listing
+    return signals
+
+
+__all__ = [
+    "Detection",
+    "OrganisationIssues",
+    "StoredState",
+    "ask_signals",
+    "detect_changes",
+    "load_stored_states",
+    "probe_repository",
+]

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -171,14 +171,12 @@ def owner_listing(client: GitHubClient, owner: str) -> OwnerListing:
     )
 
 
-def _estimate_requests(repos: Iterable[Mapping[str, Any]]) -> int:
-    total = 0
-    for repo in repos:
-        # open_issues_count counts open issues and PRs; closed ones add pages we cannot see
-        # from here, so this is a lower bound for old, busy repositories.
-        extra_pages = max(0, math.ceil(int(repo.get("open_issues_count") or 0) / MAX_PER_PAGE) - 1)
-        total += BASE_REQUESTS_PER_REPOSITORY + extra_pages
-    return total
+def estimated_requests(repo: Mapping[str, Any]) -> int:
+    """What a full sync of the listed ``repo`` is expected to cost."""
+    # open_issues_count counts open issues and PRs; closed ones add pages we cannot see
+    # from here, so this is a lower bound for old, busy repositories.
+    extra_pages = max(0, math.ceil(int(repo.get("open_issues_count") or 0) / MAX_PER_PAGE) - 1)
+    return BASE_REQUESTS_PER_REPOSITORY + extra_pages
 
 
 def _select(
@@ -232,6 +230,11 @@ def allow_lists_by_owner(allow: Sequence[str] | None, owners: Sequence[str]) -> 
             f"Param 'repos' names no repository of {empty}: add theirs (owner/name) or drop them from 'owners'"
         )
     return by_owner
+
+
+def organisation_owners(discoveries: Sequence[Discovery]) -> list[str]:
+    """The owners among ``discoveries`` that are organisations (they have an issue listing of their own)."""
+    return [discovery.owner for discovery in discoveries if discovery.owner_type == "Organization"]
 
 
 def discover_owners(
@@ -311,12 +314,13 @@ def discover_repositories(
                 full_name=str(repo["full_name"]),
                 project_id=ids[int(repo["id"])],
                 default_branch=repo.get("default_branch"),
+                estimated_requests=estimated_requests(repo),
             )
         )
     # Known once the listing has answered (every GitHub response reports the budget).
     rate_limit = client.rate_limit("core") if hasattr(client, "rate_limit") else None
     estimate = BudgetEstimate(
-        requests=_estimate_requests(selected),
+        requests=sum(target.estimated_requests for target in targets),
         remaining=getattr(rate_limit, "remaining", None),
         limit=getattr(rate_limit, "limit", None),
         reset_at=getattr(rate_limit, "reset", None),

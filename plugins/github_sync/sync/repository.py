@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -124,6 +124,7 @@ class _StreamResult:
     head: str | None = None  # commits: the default branch's newest sha
     first_page: ListingPage | None = None  # commits: the first page (for counting without a new request)
     empty: bool = False  # commits: the repository has none (GitHub answers 409)
+    listed_at: datetime | None = None  # issues: GitHub's clock when it answered the first page
 
 
 _EMPTY_REPOSITORY = _StreamResult(newest=None, complete=True, total=0, empty=True)
@@ -164,6 +165,11 @@ def sync_repository(
         issues = _sync_issues(client, cursor, target, options, _issues_stop(stored, target), progress)
         if stored.incremental and not issues.complete:
             _recheck_open_pulls(client, cursor, target, options, progress)
+            if _open_count_differs(cursor, target, stored):
+                # Open issues or PRs were deleted or transferred away (or the read raced a
+                # change): only the complete listing can tell which. Its pages that did not
+                # change since they were last read are 304s, free of budget.
+                issues = _merge_walks(issues, _sync_issues(client, cursor, target, options, None, progress))
         commits = _sync_commits_unless_empty(client, cursor, target, options, _commits_stop(stored), progress)
         # The head sha, not a time, tells a push: commit times have one-second resolution
         # and can be older than the cursor (rebases, clock skew).
@@ -230,10 +236,14 @@ def _sync_issues(
 ) -> _StreamResult:
     """Upsert issues and PRs page by page, newest first, until ``stop_before`` (None: all)."""
     newest: datetime | None = None
+    listed_at: datetime | None = None
     seen_bug_ids: list[int] = []
     seen_pr_numbers: list[int] = []
     complete = True
-    for page in iter_listing(client, ISSUES_LISTING, target.full_name):
+    for number, page in enumerate(iter_listing(client, ISSUES_LISTING, target.full_name)):
+        if number == 0:
+            # Newest first: whatever changes after GitHub answered this page, the next run sees.
+            listed_at = page.server_time
         bugs: list[dict[str, Any]] = []
         pulls: list[dict[str, Any]] = []
         for item in page.items:
@@ -262,7 +272,28 @@ def _sync_issues(
         # deleted or transferred away (incremental runs get here for one-page repositories).
         gone = _tombstone_missing(cursor, target.project_id, seen_bug_ids, seen_pr_numbers, options.as_of)
         progress.add("removed", gone, gone)
-    return _StreamResult(newest=newest, complete=complete, total=len(seen_bug_ids) + len(seen_pr_numbers))
+    return _StreamResult(
+        newest=newest, complete=complete, total=len(seen_bug_ids) + len(seen_pr_numbers), listed_at=listed_at
+    )
+
+
+def _open_count_differs(cursor: psycopg.Cursor[Any], target: RepositoryTarget, stored: _Stored) -> bool:
+    """The open issues and PRs now stored differ from GitHub's ``open_issues_count`` as listed."""
+    held = synced_rows.open_counts_of(cursor, [target.project_id])[target.project_id]
+    if held == stored.project.open_issues:
+        return False
+    log.info(
+        "%s: GitHub counts %d open issues and pull requests, %d are stored: reading the whole listing",
+        target.full_name,
+        stored.project.open_issues,
+        held,
+    )
+    return True
+
+
+def _merge_walks(partial: _StreamResult, complete: _StreamResult) -> _StreamResult:
+    """The incremental walk, then the complete one: the complete one's facts, the newest of both."""
+    return replace(complete, newest=latest(partial.newest, complete.newest))
 
 
 def _tombstone_missing(
@@ -401,20 +432,32 @@ def _advance_cursors(
     commits: _StreamResult,
     remeasured: bool,
 ) -> None:
-    """Move the cursors over what this transaction wrote (they never move back)."""
-    if issues.newest is not None and (stored.cursors.issues is None or issues.newest > stored.cursors.issues):
-        write_issues_cursor(cursor, project_id, issues.newest)
-    if remeasured:
-        # The commits cursor is written whenever the metrics were measured, so its head is the
-        # one they were measured at; an empty repository's push time is remembered so that
-        # change detection need not ask again (a 409 costs budget) until GitHub reports a push.
-        write_commits_cursor(
-            cursor,
-            project_id,
-            CommitsCursor(
-                newest=latest(commits.newest, stored.cursors.commits.newest),
-                head=commits.head,
-                empty=commits.empty,
-                empty_at_push=stored.project.last_commit if commits.empty else None,
-            ),
-        )
+    """Move the cursors over what this transaction wrote (their values never move back).
+
+    Both are written by every sync: the issues cursor with when GitHub answered the listing
+    and under which name (change detection asks the owner for changes since then), the
+    commits cursor with the push the commits were read at (while the owner's listing reports
+    the same push, nothing was pushed).
+    """
+    write_issues_cursor(
+        cursor,
+        project_id,
+        latest(issues.newest, stored.cursors.issues),
+        listed_at=issues.listed_at,
+        full_name=stored.project.full_name,
+    )
+    # The head is the one the metrics were measured at: when they were carried forward the
+    # head did not move (a moved head remeasures). An empty repository's push time is
+    # remembered so that change detection need not ask again (a 409 costs budget) until
+    # GitHub reports a push.
+    write_commits_cursor(
+        cursor,
+        project_id,
+        CommitsCursor(
+            newest=latest(commits.newest, stored.cursors.commits.newest),
+            head=commits.head if remeasured else stored.cursors.commits.head,
+            empty=commits.empty,
+            empty_at_push=stored.project.last_commit if commits.empty else None,
+            pushed_at=stored.project.last_commit,
+        ),
+    )

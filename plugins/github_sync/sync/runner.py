@@ -22,7 +22,7 @@ import psycopg
 from github_sync.github.errors import RepositoryUnavailable
 from github_sync.github.listings import GitHubClient
 from github_sync.sync.change_detection import DEFAULT_RECONCILE_EVERY, detect_changes
-from github_sync.sync.discovery import DEFAULT_INCLUDE_ARCHIVED, discover_owners
+from github_sync.sync.discovery import DEFAULT_INCLUDE_ARCHIVED, discover_owners, organisation_owners
 from github_sync.sync.repository import sync_repository
 from github_sync.sync.targets import DEFAULT_COMMITS_SINCE_DAYS, RepositoryTarget, SyncOptions
 from github_sync.transform.labels import LabelRules
@@ -76,7 +76,10 @@ def run_sync(
     targets: Sequence[RepositoryTarget] = [t for discovery in discoveries for t in discovery.targets]
     result = RunResult(probed=len(targets))
     if incremental:
-        targets = detect_changes(client, conn, targets, as_of=as_of, reconcile_every=reconcile_every).changed
+        targets = detect_changes(
+            client, conn, targets, as_of=as_of, organisations=organisation_owners(discoveries),
+            reconcile_every=reconcile_every,
+        ).changed  # fmt: skip
     options = SyncOptions(
         as_of=as_of,
         commits_since=as_of - timedelta(days=commits_since_days),

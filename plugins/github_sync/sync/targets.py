@@ -31,6 +31,8 @@ class RepositoryTarget:
     # Read the whole issue listing even in an incremental run (reconciliation found ids
     # that differ from what is stored: deletions or transfers the cursor cannot see).
     reconcile: bool = False
+    # What discovery expects its sync to cost (it balances shards); 0 when unknown.
+    estimated_requests: int = 0
 
     @classmethod
     def from_mapping(cls, value: Mapping[str, Any]) -> RepositoryTarget:
@@ -40,6 +42,7 @@ class RepositoryTarget:
                 project_id=int(value["project_id"]),
                 default_branch=value.get("default_branch"),
                 reconcile=bool(value.get("reconcile", False)),
+                estimated_requests=int(value.get("estimated_requests") or 0),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"not a repository target (need full_name and project_id): {value!r}") from exc
@@ -50,6 +53,7 @@ class RepositoryTarget:
             "project_id": self.project_id,
             "default_branch": self.default_branch,
             "reconcile": self.reconcile,
+            "estimated_requests": self.estimated_requests,
         }
 
 

@@ -58,7 +58,15 @@
   const fmtInt = (n) => (n === null || n === undefined ? "–" : numberFormat.format(n));
   const fmtPct = (r, digits = 1) => (r === null || r === undefined ? "–" : `${(r * 100).toFixed(digits)} %`);
 
-  function fmtDuration(seconds) {
+  // "acme/api (shard 3/40: 250 repositories)": which repository each shard is on.
+  function nowSyncing(run) {
+    const shardOf = new Map((run.current_shards || []).map((p) => [p.repository, p.shard]));
+    return run.current_repositories
+      .map((name) => (shardOf.has(name) ? `${name} (${shardOf.get(name)})` : name))
+      .join(", ");
+  }
+
+function fmtDuration(seconds) {
     if (seconds === null || seconds === undefined) return "–";
     const s = Math.round(seconds);
     if (s < 60) return `${seconds < 10 ? Number(seconds).toFixed(1) : s} s`;
@@ -314,7 +322,7 @@
           el("span", {}, "ETA ", el("b", { class: "live-eta", text: eta })),
           el("span", {}, "rate ", el("b", { text: run.rate_per_min ? `${run.rate_per_min.toFixed(1)}/min` : "–" }))),
         run.current_repositories && run.current_repositories.length && !finished
-          ? el("div", { class: "live-current", text: `Now: ${run.current_repositories.join(", ")}` }) : null);
+          ? el("div", { class: "live-current", text: `Now: ${nowSyncing(run)}` }) : null);
       container.append(node);
     }
     document.getElementById("live-updated").textContent = `updated ${new Date().toLocaleTimeString()}`;
