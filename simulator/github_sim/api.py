@@ -2,8 +2,9 @@
 
 Owns what each documented operation answers: which records it lists, its parameters and their
 validation (422s as GitHub words them), its sorting and paging, 404/301/409 for missing, renamed
-or empty repositories, and what a token may see. It must not authenticate, rate-limit, inject
-faults or write headers (the HTTP layer in :mod:`github_sim.server` does), nor change the state.
+or empty repositories, 410/301 for deleted or transferred issues, and what a token may see. It
+must not authenticate, rate-limit, inject faults or write headers (the HTTP layer in
+:mod:`github_sim.server` does), nor change the state.
 
 One piece (>300 lines) because the routing table and the handlers it names are read together:
 each handler is one operation of GitHub's REST documentation, and they share the repository
@@ -39,6 +40,10 @@ if TYPE_CHECKING:
     from github_sim.api_apps import AppsApi
 
 DOCS = "https://docs.github.com/rest"
+# The body and Location of a 301 (https://docs.github.com/en/rest/using-the-rest-api/best-practices-for-using-the-rest-api#follow-redirects).
+REDIRECT_DOCS = "https://docs.github.com/v3/#http-redirects"
+# GET /repos/{owner}/{repo}/issues/{issue_number} (https://docs.github.com/en/rest/issues/issues#get-an-issue).
+GET_ISSUE_DOCS = "https://docs.github.com/rest/issues/issues#get-an-issue"
 EMPTY_REPO_MESSAGE = "Git Repository is empty."
 REPO_SORTS = ("created", "updated", "pushed", "full_name")
 # Sort keys of the repository listings (the id breaks ties between equal times).
@@ -108,6 +113,16 @@ def error(status: int, message: str, doc: str = DOCS, **extra: Any) -> Response:
 def not_found() -> Response:
     """GitHub's 404 body."""
     return error(404, "Not Found", "https://docs.github.com/rest")
+
+
+def _redirect(location: str) -> Response:
+    """GitHub's 301 to ``location``: the header plus the body naming it as ``url``.
+
+    https://docs.github.com/en/rest/using-the-rest-api/best-practices-for-using-the-rest-api#follow-redirects
+    """
+    resp = error(301, "Moved Permanently", REDIRECT_DOCS, url=location)
+    resp.headers["Location"] = location
+    return resp
 
 
 def _invalid(field_name: str, doc: str = DOCS, message: str | None = None) -> Response:
@@ -344,9 +359,7 @@ class GitHubApi:
         location = f"{self.api_base}/repositories/{repo.id}{rest}"
         if req.params:
             location += "?" + "&".join(f"{k}={v}" for k, v in req.params)
-        resp = error(301, "Moved Permanently", "https://docs.github.com/v3/#http-redirects", url=location)
-        resp.headers["Location"] = location
-        return resp
+        return _redirect(location)
 
     def _visible(self, req: Request, repo: Repo) -> bool:
         # A private repository exists only for tokens with access to it (the owner's own tokens,
@@ -738,10 +751,27 @@ class GitHubApi:
 
     def get_issue(self, req: Request, repo: Repo, number: str) -> Response:
         """``GET /repos/{owner}/{repo}/issues/{number}``."""
-        issue = repo.issues.get(int(number))
+        n = int(number)
+        issue = repo.issues.get(n)
         if issue is None:
-            return not_found()
+            return self._vanished_issue(req, repo, n)
         return Response(200, self.state.renderer.issue(repo, issue), last_modified=issue.updated_at)
+
+    def _vanished_issue(self, req: Request, repo: Repo, number: int) -> Response:
+        # "The API returns a 301 Moved Permanently status if the issue was transferred to another
+        # repository. If the issue was transferred to or deleted from a repository where the
+        # authenticated user lacks read access, the API returns a 404 Not Found status. If the issue
+        # was deleted from a repository where the authenticated user has read access, the API
+        # returns a 410 Gone status." (https://docs.github.com/en/rest/issues/issues#get-an-issue)
+        # The caller can read ``repo`` (repo_scope checked); the target's visibility is checked here.
+        if self.state.issue_deleted(repo, number):
+            return error(410, "This issue was deleted", GET_ISSUE_DOCS)
+        moved = self.state.issue_transferred_to(repo, number)
+        if moved is None or not self._visible(req, moved[0]):
+            return not_found()
+        target, new_number = moved
+        # The Location is the issue's new `url` (its API URL in the target repository).
+        return _redirect(f"{self.api_base}/repos/{self.state.owner.login}/{target.name}/issues/{new_number}")
 
     def list_pulls(self, req: Request, repo: Repo) -> Response:
         """``GET /repos/{owner}/{repo}/pulls``."""

@@ -68,6 +68,11 @@ class SimState:
         self._by_name: dict[str, Repo] = {r.name.lower(): r for r in data.repos}
         self._by_id: dict[int, Repo] = {r.id: r for r in data.repos}
         self._renamed: dict[str, int] = {}  # old lower-case name -> repository id
+        # What GET of a vanished issue number answers (410 deleted, 301 transferred):
+        # https://docs.github.com/en/rest/issues/issues#get-an-issue. Only the numbers are kept,
+        # per repository id: deleted numbers, and transferred number -> (target repository id, number).
+        self._deleted_issues: dict[int, set[int]] = {}
+        self._transferred_issues: dict[int, dict[int, tuple[int, int]]] = {}
         self._users: dict[str, User] = {u.login.lower(): u for u in [*data.users, data.bot]}
         self.listeners: list[Listener] = []
         # Bumped with every repository's version and when repositories come or go: listings
@@ -99,6 +104,18 @@ class SimState:
         """Return the live repository formerly called ``old_name``, if any."""
         repo_id = self._renamed.get(old_name.lower())
         return None if repo_id is None else self.repo_by_id(repo_id)
+
+    def issue_deleted(self, repo: Repo, number: int) -> bool:
+        """True when issue ``number`` of ``repo`` was deleted (GET answers 410 Gone)."""
+        return number in self._deleted_issues.get(repo.id, ())
+
+    def issue_transferred_to(self, repo: Repo, number: int) -> tuple[Repo, int] | None:
+        """(live target repository, new number) of issue ``number`` transferred out of ``repo``."""
+        target = self._transferred_issues.get(repo.id, {}).get(number)
+        if target is None:
+            return None
+        dst = self.repo_by_id(target[0])
+        return None if dst is None else (dst, target[1])
 
     def user(self, login: str) -> User | None:
         """Return the account called ``login`` (the owner included)."""
@@ -348,18 +365,21 @@ class SimState:
             )  # callers may mutate; the render cache is shared
 
     def delete_issue(self, repo: str, number: int) -> None:
-        """Delete an issue; it disappears from every listing."""
+        """Delete an issue; it disappears from every listing and its number answers 410 Gone."""
         with self.lock:
             r = self._need_repo(repo)
             issue = self._need_issue(r, number)
             payload = self.renderer.issue(r, issue)
             del r.issues[issue.number]
+            # GET of the number answers 410 Gone from now on:
+            # https://docs.github.com/en/rest/issues/issues#get-an-issue
+            self._deleted_issues.setdefault(r.id, set()).add(issue.number)
             self._touch(r)
             body = {"action": "deleted", "issue": payload, **self._base_payload(r, issue.user)}
             self._emit("issues", body, r, issue.user)
 
     def transfer_issue(self, repo: str, number: int, to_repo: str) -> dict[str, Any]:
-        """Move an issue to another repository (new number there, same id)."""
+        """Move an issue to another repository (new number there, same id); the old number answers 301."""
         with self.lock:
             src, dst = self._need_repo(repo), self._need_repo(to_repo)
             issue = self._need_issue(src, number)
@@ -370,8 +390,12 @@ class SimState:
             # https://docs.github.com/en/webhooks/webhook-events-and-payloads?actionType=transferred#issues
             old_issue = copy.deepcopy(self.renderer.issue(src, issue))
             del src.issues[issue.number]
+            old_number = issue.number
             issue.number = dst.next_number
             dst.next_number += 1
+            # GET of the old number answers 301 to the new one from now on:
+            # https://docs.github.com/en/rest/issues/issues#get-an-issue
+            self._transferred_issues.setdefault(src.id, {})[old_number] = (dst.id, issue.number)
             issue.labels = self._labels(dst, [lab.name for lab in issue.labels])
             issue.updated_at = self._now()
             dst.issues[issue.number] = issue
@@ -561,6 +585,8 @@ class SimState:
             r.deleted = True
             del self._by_name[r.name.lower()]
             self._renamed = {k: v for k, v in self._renamed.items() if v != r.id}
+            self._deleted_issues.pop(r.id, None)  # every URL under it is 404 now
+            self._transferred_issues.pop(r.id, None)
             self._touch(r)
             self._emit("repository", payload, r, actor)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import requests
 
 from github_sim import Simulator
-from tests.simulator.conftest import OWNER, big_repo, empty_repo
+from tests.simulator.conftest import OWNER, auth, big_repo, empty_repo
 
 
 def test_rename_answers_301_to_the_new_location(sim: Simulator, http: requests.Session) -> None:
@@ -95,9 +95,84 @@ def test_archive_transfer_and_label(sim: Simulator, http: requests.Session) -> N
     assert "P1" in {lab["name"] for lab in labelled["labels"]}
     moved = sim.state.transfer_issue(name, issue["number"], other)
     assert moved["repository_url"].endswith(f"/repos/{OWNER}/{other}")
-    assert http.get(f"{sim.url}/repos/{OWNER}/{name}/issues/{issue['number']}").status_code == 404
+    old_url = f"{sim.url}/repos/{OWNER}/{name}/issues/{issue['number']}"
+    assert http.get(old_url, allow_redirects=False).status_code == 301
     sim.state.delete_issue(other, moved["number"])
-    assert http.get(f"{sim.url}/repos/{OWNER}/{other}/issues/{moved['number']}").status_code == 404
+    assert http.get(f"{sim.url}/repos/{OWNER}/{other}/issues/{moved['number']}").status_code == 410
+    assert http.get(old_url).status_code == 410  # followed to the deleted issue
+
+
+def test_deleted_issue_answers_410(sim: Simulator, http: requests.Session) -> None:
+    # "If the issue was deleted from a repository where the authenticated user has read access,
+    # the API returns a 410 Gone status." https://docs.github.com/en/rest/issues/issues#get-an-issue
+    name = big_repo(sim)
+    issue = sim.state.create_issue(name, "Delete me")
+    url = f"{sim.url}/repos/{OWNER}/{name}/issues/{issue['number']}"
+    sim.state.delete_issue(name, issue["number"])
+    gone = http.get(url)
+    assert gone.status_code == 410
+    body = gone.json()
+    assert body["message"] == "This issue was deleted"
+    assert body["documentation_url"] == "https://docs.github.com/rest/issues/issues#get-an-issue"
+    with sim.state.lock:
+        repo_id = sim.state.repo(name).id
+    by_id = http.get(f"{sim.url}/repositories/{repo_id}/issues/{issue['number']}")
+    assert by_id.status_code == 410
+    # A public repository: anonymous callers can read it, so they get 410 too.
+    assert requests.get(url, timeout=10).status_code == 410
+    # Numbers never used stay 404.
+    with sim.state.lock:
+        unused = sim.state.repo(name).next_number + 5
+    missing = http.get(f"{sim.url}/repos/{OWNER}/{name}/issues/{unused}")
+    assert missing.status_code == 404 and missing.json()["message"] == "Not Found"
+
+
+def test_transferred_issue_answers_301_to_its_new_url(sim: Simulator, http: requests.Session) -> None:
+    # "The API returns a 301 Moved Permanently status if the issue was transferred to another
+    # repository." https://docs.github.com/en/rest/issues/issues#get-an-issue
+    name = big_repo(sim)
+    with sim.state.lock:
+        other = next(r.name for r in sim.state.repos() if r.name != name and not r.private)
+    issue = sim.state.create_issue(name, "Move me")
+    moved = sim.state.transfer_issue(name, issue["number"], other)
+    url = f"{sim.url}/repos/{OWNER}/{name}/issues/{issue['number']}"
+    new_url = f"{sim.url}/repos/{OWNER}/{other}/issues/{moved['number']}"
+    redirect = http.get(url, allow_redirects=False)
+    assert redirect.status_code == 301
+    assert redirect.headers["Location"] == new_url == moved["url"]
+    body = redirect.json()
+    assert body["message"] == "Moved Permanently" and body["url"] == new_url
+    assert "documentation_url" in body
+    followed = http.get(url)
+    assert followed.status_code == 200 and followed.history[0].status_code == 301
+    assert followed.url == new_url
+    assert followed.json()["id"] == issue["id"] and followed.json()["number"] == moved["number"]
+    assert followed.json()["repository_url"].endswith(f"/repos/{OWNER}/{other}")
+    # The target renamed afterwards: the Location names it as it is called now.
+    sim.state.rename_repository(other, "moved-here")
+    assert http.get(url, allow_redirects=False).headers["Location"] == (
+        f"{sim.url}/repos/{OWNER}/moved-here/issues/{moved['number']}"
+    )
+    assert http.get(url).json()["id"] == issue["id"]
+    # The target deleted: nothing readable is left to point to.
+    sim.state.delete_repository("moved-here")
+    assert http.get(url, allow_redirects=False).status_code == 404
+
+
+def test_issue_transferred_to_an_unreadable_repository_answers_404(sim: Simulator) -> None:
+    # "If the issue was transferred to [...] a repository where the authenticated user lacks read
+    # access, the API returns a 404 Not Found status."
+    # https://docs.github.com/en/rest/issues/issues#get-an-issue
+    name = big_repo(sim)
+    sim.state.create_repository("private-target", private=True)
+    issue = sim.state.create_issue(name, "Move me somewhere private")
+    moved = sim.state.transfer_issue(name, issue["number"], "private-target")
+    url = f"{sim.url}/repos/{OWNER}/{name}/issues/{issue['number']}"
+    anonymous = requests.get(url, allow_redirects=False, timeout=10)  # reads the public source only
+    assert anonymous.status_code == 404 and anonymous.json()["message"] == "Not Found"
+    authed = requests.get(url, headers=auth(), allow_redirects=False, timeout=10)
+    assert authed.status_code == 301
+    assert authed.headers["Location"] == f"{sim.url}/repos/{OWNER}/private-target/issues/{moved['number']}"
 
 
 def test_determinism_per_seed() -> None:

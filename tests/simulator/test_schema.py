@@ -36,6 +36,11 @@ def schema_sim() -> Iterator[Simulator]:
         pr = sim.state.open_pull_request(name, "Fix it")
         sim.state.merge_pull_request(name, pr["number"])
         sim.state.push_commits(name, n=2)
+        # A deleted and a transferred issue (410 and 301 of GET an issue).
+        sim.state.delete_issue(name, sim.state.create_issue(name, "Deleted")["number"])
+        with sim.state.lock:
+            other = next(r.name for r in sim.state.repos() if r.name != name and not r.private)
+        sim.state.transfer_issue(name, sim.state.create_issue(name, "Transferred")["number"], other)
         yield sim
 
 
@@ -92,6 +97,10 @@ def _cases(sim: Simulator) -> list[tuple[str, str, str]]:
     with sim.state.lock:
         repo_id = sim.state.repo(name).id
         some_issue = next(iter(sim.state.repo(name).issues))
+        repo = sim.state.repo(name)
+        vanished = [n for n in range(1, repo.next_number) if n not in repo.issues]
+        deleted = next(n for n in vanished if sim.state.issue_deleted(repo, n))
+        transferred = next(n for n in vanished if sim.state.issue_transferred_to(repo, n))
     return [
         ("/user", "/user", "200"),
         (f"/users/{OWNER}", "/users/{username}", "200"),
@@ -107,6 +116,8 @@ def _cases(sim: Simulator) -> list[tuple[str, str, str]]:
         (f"{r}/issues?state=all&per_page=100", "/repos/{owner}/{repo}/issues", "200"),
         (f"{r}/issues?state=all&sort=updated&per_page=100", "/repos/{owner}/{repo}/issues", "200"),
         (f"{r}/issues/{some_issue}", "/repos/{owner}/{repo}/issues/{issue_number}", "200"),
+        (f"{r}/issues/{deleted}", "/repos/{owner}/{repo}/issues/{issue_number}", "410"),
+        (f"{r}/issues/{transferred}", "/repos/{owner}/{repo}/issues/{issue_number}", "301"),
         (f"{r}/pulls?state=all&per_page=100", "/repos/{owner}/{repo}/pulls", "200"),
         (f"{r}/pulls?state=all&sort=updated&per_page=100", "/repos/{owner}/{repo}/pulls", "200"),
         (f"{r}/commits?per_page=100", "/repos/{owner}/{repo}/commits", "200"),
@@ -129,7 +140,7 @@ def test_every_endpoint_matches_openapi(openapi: dict[str, Any], schema_sim: Sim
     with requests.Session() as http:
         http.headers.update(auth())
         for url_path, op_path, status in _cases(schema_sim):
-            resp = http.get(schema_sim.url + url_path, timeout=10)
+            resp = http.get(schema_sim.url + url_path, timeout=10, allow_redirects=status != "301")
             assert str(resp.status_code) == status, (url_path, resp.text[:200])
             _validate(openapi, op_path, status, resp.json())
             served.add(op_path)
