@@ -105,5 +105,5 @@ def test_files_are_written_and_re_read(tmp_path: Path) -> None:
     assert png_path is not None and png_path.read_bytes().startswith(b"\x89PNG")
 
 
-def test_repetitions_default_to_one_at_ten_thousand() -> None:
-    assert (runs_for(180, None), runs_for(10_000, None), runs_for(10_000, 2)) == (3, 1, 2)
+def test_repetitions_default_to_two_at_ten_thousand() -> None:
+    assert (runs_for(180, None), runs_for(10_000, None), runs_for(10_000, 1)) == (3, 2, 1)

@@ -269,12 +269,14 @@ def test_stored_project_facts_and_pushes(pg_conn: psycopg.Connection) -> None:
     with pg_conn.cursor() as cur:
         project_id, _ = loader.upsert_project(cur, project_row(1, "alpha", stars=5))
         stored = projects.read_project(cur, project_id)
-        pushes = projects.last_pushes(cur, [project_id, project_id + 1])
+        listed = projects.listed_facts(cur, [project_id, project_id + 1])
     pg_conn.commit()
+    open_issues = project_row(1, "alpha")["open_issues"]
     assert stored == projects.StoredProject(
-        full_name="acme/alpha", default_branch="main", last_commit=T0, stars=5, language="Python"
-    )
-    assert pushes == {project_id: T0}
+        full_name="acme/alpha", default_branch="main", last_commit=T0, stars=5, language="Python",
+        open_issues=open_issues,
+    )  # fmt: skip
+    assert listed == {project_id: projects.ListedFacts(last_push=T0, open_issues=open_issues)}
     with pg_conn.cursor() as cur, pytest.raises(LookupError):
         projects.read_project(cur, project_id + 1)
     pg_conn.rollback()

@@ -219,3 +219,23 @@ def test_retention_prunes_only_old_state(pg_conn: psycopg.Connection) -> None:
         ("b",),
         ("c",),
     ]
+
+
+def test_opening_a_run_again_forgets_its_repositories_so_a_cleared_run_syncs_them_again(
+    pg_conn: psycopg.Connection,
+) -> None:
+    with pg_conn.cursor() as cursor:
+        open_run(cursor, "r")
+        record(cursor, "r", "acme/a", "success")
+        record(cursor, "r", "acme/b", "failed")
+        settled = run_records.settled_repositories(
+            cursor, dag_id="github_full_sync", run_id="r", repositories=["acme/a", "acme/b"]
+        )
+        assert settled == {"acme/a"}  # what a retried or resumed shard passes over
+        open_run(cursor, "r")
+        assert (
+            run_records.settled_repositories(
+                cursor, dag_id="github_full_sync", run_id="r", repositories=["acme/a"]
+            )
+            == set()
+        )

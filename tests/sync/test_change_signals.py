@@ -18,6 +18,7 @@ import psycopg
 import pytest
 
 from github_sim import Simulator
+from github_sim.records import Repo
 from github_sync.sync.change_detection import DEFAULT_RECONCILE_EVERY, detect_changes, reconciliation_slot
 from github_sync.sync.discovery import discover_owners
 from github_sync.sync.runner import run_sync
@@ -225,3 +226,83 @@ def test_where_github_refuses_the_organisation_listing_every_repository_is_probe
     assert detection.organisation_signals == {OWNER: None}
     assert sim.stats()["by_endpoint"].get(REPO_ISSUES) == len(sim.state.repos())
     assert any("refused the issue listing of organisation acme" in r.getMessage() for r in caplog.records)
+
+
+def test_a_deleted_open_issue_is_found_by_re_reading_only_the_open_items_it_could_be(
+    sim: Simulator, pg_conn: psycopg.Connection, pg_database: str
+) -> None:
+    hook = make_hook(sim, pg_database)
+    run_sync(hook, pg_conn, owner=OWNER, as_of=datetime.now(UTC), incremental=False)
+    repo = multi_page_repo(sim)
+    gone = some_issue(repo, "open")
+    sim.state.delete_issue(repo.name, gone.number)
+    sim.reset_stats()
+
+    run_sync(hook, pg_conn, owner=OWNER, as_of=datetime.now(UTC), incremental=True, reconcile_every=10_000)
+
+    row = pg_conn.execute("SELECT removed_reason FROM bugs WHERE github_id = %s", (gone.id,)).fetchone()
+    assert row == ("deleted",)  # GitHub answered 410 Gone for it
+    by_endpoint = sim.stats()["by_endpoint"]
+    open_items = sum(1 for i in repo.issues.values() if i.state == "open")
+    pages = sum(max(1, math.ceil(len(r.issues) / 100)) for r in [repo])
+    # The newest page, the open items' pages, and one issue: not the complete listing.
+    assert by_endpoint[REPO_ISSUES] <= 1 + math.ceil(open_items / 100) < pages
+    assert by_endpoint["GET /repos/{owner}/{repo}/issues/{issue_number}"] == 1
+
+
+def test_an_open_count_github_gets_wrong_is_reconciled_once_then_left_alone(
+    sim: Simulator, pg_conn: psycopg.Connection, pg_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hook = make_hook(sim, pg_database)
+    run_sync(hook, pg_conn, owner=OWNER, as_of=datetime.now(UTC), incremental=False)
+    drifting = quiet_repo(sim)
+    # GitHub's open_issues_count is a counter that can disagree with the open items it lists; the
+    # simulator counts exactly, so the disagreement is injected here (nothing else can cause it).
+    counted = Repo.open_issues_count.fget
+    assert counted is not None
+    monkeypatch.setattr(Repo, "open_issues_count", property(lambda r: counted(r) + (r is drifting)))
+    sim.state.touch_repository(drifting.name)  # its rendered listing entry is cached by version
+
+    first = detect(sim, hook, pg_conn, reconcile_every=10_000)
+    assert list(first.reasons) == [f"acme/{drifting.name}"]
+    assert first.reasons[f"acme/{drifting.name}"].startswith("open issues and pull requests: GitHub lists")
+    run_sync(hook, pg_conn, owner=OWNER, as_of=datetime.now(UTC), incremental=True, reconcile_every=10_000)
+
+    second = detect(sim, hook, pg_conn, reconcile_every=10_000)
+    assert second.changed == []  # the count nothing could explain is remembered, not chased every run
+
+
+def test_a_push_elsewhere_than_the_default_branch_is_probed_once(
+    sim: Simulator, pg_conn: psycopg.Connection, pg_database: str
+) -> None:
+    hook = make_hook(sim, pg_database)
+    run_sync(hook, pg_conn, owner=OWNER, as_of=datetime.now(UTC), incremental=False)
+    repo = quiet_repo(sim)
+    # A push to another branch moves pushed_at, not the default branch's head.
+    with sim.state.editing_repository(repo.name) as edited:
+        edited.pushed_at = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=2)
+
+    sim.reset_stats()
+    assert detect(sim, hook, pg_conn, reconcile_every=10_000).changed == []
+    assert sim.stats()["by_endpoint"].get(REPO_COMMITS) == 1
+    sim.reset_stats()
+    assert detect(sim, hook, pg_conn, reconcile_every=10_000).changed == []
+    assert sim.stats()["by_endpoint"].get(REPO_COMMITS, 0) == 0
+
+
+def test_a_listing_that_does_not_show_what_was_stored_from_its_window_is_not_trusted(
+    sim: Simulator, pg_conn: psycopg.Connection, pg_database: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    hook = make_hook(sim, pg_database)
+    run_sync(hook, pg_conn, owner=OWNER, as_of=datetime.now(UTC), incremental=False)
+    repo = quiet_repo(sim)
+    issue = some_issue(repo, "closed")
+    sim.state.edit_issue(repo.name, issue.number, title="edited")
+    run_sync(hook, pg_conn, owner=OWNER, as_of=datetime.now(UTC), incremental=True, reconcile_every=10_000)
+    # The newest item the store holds of the repository vanishes from every listing.
+    sim.state.delete_issue(repo.name, issue.number)
+
+    detection = detect(sim, hook, pg_conn, reconcile_every=10_000)
+
+    assert detection.organisation_signals == {OWNER: None}
+    assert any("does not show" in r.getMessage() for r in caplog.records)

@@ -8,10 +8,12 @@ import pytest
 
 from github_sync.sync.change_detection import (
     MAX_WATERMARK_AGE,
+    STALE_WATERMARK_MARGIN,
     WATERMARK_OVERLAP,
     OrganisationIssues,
     StoredState,
     ask_signals,
+    organisation_issues,
     repository_of,
     signal_since,
 )
@@ -34,6 +36,7 @@ def state(**fields: object) -> StoredState:
         "listed_push": T - timedelta(hours=3),
         "listed_open": 4,
         "stored_open": 4,
+        "commits_read_at": T - timedelta(hours=1),
     }
     return StoredState(**{**base, **fields})  # type: ignore[arg-type]
 
@@ -90,7 +93,7 @@ def test_a_listing_that_starts_after_the_watermark_cannot_answer_so_the_reposito
         # The push the sync read at was stamped in the second of its read: a later push in
         # that second would carry the same pushed_at.
         ({"synced_push": T - timedelta(hours=1), "listed_push": T - timedelta(hours=1)}, True),
-        ({"issues_listed_at": None}, True),
+        ({"commits_read_at": None}, True),
         ({"listed_push": T, "empty_since": True}, False),  # empty at the last sync, no push since
     ],
 )
@@ -102,6 +105,7 @@ def test_the_listing_starts_at_the_oldest_usable_watermark() -> None:
     states = [
         state(issues_listed_at=T - timedelta(hours=5)),
         state(issues_listed_at=T - timedelta(hours=1), issues_checked_at=T - timedelta(minutes=2)),
+        state(issues_listed_at=T - timedelta(hours=1, minutes=30)),
         state(issues_listed_at=T - MAX_WATERMARK_AGE - timedelta(hours=1)),  # too old: probed alone
         state(synced=False, issues_listed_at=T - timedelta(days=2)),
     ]
@@ -113,3 +117,54 @@ def test_the_repository_of_an_organisation_issue() -> None:
     assert repository_of({"repository": {"full_name": "Acme/API"}}) == "acme/api"
     assert repository_of({"repository_url": "https://api.github.com/repos/acme/api"}) == "acme/api"
     assert repository_of({}) is None
+
+
+def test_a_switched_default_branch_is_a_change_without_any_push() -> None:
+    switched = RepositoryTarget("acme/api", project_id=1, default_branch="develop")
+    assert (
+        ask_signals(switched, state(synced_branch="main"), listing()).reason
+        == "default branch changed to develop"
+    )
+    assert ask_signals(switched, state(synced_branch="develop"), listing()).reason is None
+
+
+def test_an_open_count_the_last_sync_could_not_explain_is_not_flagged_again_until_it_moves() -> None:
+    drifting = state(listed_open=5, stored_open=4, unexplained_open=5)
+    assert ask_signals(TARGET, drifting, listing()).reason is None
+    moved = state(listed_open=6, stored_open=4, unexplained_open=5)
+    assert ask_signals(TARGET, moved, listing()).reason is not None
+
+
+def test_a_repository_stuck_hours_behind_its_organisation_does_not_drag_the_listing_back() -> None:
+    healthy = [state(issues_listed_at=T - timedelta(minutes=m)) for m in (60, 62, 65)]
+    stuck = state(issues_listed_at=T - timedelta(minutes=61) - STALE_WATERMARK_MARGIN)
+    assert signal_since([*healthy, stuck], as_of=T) == T - timedelta(minutes=65) - WATERMARK_OVERLAP
+    assert not listing(since=signal_since([*healthy, stuck], as_of=T)).covers(stuck)  # probed on its own
+
+
+class _OnePage:
+    """A page of the organisation's issue listing as GitHub answers it with SAML SSO partly authorised.
+
+    Stands in for GitHub here because the simulator has no SAML SSO: the header is what
+    GitHub documents for listings that left resources out.
+    """
+
+    items: list[object] = []
+    next_url = None
+    not_modified = False
+    server_time = T
+    headers = {"X-GitHub-SSO": "partial-results; organizations=21955855"}
+    json: object = []
+    links: dict[str, str] = {}
+
+
+class _SsoClient:
+    def iter_pages(self, path: str, params: object = None, per_page: int = 100) -> object:
+        return iter([_OnePage()])
+
+    def get(self, path: str, params: object = None) -> object:
+        raise AssertionError("not used")
+
+
+def test_a_listing_that_left_out_sso_protected_resources_cannot_say_unchanged() -> None:
+    assert organisation_issues(_SsoClient(), "acme", T - timedelta(hours=1)) is None  # type: ignore[arg-type]

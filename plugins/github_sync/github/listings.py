@@ -105,6 +105,11 @@ ISSUES_LISTING = RepositoryEndpoint(
 # The default branch's commits, newest first.
 COMMITS_LISTING = RepositoryEndpoint("/repos/{full_name}/commits")
 OPEN_PULLS_LISTING = RepositoryEndpoint("/repos/{full_name}/pulls", (("state", "open"),))
+# Open issues and PRs, oldest first: an item updated while the listing is paged keeps its place
+# (sorting by creation), so only closes and removals shift the pages.
+OPEN_ISSUES_LISTING = RepositoryEndpoint(
+    "/repos/{full_name}/issues", (("state", "open"), ("sort", "created"), ("direction", "asc"))
+)
 # Anonymous contributors (commits whose e-mail matches no account) count too.
 CONTRIBUTORS_LISTING = RepositoryEndpoint("/repos/{full_name}/contributors", (("anon", "1"),))
 # One issue or pull request (in its issue form), by number.

@@ -58,6 +58,8 @@ log = logging.getLogger(__name__)
 
 # A failed shard's message names at most this many repositories (all are in import_logs).
 MAX_NAMED_FAILURES = 10
+# How long a shard waits for its pooled database connections before its task fails (and retries).
+POOL_OPEN_TIMEOUT_S = 30
 
 
 class ShardFailed(RuntimeError):
@@ -146,9 +148,9 @@ class SyncRepositoryOperator(BaseOperator):
         deferred = [r for r in results if r.outcome.state == "deferred"]
         failed = [r for r in results if r.outcome.state == "failed"]
         skipped = [r for r in results if r.outcome.state == "skipped"]
-        if deferred:
+        resets = [r.error.reset_at for r in deferred if isinstance(r.error, RateLimitExhausted)]
+        if resets:
             # Failed repositories are synced again after the reset too (they are not settled).
-            resets = [r.error.reset_at for r in deferred if isinstance(r.error, RateLimitExhausted)]
             log.warning("Budget spent; %d repositories of %s resume after %s", len(deferred), shard.label,
                         min(resets).isoformat())  # fmt: skip
             self.defer(trigger=_reset_trigger(min(resets)), method_name="execute_complete")
@@ -216,10 +218,25 @@ class _ShardRun:
     def sync(self, targets: Sequence[RepositoryTarget], workers: int) -> list[RepositoryResult]:
         if workers <= 1:
             return [self._one(target) for target in targets]
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="shard") as pool:
-            return list(pool.map(self._one, targets))
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="shard")
+        try:
+            futures = [pool.submit(self._one, target) for target in targets]
+            return [future.result() for future in futures]
+        finally:
+            # A timeout or SIGTERM lands here in the main thread: repositories not started are
+            # dropped, the ones in flight finish their transaction (or roll it back).
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def _one(self, target: RepositoryTarget) -> RepositoryResult:
+        try:
+            return self._sync_one(target)
+        except Exception as exc:
+            # Borrowing a connection or recording the outcome failed (the database went away):
+            # the repository failed, the others of the shard still end as they end.
+            log.exception("Could not sync %s", target.full_name)
+            return RepositoryResult(self._outcome(target, "failed", exc, None), exc)
+
+    def _sync_one(self, target: RepositoryTarget) -> RepositoryResult:
         with self.borrow() as conn:
             if self.budget_spent is not None:
                 # Not started: it waits for the reset with the repository that found the budget spent.
@@ -311,10 +328,17 @@ def _connections(conn: psycopg.Connection[Any], workers: int) -> Iterator[Callab
         yield lend_task_connection
         return
     # The task's connection carries what PostgresHook resolved (host, database, user, SSL
-    # options, password); the pool opens more of the same.
-    conninfo = psycopg.conninfo.make_conninfo("", **conn.info.get_parameters(), password=conn.info.password)
-    pool = ConnectionPool(conninfo, min_size=workers, max_size=workers, open=True, name="github-sync-shard")
+    # options, password); the pool opens more of the same. Passed as keyword arguments, so
+    # the password is never part of a connection string.
+    parameters: dict[str, Any] = {**conn.info.get_parameters()}
+    if conn.info.password:
+        parameters["password"] = conn.info.password
+    pool = ConnectionPool(
+        "", kwargs=parameters, min_size=workers, max_size=workers, open=False, name="github-sync-shard",
+        check=ConnectionPool.check_connection,
+    )  # fmt: skip
     try:
+        pool.open(wait=True, timeout=POOL_OPEN_TIMEOUT_S)  # fails the task at once when the database refuses
         yield pool.connection
     finally:
         pool.close()

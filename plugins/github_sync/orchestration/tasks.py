@@ -60,6 +60,8 @@ DEFAULT_MAX_MAP_LENGTH = 1024
 # A failed run's message names at most this many repositories (all are in import_logs).
 MAX_NAMED_FAILURES = 20
 DEFAULT_FAILURE_TOLERANCE = 0
+# The run's details keep the reasons of at most this many changed repositories.
+MAX_RECORDED_REASONS = 1000
 
 
 def prepare_target_database(conn: psycopg.Connection[Any]) -> None:
@@ -160,8 +162,8 @@ def list_repositories(context: Context, *, mode: str) -> list[dict[str, Any]]:
     """
     with run_level_task(context, mode=mode, stage=TARGETS_STAGE) as task:
         targets = _targets(_discover(task, mode=mode, params=TargetParams.from_params(context["params"])))
-        pool_slots()  # a bad GITHUB_SYNC_POOL_SLOTS fails here, recorded, not after the listing's XCom
-    return mapped_shards(targets)
+        shards = mapped_shards(targets)  # a bad GITHUB_SYNC_POOL_SLOTS fails here, recorded
+    return shards
 
 
 def detect_changed_repositories(context: Context) -> list[dict[str, Any]]:
@@ -188,12 +190,14 @@ def detect_changed_repositories(context: Context) -> list[dict[str, Any]]:
                 details={
                     "repositories_probed": len(targets),
                     "repositories_changed": len(detection.changed),
-                    "change_reasons": detection.reasons,
+                    # The first of them (all are in the task's log and their own rows).
+                    "change_reasons": dict(sorted(detection.reasons.items())[:MAX_RECORDED_REASONS]),
                     "organisation_issue_listings": detection.organisation_signals,
                 },
             )
         conn.commit()
-    return mapped_shards(detection.changed)
+        shards = mapped_shards(detection.changed)
+    return shards
 
 
 def resolve_repository(context: Context) -> list[dict[str, Any]]:
@@ -213,10 +217,11 @@ def resolve_repository(context: Context) -> list[dict[str, Any]]:
             add_run_details(cursor, dag_id=run.dag_id, run_id=run.run_id, stats=hook.stats,
                             details={"owners": [owner], "bugs_rescored": rescored})  # fmt: skip
         conn.commit()
-    target = RepositoryTarget(
-        full_name=str(repo["full_name"]), project_id=project_id, default_branch=repo.get("default_branch")
-    )
-    return mapped_shards([target])
+        target = RepositoryTarget(
+            full_name=str(repo["full_name"]), project_id=project_id, default_branch=repo.get("default_branch")
+        )
+        shards = mapped_shards([target])
+    return shards
 
 
 def apply_webhook_deliveries(context: Context, *, outlets: Sequence[Asset] = ()) -> dict[str, Any]:

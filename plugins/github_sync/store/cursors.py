@@ -25,6 +25,7 @@ __all__ = [
     "CommitsCursor",
     "RepositoryCursors",
     "advance_issue_checks",
+    "advance_push_checks",
     "read_cursors",
     "read_cursors_of",
     "write_commits_cursor",
@@ -47,9 +48,18 @@ PUSHED_AT_KEY = "pushed_at"
 # repository's owner/name then (a rename changes every row's URL).
 LISTED_AT_KEY = "listed_at"
 FULL_NAME_KEY = "full_name"
+# GitHub's open_issues_count when the stored open rows did not add up to it after the sync.
+UNEXPLAINED_OPEN_KEY = "unexplained_open"
+# The default branch whose commits were read.
+BRANCH_KEY = "branch"
+# GitHub's clock when the commits (or a probe of their first page) were last read.
+READ_AT_KEY = "read_at"
 # GitHub's clock when change detection last found the repository's issues unchanged (an
-# owner-wide listing or a probe read after it): no change stamped earlier went unseen.
+# owner-wide listing or a probe read after it), and the time of the check before. The earlier
+# one is the watermark: each window is then read by two listings, so an item a listing skipped
+# (a removal on an already-read page shifts the next ones up) is read by the next one.
 CHECKED_AT_KEY = "checked_at"
+CHECKED_BEFORE_KEY = "checked_before"
 
 
 @dataclass(frozen=True)
@@ -64,6 +74,10 @@ class CommitsCursor:
             change detection need not ask again until GitHub reports a push.
         pushed_at: the repository's last push (``projects.last_commit``) when the commits were
             read: while the owner's listing reports the same, nothing was pushed since.
+        branch: the default branch read (a switch of the default branch moves the head
+            without a push).
+        read_at: GitHub's clock when the commits, or a probe of their first page, were read
+            with ``pushed_at`` as the repository's last push.
     """
 
     newest: datetime | None = None
@@ -71,6 +85,8 @@ class CommitsCursor:
     empty: bool = False
     empty_at_push: datetime | None = None
     pushed_at: datetime | None = None
+    branch: str | None = None
+    read_at: datetime | None = None
 
     def still_empty(self, last_push: datetime | None) -> bool:
         """The repository was empty at its last sync and ``last_push`` is the push it was empty at."""
@@ -81,6 +97,10 @@ class CommitsCursor:
         document: dict[str, Any] = {HEAD_KEY: self.head}
         if self.pushed_at is not None:
             document[PUSHED_AT_KEY] = self.pushed_at.isoformat()
+        if self.branch is not None:
+            document[BRANCH_KEY] = self.branch
+        if self.read_at is not None:
+            document[READ_AT_KEY] = self.read_at.isoformat()
         if self.empty:
             document[EMPTY_AT_PUSH_KEY] = self.empty_at_push.isoformat() if self.empty_at_push else None
         return document
@@ -94,7 +114,13 @@ class CommitsCursor:
             empty=EMPTY_AT_PUSH_KEY in details,
             empty_at_push=datetime.fromisoformat(empty_at_push) if empty_at_push else None,
             pushed_at=_timestamp(details.get(PUSHED_AT_KEY)),
+            branch=details.get(BRANCH_KEY),
+            read_at=_timestamp(details.get(READ_AT_KEY)),
         )
+
+
+def _count(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _timestamp(value: object) -> datetime | None:
@@ -111,8 +137,10 @@ class RepositoryCursors:
         issues_listed_at: GitHub's clock when the last committed sync read the issue listing
             (``None`` when it sent no ``Date`` or the cursor predates it).
         synced_full_name: the repository's ``owner/name`` at that sync.
-        issues_checked_at: GitHub's clock when change detection last found its issues
-            unchanged, if later than that sync.
+        issues_checked_at: GitHub's clock when change detection found its issues unchanged,
+            the check before the last one (see :data:`CHECKED_BEFORE_KEY`).
+        unexplained_open: GitHub's open count that the stored rows did not add up to after
+            that sync (``None``: they did).
     """
 
     issues: datetime | None = None
@@ -120,6 +148,7 @@ class RepositoryCursors:
     issues_listed_at: datetime | None = None
     synced_full_name: str | None = None
     issues_checked_at: datetime | None = None
+    unexplained_open: int | None = None
 
 
 _SELECT = "SELECT project_id, stream, cursor_value, details FROM sync_cursors "
@@ -155,7 +184,8 @@ def _by_project(rows: Sequence[Sequence[Any]]) -> dict[int, RepositoryCursors]:
             commits=commits.get(project_id, CommitsCursor()),
             issues_listed_at=_timestamp(details.get(LISTED_AT_KEY)),
             synced_full_name=str(name) if name else None,
-            issues_checked_at=_timestamp(details.get(CHECKED_AT_KEY)),
+            issues_checked_at=_timestamp(details.get(CHECKED_BEFORE_KEY)),
+            unexplained_open=_count(details.get(UNEXPLAINED_OPEN_KEY)),
         )
     return result
 
@@ -167,6 +197,7 @@ def write_issues_cursor(
     *,
     listed_at: datetime | None = None,
     full_name: str | None = None,
+    unexplained_open: int | None = None,
 ) -> None:
     """Store the issues stream's cursor; call it in the transaction of the rows it covers."""
     details: dict[str, Any] = {}
@@ -174,6 +205,8 @@ def write_issues_cursor(
         details[LISTED_AT_KEY] = listed_at.isoformat()
     if full_name is not None:
         details[FULL_NAME_KEY] = full_name
+    if unexplained_open is not None:
+        details[UNEXPLAINED_OPEN_KEY] = unexplained_open
     _write(cursor, project_id, ISSUES_STREAM, newest, details)
 
 
@@ -182,14 +215,41 @@ def advance_issue_checks(
 ) -> None:
     """Record that these repositories' issues were found unchanged up to ``checked_at`` (one statement).
 
-    Only repositories that have an issues cursor are touched; a sync's own cursor write
-    replaces the mark (its ``listed_at`` is newer).
+    The previous check (or the sync's own read) becomes ``checked_before``, the watermark;
+    a sync's own cursor write replaces both (its ``listed_at`` is newer).
     """
     cursor.execute(
-        "UPDATE sync_cursors SET details = details || jsonb_build_object(%s::text, %s::text), updated_at = now() "
-        "WHERE stream = %s AND project_id = ANY(%s)",
-        (CHECKED_AT_KEY, checked_at.isoformat(), ISSUES_STREAM, list(project_ids)),
-    )
+        "INSERT INTO sync_cursors (project_id, stream, cursor_value, details) "
+        "SELECT id, %(stream)s, NULL, jsonb_build_object(%(key)s::text, %(at)s::text) FROM unnest(%(ids)s::bigint[]) id "
+        "ON CONFLICT (project_id, stream) DO UPDATE SET updated_at = now(), details = sync_cursors.details "
+        "|| jsonb_build_object(%(key)s::text, %(at)s::text) || jsonb_strip_nulls(jsonb_build_object(%(before)s::text, "
+        "coalesce(sync_cursors.details ->> %(key)s, sync_cursors.details ->> %(listed)s)))",
+        {
+            "stream": ISSUES_STREAM, "key": CHECKED_AT_KEY, "before": CHECKED_BEFORE_KEY, "listed": LISTED_AT_KEY,
+            "at": checked_at.isoformat(), "ids": list(project_ids),
+        },
+    )  # fmt: skip
+
+
+def advance_push_checks(cursor: psycopg.Cursor[Any], checks: Mapping[int, tuple[datetime, datetime]]) -> None:
+    """Record, per project, the last push seen and when a probe found the head unchanged with it.
+
+    ``checks`` is ``{project_id: (pushed_at, read_at)}``; one statement for all of them, on
+    repositories that have a commits cursor.
+    """
+    if not checks:
+        return
+    ids = list(checks)
+    cursor.execute(
+        "UPDATE sync_cursors c SET updated_at = now(), details = c.details "
+        "|| jsonb_build_object(%(pushed_key)s::text, v.pushed_at::text, %(read_key)s::text, v.read_at::text) "
+        "FROM unnest(%(ids)s::bigint[], %(pushed)s::text[], %(read)s::text[]) AS v(id, pushed_at, read_at) "
+        "WHERE c.project_id = v.id AND c.stream = %(stream)s",
+        {
+            "pushed_key": PUSHED_AT_KEY, "read_key": READ_AT_KEY, "stream": COMMITS_STREAM, "ids": ids,
+            "pushed": [checks[i][0].isoformat() for i in ids], "read": [checks[i][1].isoformat() for i in ids],
+        },
+    )  # fmt: skip
 
 
 def write_commits_cursor(cursor: psycopg.Cursor[Any], project_id: int, commits: CommitsCursor) -> None:

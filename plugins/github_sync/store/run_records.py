@@ -76,7 +76,12 @@ def open_run(
     owner: str | None,
     repositories_total: int,
 ) -> None:
-    """Open (or re-open, on a task retry) the ``sync_runs`` row of a DAG run."""
+    """Open (or re-open) the ``sync_runs`` row of a DAG run; forget its repositories' outcomes.
+
+    The first task re-runs on its own retry (no repository ran yet) or when the whole run is
+    cleared: then every repository is synced again, not passed over as settled by the
+    earlier attempt (:func:`settled_repositories`).
+    """
     if mode not in MODES:
         raise ValueError(f"unknown sync mode {mode!r}; expected one of {MODES}")
     cursor.execute(
@@ -85,6 +90,7 @@ def open_run(
         "owner = EXCLUDED.owner, state = 'running'",
         (dag_id, run_id, mode, owner, repositories_total),
     )
+    cursor.execute("DELETE FROM sync_repository_runs WHERE dag_id = %s AND run_id = %s", (dag_id, run_id))
 
 
 def record_repository_outcome(

@@ -21,6 +21,7 @@ __all__ = [
     "live_keys_of",
     "open_bug_count",
     "open_counts_of",
+    "open_numbers",
     "open_pull_numbers",
     "synced_project_ids",
 ]
@@ -80,6 +81,17 @@ def open_counts_of(cursor: psycopg.Cursor[Any], project_ids: Sequence[int]) -> d
     )
     counts = {int(project_id): int(count) for project_id, count in cursor.fetchall()}
     return {int(project_id): counts.get(int(project_id), 0) for project_id in project_ids}
+
+
+def open_numbers(cursor: psycopg.Cursor[Any], project_id: int) -> dict[int, str]:
+    """``{number: table}`` of a project's live rows stored as open (issues not closed, PRs open)."""
+    cursor.execute(
+        "SELECT number, 'bugs' FROM bugs WHERE project_id = %(id)s AND status <> 'closed' AND removed_at IS NULL "
+        "UNION ALL SELECT number, 'pull_requests' FROM pull_requests WHERE project_id = %(id)s "
+        "AND state = 'open' AND removed_at IS NULL",
+        {"id": project_id},
+    )
+    return {int(number): str(table) for number, table in cursor.fetchall()}
 
 
 def open_pull_numbers(cursor: psycopg.Cursor[Any], project_id: int) -> set[int]:

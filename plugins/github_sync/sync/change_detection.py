@@ -63,7 +63,7 @@ from github_sync.github.listings import (
     iter_organisation_issues,
 )
 from github_sync.store import projects, synced_rows
-from github_sync.store.cursors import advance_issue_checks, read_cursors_of
+from github_sync.store.cursors import advance_issue_checks, advance_push_checks, read_cursors_of
 from github_sync.store.transactions import unit_of_work
 from github_sync.sync.daily_metrics import carry_metrics_forward
 from github_sync.sync.targets import RepositoryTarget
@@ -80,9 +80,19 @@ RECONCILIATION_SLOT_SECONDS = 3600
 # The organisation's issue listing is asked from this long before the oldest watermark:
 # GitHub's replicas' clocks are not perfectly in step and updated_at has one-second resolution.
 WATERMARK_OVERLAP = timedelta(minutes=5)
-# A repository whose last sync is older than this is probed on its own, so that one stale
-# repository cannot make the organisation's listing reach back weeks.
+# A repository whose watermark is older than this is probed on its own, so that one stale
+# repository cannot make the organisation's listing reach back weeks...
 MAX_WATERMARK_AGE = timedelta(days=7)
+# ...nor older than this before the newest watermark of its organisation: a repository that
+# keeps failing (or is skipped) does not drag every run's listing back to its last sync. Six
+# hours covers the spread of one long full sync's reads.
+STALE_WATERMARK_MARGIN = timedelta(hours=6)
+# GitHub's header on a listing that left out the resources of organisations whose SAML SSO the
+# credential has not authorised
+# (https://docs.github.com/en/rest/authentication/authenticating-to-the-rest-api#personal-access-tokens-and-saml-sso):
+# such a listing cannot say "nothing changed".
+SSO_HEADER = "X-GitHub-SSO"
+SSO_PARTIAL = "partial-results"
 # What GitHub answers when a credential may not use the organisation's issue listing, or
 # the owner is not an organisation: then every repository is probed on its own.
 SIGNAL_REFUSED_STATUSES = (403, 404, 410, 422)
@@ -111,9 +121,14 @@ class StoredState:
     # pushed_at when the last sync read the commits, and as this run's listing reports it.
     synced_push: datetime | None = None
     listed_push: datetime | None = None
-    # Open issues and PRs: as this run's listing counts them, and as stored.
+    # Open issues and PRs: as this run's listing counts them, as stored, and GitHub's count
+    # that the last sync could not explain (its counter drifts at times).
     listed_open: int = 0
     stored_open: int = 0
+    unexplained_open: int | None = None
+    # The default branch the last sync read, and when commits were last read (or probed).
+    synced_branch: str | None = None
+    commits_read_at: datetime | None = None
 
     @property
     def issues_watermark(self) -> datetime | None:
@@ -156,6 +171,10 @@ def load_stored_states(cursor: psycopg.Cursor[Any], project_ids: Sequence[int]) 
             listed_push=listed[project_id].last_push,
             listed_open=listed[project_id].open_issues,
             stored_open=open_counts[project_id],
+            unexplained_open=cursors[project_id].unexplained_open,
+            synced_branch=cursors[project_id].commits.branch,
+            # Cursors written before read_at was kept: the issue read preceded the commit read.
+            commits_read_at=cursors[project_id].commits.read_at or cursors[project_id].issues_listed_at,
         )
         for project_id in existing
     }
@@ -185,13 +204,16 @@ class OrganisationIssues:
 def signal_since(states: Sequence[StoredState], *, as_of: datetime) -> datetime:
     """Where an organisation's issue listing must start to cover these repositories.
 
-    The oldest watermark not older than :data:`MAX_WATERMARK_AGE`, minus the overlap; without
-    any, ``as_of`` minus the overlap: that listing covers none of them (each is probed), but
+    The oldest watermark not older than :data:`MAX_WATERMARK_AGE` nor more than
+    :data:`STALE_WATERMARK_MARGIN` before the newest, minus the overlap; without any, ``as_of``
+    minus the overlap: that listing covers none of them (each is probed), but
     its answer's time becomes the watermark of those found unchanged, so the next run covers them.
     """
-    horizon = as_of - MAX_WATERMARK_AGE
-    marks = [s.issues_watermark for s in states if s.synced]
-    usable = [mark for mark in marks if mark is not None and mark >= horizon]
+    marks = [mark for mark in (s.issues_watermark for s in states if s.synced) if mark is not None]
+    if not marks:
+        return as_of - WATERMARK_OVERLAP
+    horizon = max(as_of - MAX_WATERMARK_AGE, max(marks) - STALE_WATERMARK_MARGIN)
+    usable = [mark for mark in marks if mark >= horizon]
     return (min(usable) if usable else as_of) - WATERMARK_OVERLAP
 
 
@@ -203,6 +225,13 @@ def organisation_issues(client: GitHubClient, org: str, since: datetime) -> Orga
         for number, page in enumerate(iter_organisation_issues(client, org, since)):
             if number == 0:
                 read_at = page.server_time
+            if SSO_PARTIAL in str((getattr(page, "headers", None) or {}).get(SSO_HEADER, "")):
+                log.warning(
+                    "GitHub left out resources of organisation %s (SAML SSO not authorised for the credential): "
+                    "its repositories are probed one by one",
+                    org,
+                )
+                return None
             for item in page.items:
                 name = repository_of(item)
                 updated = parse_github_timestamp(item.get("updated_at"))
@@ -248,10 +277,12 @@ def ask_signals(
         return Questions("never synced")
     if state.synced_full_name is not None and state.synced_full_name != target.full_name:
         return Questions(f"renamed from {state.synced_full_name}")
-    if state.listed_open != state.stored_open:
+    if state.listed_open not in (state.stored_open, state.unexplained_open):
         return Questions(
             f"open issues and pull requests: GitHub lists {state.listed_open}, {state.stored_open} stored"
         )
+    if state.synced_branch is not None and target.default_branch not in (None, state.synced_branch):
+        return Questions(f"default branch changed to {target.default_branch}")
     probe_issues = True
     if issues is not None and issues.covers(state):
         probe_issues = False
@@ -277,16 +308,25 @@ def _maybe_pushed(state: StoredState) -> bool:
     """Whether the default branch may have moved since the last sync read the commits.
 
     The listing's ``pushed_at`` equal to the one the sync read at says no, unless that push
-    was stamped in (or after) the second of the sync's read: a push later in the same second
-    would carry the same ``pushed_at`` (GitHub's timestamps are whole seconds). The sync reads
-    the commits after the issue listing, so that read's ``Date`` bounds the commit read from below.
+    was stamped in (or after) the second of the last commit read (the sync's, or a probe's that
+    found the head unchanged): a push later in the same second would carry the same
+    ``pushed_at`` (GitHub's timestamps are whole seconds).
     """
     if state.empty_since:
         return False
     if state.synced_push is None or state.synced_push != state.listed_push:
         return True
-    listed_at = state.issues_listed_at
-    return listed_at is None or state.synced_push >= listed_at.replace(microsecond=0)
+    read_at = state.commits_read_at
+    return read_at is None or state.synced_push >= read_at.replace(microsecond=0)
+
+
+@dataclass(frozen=True)
+class Probed:
+    """What probing a repository found: why it changed (``None``: unchanged), and when GitHub
+    answered a commits probe that found the stored head (``None``: no such probe)."""
+
+    reason: str | None
+    head_seen_at: datetime | None = None
 
 
 def probe_repository(
@@ -296,17 +336,17 @@ def probe_repository(
     *,
     issues: bool = True,
     commits: bool = True,
-) -> str | None:
-    """Return why ``target`` needs a sync, or ``None``; probes only the listings asked for."""
+) -> Probed:
+    """Probe the listings asked for (first pages, conditional); say why ``target`` needs a sync."""
     if state is None or not state.synced:
-        return "never synced"
+        return Probed("never synced")
     if issues:
         reason = _probe_issues(client, target, state)
         if reason is not None:
-            return reason
+            return Probed(reason)
     if commits and not state.empty_since:
         return _probe_commits(client, target, state)
-    return None
+    return Probed(None)
 
 
 def _probe_issues(client: GitHubClient, target: RepositoryTarget, state: StoredState) -> str | None:
@@ -324,15 +364,17 @@ def _probe_issues(client: GitHubClient, target: RepositoryTarget, state: StoredS
     return None
 
 
-def _probe_commits(client: GitHubClient, target: RepositoryTarget, state: StoredState) -> str | None:
+def _probe_commits(client: GitHubClient, target: RepositoryTarget, state: StoredState) -> Probed:
     try:
         page = first_page(client, COMMITS_LISTING, target.full_name)
     except RepositoryUnavailable as exc:
         if exc.reason == "empty":
-            return None
+            return Probed(None)
         raise
     head = page.items[0].get("sha") if page.items else None
-    return "commits pushed" if head != state.commits_head else None
+    if head != state.commits_head:
+        return Probed("commits pushed")
+    return Probed(None, head_seen_at=page.server_time)
 
 
 def reconcile_repository(client: GitHubClient, target: RepositoryTarget, state: StoredState) -> str | None:
@@ -387,15 +429,22 @@ def detect_changes(
     detection = Detection()
     signals = _organisation_signals(client, targets, states, organisations, as_of, detection)
 
+    # {project_id: (pushed_at, when a probe saw the stored head)} of unchanged repositories
+    # whose pushes were elsewhere than the default branch: stored, so they are not probed again.
+    push_checks: dict[int, tuple[datetime, datetime]] = {}
+
     def probe(target: RepositoryTarget) -> tuple[RepositoryTarget, str | None]:
         state = states.get(target.project_id)
         questions = ask_signals(target, state, signals.get(_owner_of(target)))
         try:
             reason = questions.reason
             if reason is None:
-                reason = probe_repository(
+                probed = probe_repository(
                     client, target, state, issues=questions.probe_issues, commits=questions.probe_commits
                 )
+                reason = probed.reason
+                if state is not None and state.listed_push is not None and probed.head_seen_at is not None:
+                    push_checks[target.project_id] = (state.listed_push, probed.head_seen_at)
             if state is not None and state.synced and target.project_id % reconcile_every == slot:
                 reconciliation = reconcile_repository(client, target, state)
                 if reconciliation is not None:
@@ -411,6 +460,7 @@ def detect_changes(
             else:
                 detection.changed.append(target)
                 detection.reasons[target.full_name] = reason
+    unchanged_ids = {target.project_id for target in detection.unchanged}
     with unit_of_work(conn) as cursor:
         for target in detection.unchanged:
             carry_metrics_forward(cursor, target.project_id, as_of)
@@ -419,6 +469,9 @@ def detect_changes(
                 # Their issues were seen unchanged up to the listing's answer (probes came after it).
                 unchanged = [t.project_id for t in detection.unchanged if _owner_of(t) == org]
                 advance_issue_checks(cursor, unchanged, listing.read_at)
+        advance_push_checks(
+            cursor, {pid: check for pid, check in push_checks.items() if pid in unchanged_ids}
+        )
     log.info(
         "%d of %d repositories changed: %s",
         len(detection.changed),
@@ -450,15 +503,50 @@ def _organisation_signals(
             continue  # a first sync: nothing to compare with
         since = signal_since(owned, as_of=as_of)
         listing = organisation_issues(client, org, since)
+        if listing is not None and not _lists_what_is_stored(listing, targets, states, org):
+            listing = None
         detection.organisation_signals[org] = since.isoformat() if listing is not None else None
         if listing is not None:
             signals[org.lower()] = listing
     return signals
 
 
+def _lists_what_is_stored(
+    listing: OrganisationIssues,
+    targets: Sequence[RepositoryTarget],
+    states: Mapping[int, StoredState],
+    org: str,
+) -> bool:
+    """Whether the listing shows what the last syncs stored from inside its window.
+
+    A repository it covers whose newest stored item was updated after ``since`` must appear
+    with at least that time. If one does not, the listing does not show this credential every
+    repository (GitHub lists an organisation's issues by membership and team access, which
+    need not match what the repository listing shows) and cannot say "unchanged" for any.
+    """
+    for target in targets:
+        state = states.get(target.project_id)
+        if _owner_of(target) != org.lower() or state is None or not listing.covers(state):
+            continue
+        cursor = state.issues_cursor
+        if cursor is not None and cursor >= listing.since:
+            newest = listing.newest(target.full_name)
+            if newest is None or newest < cursor:
+                log.warning(
+                    "The issue listing of organisation %s does not show %s's issue updated at %s: "
+                    "its repositories are probed one by one",
+                    org,
+                    target.full_name,
+                    cursor.isoformat(),
+                )
+                return False
+    return True
+
+
 __all__ = [
     "Detection",
     "OrganisationIssues",
+    "Probed",
     "StoredState",
     "ask_signals",
     "detect_changes",

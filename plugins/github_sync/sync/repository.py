@@ -41,11 +41,12 @@ from typing import Any
 
 import psycopg
 
-from github_sync.github.errors import RepositoryUnavailable
+from github_sync.github.errors import GitHubClientError, RepositoryUnavailable
 from github_sync.github.listings import (
     COMMITS_LISTING,
     ISSUE_RESOURCE,
     ISSUES_LISTING,
+    OPEN_ISSUES_LISTING,
     OPEN_PULLS_LISTING,
     GitHubClient,
     ListingPage,
@@ -92,6 +93,12 @@ CURSOR_OVERLAP = timedelta(minutes=5)
 # What GitHub resolves to the default branch when neither the target nor the project names it.
 DEFAULT_BRANCH_REF = "HEAD"
 TOMBSTONE_REASON = "missing from listing"
+# Stored open items re-read one by one when GitHub's open count says some vanished; with more,
+# the complete issue listing is read instead.
+MAX_OPEN_RECHECKS = 50
+# What GitHub answers for one issue deleted (410 Gone) or moved where the token cannot read it
+# (404) (https://docs.github.com/en/rest/issues/issues#get-an-issue).
+GONE_STATUSES = (404, 410)
 
 
 @dataclass
@@ -125,6 +132,7 @@ class _StreamResult:
     first_page: ListingPage | None = None  # commits: the first page (for counting without a new request)
     empty: bool = False  # commits: the repository has none (GitHub answers 409)
     listed_at: datetime | None = None  # issues: GitHub's clock when it answered the first page
+    unexplained_open: int | None = None  # issues: GitHub's open count the stored rows do not add up to
 
 
 _EMPTY_REPOSITORY = _StreamResult(newest=None, complete=True, total=0, empty=True)
@@ -166,10 +174,8 @@ def sync_repository(
         if stored.incremental and not issues.complete:
             _recheck_open_pulls(client, cursor, target, options, progress)
             if _open_count_differs(cursor, target, stored):
-                # Open issues or PRs were deleted or transferred away (or the read raced a
-                # change): only the complete listing can tell which. Its pages that did not
-                # change since they were last read are 304s, free of budget.
-                issues = _merge_walks(issues, _sync_issues(client, cursor, target, options, None, progress))
+                _reconcile_open_items(client, cursor, target, options, progress)
+        issues = replace(issues, unexplained_open=_unexplained_open_count(cursor, target, stored))
         commits = _sync_commits_unless_empty(client, cursor, target, options, _commits_stop(stored), progress)
         # The head sha, not a time, tells a push: commit times have one-second resolution
         # and can be older than the cursor (rebases, clock skew).
@@ -181,7 +187,7 @@ def sync_repository(
             1,
             loader.upsert_metrics(cursor, target.project_id, options.as_of.date(), metrics),
         )
-        _advance_cursors(cursor, target.project_id, stored, issues, commits, remeasure)
+        _advance_cursors(cursor, target, stored, issues, commits)
     log.info(
         "Synced %s (%s): %d rows seen, %d written %s",
         target.full_name,
@@ -244,22 +250,8 @@ def _sync_issues(
         if number == 0:
             # Newest first: whatever changes after GitHub answered this page, the next run sees.
             listed_at = page.server_time
-        bugs: list[dict[str, Any]] = []
-        pulls: list[dict[str, Any]] = []
-        for item in page.items:
-            if is_pull_request(item):
-                pulls.append(normalize_pull_request(item, as_of=options.as_of))
-            else:
-                bugs.append(normalize_issue(item, as_of=options.as_of, rules=options.rules))
+        bugs, pulls = _upsert_issue_items(cursor, target, options, page.items, progress)
         rows = [*bugs, *pulls]
-        progress.add(
-            "bugs", len(bugs), loader.upsert_rows(cursor, loader.BUGS, bugs, project_id=target.project_id)
-        )
-        progress.add(
-            "pull_requests",
-            len(pulls),
-            loader.upsert_rows(cursor, loader.PULL_REQUESTS, pulls, project_id=target.project_id),
-        )
         seen_bug_ids.extend(row["github_id"] for row in bugs)
         seen_pr_numbers.extend(row["number"] for row in pulls)
         newest = latest(newest, *(row["updated_at"] for row in rows))
@@ -283,7 +275,7 @@ def _open_count_differs(cursor: psycopg.Cursor[Any], target: RepositoryTarget, s
     if held == stored.project.open_issues:
         return False
     log.info(
-        "%s: GitHub counts %d open issues and pull requests, %d are stored: reading the whole listing",
+        "%s: GitHub counts %d open issues and pull requests, %d are stored: reading the open ones",
         target.full_name,
         stored.project.open_issues,
         held,
@@ -291,9 +283,94 @@ def _open_count_differs(cursor: psycopg.Cursor[Any], target: RepositoryTarget, s
     return True
 
 
-def _merge_walks(partial: _StreamResult, complete: _StreamResult) -> _StreamResult:
-    """The incremental walk, then the complete one: the complete one's facts, the newest of both."""
-    return replace(complete, newest=latest(partial.newest, complete.newest))
+def _unexplained_open_count(
+    cursor: psycopg.Cursor[Any], target: RepositoryTarget, stored: _Stored
+) -> int | None:
+    """GitHub's open count when the stored open rows still do not add up to it, else ``None``.
+
+    Stored with the cursor, so that change detection does not flag the repository again for a
+    count that a reconciliation could not explain (GitHub's counter drifts at times), only
+    when GitHub's count moves again.
+    """
+    held = synced_rows.open_counts_of(cursor, [target.project_id])[target.project_id]
+    return None if held == stored.project.open_issues else stored.project.open_issues
+
+
+def _reconcile_open_items(
+    client: GitHubClient,
+    cursor: psycopg.Cursor[Any],
+    target: RepositoryTarget,
+    options: SyncOptions,
+    progress: _Progress,
+) -> None:
+    """Find which stored open issues and PRs GitHub no longer lists as open, and why.
+
+    Reads the open listing (about one page per 100 open items, oldest first so that updates
+    do not shift it), upserts what it lists, and re-reads each stored open item it does not
+    list: 410 or 404 means deleted, a 301 to another repository means transferred (both
+    tombstoned), an answer from this repository is upserted (it was closed or merged). With
+    more than :data:`MAX_OPEN_RECHECKS` such items the complete listing is read instead.
+    """
+    listed = [
+        item for page in iter_listing(client, OPEN_ISSUES_LISTING, target.full_name) for item in page.items
+    ]
+    _upsert_issue_items(cursor, target, options, listed, progress)
+    listed_numbers = {int(item["number"]) for item in listed}
+    missing = {
+        number: table
+        for number, table in synced_rows.open_numbers(cursor, target.project_id).items()
+        if number not in listed_numbers
+    }
+    if len(missing) > MAX_OPEN_RECHECKS:
+        _sync_issues(client, cursor, target, options, None, progress)
+        return
+    removed = 0
+    for number, table in sorted(missing.items()):
+        reason: str | None
+        try:
+            item = client.get(ISSUE_RESOURCE.path_for(target.full_name, number=number)).json
+        except GitHubClientError as exc:
+            if exc.status not in GONE_STATUSES:
+                raise
+            reason = "deleted"  # 410 Gone, or 404 where the token cannot see where it went
+        else:
+            moved = (
+                not str(item.get("repository_url", "")).lower().endswith(f"/repos/{target.full_name.lower()}")
+            )
+            reason = "transferred" if moved else None
+            if reason is None:
+                _upsert_issue_items(cursor, target, options, [item], progress)
+        if reason is not None:
+            removed += loader.mark_removed(
+                cursor, table, reason=reason, removed_at=options.as_of,
+                where={"project_id": target.project_id, "number": number},
+            )  # fmt: skip
+    progress.add("removed", removed, removed)
+    log.info("%s: %d open items re-read, %d removed", target.full_name, len(missing), removed)
+
+
+def _upsert_issue_items(
+    cursor: psycopg.Cursor[Any],
+    target: RepositoryTarget,
+    options: SyncOptions,
+    items: list[Any],
+    progress: _Progress,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Normalise and upsert issues and PRs of the issues listing; return the (bug, pull request) rows."""
+    bugs = [
+        normalize_issue(item, as_of=options.as_of, rules=options.rules)
+        for item in items
+        if not is_pull_request(item)
+    ]
+    pulls = [normalize_pull_request(item, as_of=options.as_of) for item in items if is_pull_request(item)]
+    progress.add(
+        "bugs", len(bugs), loader.upsert_rows(cursor, loader.BUGS, bugs, project_id=target.project_id)
+    )
+    progress.add(
+        "pull_requests", len(pulls),
+        loader.upsert_rows(cursor, loader.PULL_REQUESTS, pulls, project_id=target.project_id),
+    )  # fmt: skip
+    return bugs, pulls
 
 
 def _tombstone_missing(
@@ -331,8 +408,10 @@ def _recheck_open_pulls(
     for number in sorted(stored_open - still_open):
         try:
             item = client.get(ISSUE_RESOURCE.path_for(target.full_name, number=number)).json
-        except RepositoryUnavailable:
-            continue  # deleted by GitHub staff: the complete listing will tombstone it
+        except GitHubClientError as exc:
+            if exc.status not in GONE_STATUSES:
+                raise
+            continue  # deleted: the open-count check or the complete listing tombstones it
         rows.append(normalize_pull_request(item, as_of=options.as_of))
     progress.add(
         "pull_requests",
@@ -426,11 +505,10 @@ def _metrics(
 
 def _advance_cursors(
     cursor: psycopg.Cursor[Any],
-    project_id: int,
+    target: RepositoryTarget,
     stored: _Stored,
     issues: _StreamResult,
     commits: _StreamResult,
-    remeasured: bool,
 ) -> None:
     """Move the cursors over what this transaction wrote (their values never move back).
 
@@ -439,23 +517,28 @@ def _advance_cursors(
     commits cursor with the push the commits were read at (while the owner's listing reports
     the same push, nothing was pushed).
     """
+    project_id = target.project_id
     write_issues_cursor(
         cursor,
         project_id,
         latest(issues.newest, stored.cursors.issues),
         listed_at=issues.listed_at,
         full_name=stored.project.full_name,
+        unexplained_open=issues.unexplained_open,
     )
-    # The head is the one the metrics were measured at: when they were carried forward the
-    # head did not move (a moved head remeasures). An empty repository's push time is
-    # remembered so that change detection need not ask again (a 409 costs budget) until
-    # GitHub reports a push.
+    # The head is the one the metrics were measured at (a moved head remeasures), the branch
+    # the one read. An empty repository's push time is remembered so that change detection
+    # need not ask again (a 409 costs budget) until GitHub reports a push.
     write_commits_cursor(
         cursor,
         project_id,
         CommitsCursor(
             newest=latest(commits.newest, stored.cursors.commits.newest),
-            head=commits.head if remeasured else stored.cursors.commits.head,
+            head=commits.head,
+            branch=target.default_branch,
+            # The commit read came after the issue read: that read's time bounds it from below.
+            read_at=(commits.first_page.server_time if commits.first_page is not None else None)
+            or issues.listed_at,
             empty=commits.empty,
             empty_at_push=stored.project.last_commit if commits.empty else None,
             pushed_at=stored.project.last_commit,

@@ -106,6 +106,12 @@ def plan_shards(targets: Sequence[RepositoryTarget], *, pool_slots: int, max_tas
         members[index].append(target)
         heapq.heappush(loads, (load + max(1, target.estimated_requests), index))
     return [
-        Shard(label=f"shard {index + 1}/{count}: {len(group)} repositories", repositories=tuple(group))
+        Shard(
+            # A shard of one is named after its repository, as a task of its own would be.
+            label=group[0].full_name
+            if len(group) == 1
+            else f"shard {index + 1}/{count}: {len(group)} repositories",
+            repositories=tuple(group),
+        )
         for index, group in enumerate(members)
     ]
