@@ -501,6 +501,15 @@ class GitHubApi:
             body = [self.state.renderer.repository(r) for r in page.items]
         return self._page_response(body, page.link)
 
+    def _is_the_organisation(self, login: str | None, oid: str | None) -> bool:
+        """Whether ``/orgs/{login}`` or ``/organizations/{oid}`` names the simulated owner, an organisation."""
+        owner = self.state.owner
+        if owner.type != "Organization":
+            return False
+        if login is not None and login.lower() != owner.login.lower():
+            return False
+        return oid is None or int(oid) == owner.id
+
     def list_org_repos(self, req: Request, login: str | None = None, oid: str | None = None) -> Response:
         """``GET /orgs/{org}/repos`` (links use ``/organizations/{id}/repos`` as GitHub's do).
 
@@ -509,11 +518,7 @@ class GitHubApi:
         (https://docs.github.com/en/rest/repos/repos#list-organization-repositories).
         """
         owner = self.state.owner
-        if owner.type != "Organization":
-            return not_found()
-        if (login is not None and login.lower() != owner.login.lower()) or (
-            oid is not None and int(oid) != owner.id
-        ):
+        if not self._is_the_organisation(login, oid):
             return not_found()
         return self._list_repos(req, "created", f"{self.api_base}/organizations/{owner.id}/repos")
 
@@ -687,11 +692,7 @@ class GitHubApi:
         ``/organizations/{id}/issues``, as the repository listing's use ``/organizations/{id}/repos``.
         """
         owner = self.state.owner
-        if owner.type != "Organization":
-            return not_found()
-        if (login is not None and login.lower() != owner.login.lower()) or (
-            oid is not None and int(oid) != owner.id
-        ):
+        if not self._is_the_organisation(login, oid):
             return not_found()
         if req.user is None:
             return error(401, "Requires authentication", ORG_ISSUES_DOCS)
