@@ -173,9 +173,13 @@ def sync_repository(
         issues = _sync_issues(client, cursor, target, options, _issues_stop(stored, target), progress)
         if stored.incremental and not issues.complete:
             _recheck_open_pulls(client, cursor, target, options, progress)
-            if _open_count_differs(cursor, target, stored):
-                _reconcile_open_items(client, cursor, target, options, progress)
-        issues = replace(issues, unexplained_open=_unexplained_open_count(cursor, target, stored))
+        unexplained = _unexplained_open_count(cursor, target, stored)
+        if unexplained is not None and stored.incremental and not issues.complete:
+            log.info("%s: GitHub counts %d open issues and pull requests, other than stored: reading the open ones",
+                     target.full_name, unexplained)  # fmt: skip
+            _reconcile_open_items(client, cursor, target, options, progress)
+            unexplained = _unexplained_open_count(cursor, target, stored)
+        issues = replace(issues, unexplained_open=unexplained)
         commits = _sync_commits_unless_empty(client, cursor, target, options, _commits_stop(stored), progress)
         # The head sha, not a time, tells a push: commit times have one-second resolution
         # and can be older than the cursor (rebases, clock skew).
@@ -269,20 +273,6 @@ def _sync_issues(
     )
 
 
-def _open_count_differs(cursor: psycopg.Cursor[Any], target: RepositoryTarget, stored: _Stored) -> bool:
-    """The open issues and PRs now stored differ from GitHub's ``open_issues_count`` as listed."""
-    held = synced_rows.open_counts_of(cursor, [target.project_id])[target.project_id]
-    if held == stored.project.open_issues:
-        return False
-    log.info(
-        "%s: GitHub counts %d open issues and pull requests, %d are stored: reading the open ones",
-        target.full_name,
-        stored.project.open_issues,
-        held,
-    )
-    return True
-
-
 def _unexplained_open_count(
     cursor: psycopg.Cursor[Any], target: RepositoryTarget, stored: _Stored
 ) -> int | None:
@@ -326,20 +316,14 @@ def _reconcile_open_items(
         return
     removed = 0
     for number, table in sorted(missing.items()):
-        reason: str | None
-        try:
-            item = client.get(ISSUE_RESOURCE.path_for(target.full_name, number=number)).json
-        except GitHubClientError as exc:
-            if exc.status not in GONE_STATUSES:
-                raise
-            reason = "deleted"  # 410 Gone, or 404 where the token cannot see where it went
+        item = _read_issue(client, target, number)
+        if item is None:
+            reason: str | None = "deleted"  # 410 Gone, or 404 where the token cannot see where it went
+        elif not str(item.get("repository_url", "")).lower().endswith(f"/repos/{target.full_name.lower()}"):
+            reason = "transferred"  # the 301 led to another repository
         else:
-            moved = (
-                not str(item.get("repository_url", "")).lower().endswith(f"/repos/{target.full_name.lower()}")
-            )
-            reason = "transferred" if moved else None
-            if reason is None:
-                _upsert_issue_items(cursor, target, options, [item], progress)
+            reason = None
+            _upsert_issue_items(cursor, target, options, [item], progress)
         if reason is not None:
             removed += loader.mark_removed(
                 cursor, table, reason=reason, removed_at=options.as_of,
@@ -347,6 +331,16 @@ def _reconcile_open_items(
             )  # fmt: skip
     progress.add("removed", removed, removed)
     log.info("%s: %d open items re-read, %d removed", target.full_name, len(missing), removed)
+
+
+def _read_issue(client: GitHubClient, target: RepositoryTarget, number: int) -> Any | None:
+    """One issue or PR by number (following a transfer's 301), or ``None`` when GitHub says it is gone."""
+    try:
+        return client.get(ISSUE_RESOURCE.path_for(target.full_name, number=number)).json
+    except GitHubClientError as exc:
+        if exc.status not in GONE_STATUSES:
+            raise
+        return None
 
 
 def _upsert_issue_items(
@@ -406,11 +400,8 @@ def _recheck_open_pulls(
                   for pr in page.items}  # fmt: skip
     rows = []
     for number in sorted(stored_open - still_open):
-        try:
-            item = client.get(ISSUE_RESOURCE.path_for(target.full_name, number=number)).json
-        except GitHubClientError as exc:
-            if exc.status not in GONE_STATUSES:
-                raise
+        item = _read_issue(client, target, number)
+        if item is None:
             continue  # deleted: the open-count check or the complete listing tombstones it
         rows.append(normalize_pull_request(item, as_of=options.as_of))
     progress.add(
