@@ -27,7 +27,7 @@ from github_sync.webhooks.apply import (
     process_deliveries,
     validate_conf,
 )
-from github_sync.webhooks.relay.app import build_delivery
+from github_sync.webhooks.relay.payload import build_delivery
 from github_sync.webhooks.relay.store import DeliveryStore
 from tests.webhooks.helpers import SAMPLES
 

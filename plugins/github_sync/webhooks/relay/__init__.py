@@ -1,7 +1,7 @@
 """The webhook relay: receives GitHub deliveries, stores them in PostgreSQL, triggers Airflow.
 
 One module per concern: :mod:`.settings` (environment, pydantic-settings), :mod:`.signature`
-(HMAC check), :mod:`.store` (durable deliveries, psycopg_pool), :mod:`.forwarder` (coalescing
+(HMAC check), :mod:`.payload` (decoding a body into the row to store), :mod:`.store` (durable deliveries, psycopg_pool), :mod:`.forwarder` (coalescing
 deliveries into runs, tenacity retries), :mod:`.airflow_api` (the one Airflow REST call and its
 JWT), :mod:`.app` (the ASGI app) and :mod:`.cli` (the
 ``github-sync-relay`` console script). Nothing here imports Airflow or the orchestration

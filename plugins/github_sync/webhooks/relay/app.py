@@ -12,28 +12,25 @@ log the secret or a payload.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import threading
 from collections import Counter
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
-from urllib.parse import parse_qs
 
 import psycopg
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from github_sync.transform.normalizer import clean_text
-from github_sync.webhooks.apply import SUPPORTED_EVENTS
 from github_sync.webhooks.relay.airflow_api import AirflowClient
 from github_sync.webhooks.relay.forwarder import Forwarder
+from github_sync.webhooks.relay.payload import build_delivery, parse_payload
 from github_sync.webhooks.relay.settings import RelaySettings
 from github_sync.webhooks.relay.signature import SIGNATURE_HEADER, SignatureError, verify_signature
-from github_sync.webhooks.relay.store import STATUS_IGNORED, STATUS_PENDING, DeliveryStore, IncomingDelivery
+from github_sync.webhooks.relay.store import STATUS_IGNORED, DeliveryStore
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +43,6 @@ HOOK_ID_HEADER = "X-GitHub-Hook-ID"
 # GitHub's delivery ids are GUIDs; allow a little more, but nothing that is not an identifier.
 DELIVERY_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 EVENT_PATTERN = re.compile(r"^[a-z_]{1,64}$")
-FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 
 
 class PayloadTooLargeError(ValueError):
@@ -67,64 +63,6 @@ async def _read_capped(request: Request, limit: int) -> bytes:
             raise PayloadTooLargeError(f"body exceeds {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-def _storable(value: Any) -> Any:
-    # jsonb rejects NUL characters and lone surrogates, both possible in GitHub text fields.
-    if isinstance(value, str):
-        return clean_text(value)
-    if isinstance(value, list):
-        return [_storable(v) for v in value]
-    if isinstance(value, dict):
-        return {clean_text(k): _storable(v) for k, v in value.items()}
-    return value
-
-
-def parse_payload(body: bytes, content_type: str | None) -> dict[str, Any]:
-    """Decode a delivery body (``application/json`` or GitHub's form encoding) into an object.
-
-    Raises:
-        ValueError: The body is not a JSON object; the message says why.
-    """
-    if content_type and content_type.split(";")[0].strip().lower() == FORM_CONTENT_TYPE:
-        fields = parse_qs(body.decode("utf-8", errors="strict"), keep_blank_values=True)
-        if "payload" not in fields:
-            raise ValueError("form-encoded delivery without a 'payload' field")
-        text = fields["payload"][0]
-    else:
-        try:
-            text = body.decode("utf-8")
-        except UnicodeDecodeError:
-            raise ValueError("body is not UTF-8") from None
-    try:
-        payload = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ValueError(
-            f"body is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
-        ) from None
-    if not isinstance(payload, dict):
-        raise ValueError("body must be a JSON object")
-    return payload
-
-
-def build_delivery(
-    *, delivery_id: str, event: str, hook_id: str | None, payload: Mapping[str, Any]
-) -> IncomingDelivery:
-    """The row to store for a verified delivery (status ``ignored`` for unsupported events)."""
-    repo = payload.get("repository")
-    repo = repo if isinstance(repo, Mapping) else {}
-    repo_id = repo.get("id")
-    action = payload.get("action")
-    return IncomingDelivery(
-        delivery_id=delivery_id,
-        event=event,
-        action=action if isinstance(action, str) else None,
-        hook_id=hook_id,
-        repository_id=int(repo_id) if isinstance(repo_id, int) and not isinstance(repo_id, bool) else None,
-        repository=repo.get("full_name") if isinstance(repo.get("full_name"), str) else None,
-        payload=_storable(dict(payload)),
-        status=STATUS_PENDING if event in SUPPORTED_EVENTS else STATUS_IGNORED,
-    )
 
 
 class RelayCounters:
