@@ -18,6 +18,13 @@ from github_sync.webhooks.relay.store import STATUS_IGNORED, STATUS_PENDING, Inc
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 
 
+class UnstorableDeliveryError(ValueError):
+    """A correctly signed delivery that can never be stored as it is; the message says why.
+
+    Redelivering it cannot help, so the relay answers 400 (not 503) and counts it apart from outages.
+    """
+
+
 def _storable(value: Any) -> Any:
     # jsonb rejects NUL characters and lone surrogates, both possible in GitHub text fields.
     if isinstance(value, str):
