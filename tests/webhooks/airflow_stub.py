@@ -5,12 +5,20 @@ It behaves like Airflow where the relay depends on it: a JWT from ``/auth/token`
 queue of scripted faults makes it fail the next requests: ``"503"``, ``"timeout"`` (the run
 is created, but the answer comes too late, as when Airflow is slow), ``"expire"`` (every
 token is revoked and the request answered 401).
+
+Optionally (:meth:`AirflowStub.play_dag`) it also plays the webhook DAG's part in the
+relay's protocol: the runs it created are "run" one at a time in creation order
+(``max_active_runs=1``), each taking ``run_seconds``, and then their deliveries are marked
+``processed`` in ``webhook_deliveries``, which is what the relay's in-flight check reads. A
+run can be held in flight (``hold_runs``) to model a slow or never-finishing run. ``events``
+records what happened in order, so tests can assert on order rather than on wall time.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import queue
 import socket
 import threading
 import time
@@ -18,6 +26,8 @@ import uuid
 from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+import psycopg
 
 USERNAME = "relay"
 PASSWORD = "relay-password-0123"
@@ -53,7 +63,54 @@ class AirflowStub:
         self.bodies: list[dict[str, Any]] = []
         self.token_requests = 0
         self.timed_out: list[str] = []  # runs created whose answer came too late
+        # ("created" | "processed", dag_run_id), in the order it happened (see play_dag).
+        self.events: list[tuple[str, str]] = []
+        # Set: a run being "run" by play_dag stays in flight until this is cleared.
+        self.hold_runs = threading.Event()
+        self._created: queue.Queue[str | None] | None = None
+        self._dag_thread: threading.Thread | None = None
         self._server: ThreadingHTTPServer | None = None
+
+    def play_dag(self, database_url: str, *, run_seconds: float = 0.0) -> AirflowStub:
+        """Also play the webhook DAG: mark each created run's deliveries processed, one run at a time.
+
+        Args:
+            database_url: The relay's database (the test database).
+            run_seconds: How long each run takes before its deliveries are marked (a real
+                webhook run takes a second or more: scheduling, task start, apply).
+        """
+        created: queue.Queue[str | None] = queue.Queue()
+        self._created = created
+
+        def run_dag() -> None:
+            with psycopg.connect(database_url, autocommit=True) as conn:
+                while (run_id := created.get()) is not None:
+                    time.sleep(run_seconds)
+                    while self.hold_runs.is_set():
+                        time.sleep(0.02)
+                    with self.lock:
+                        ids = list(self.runs[run_id])
+                    conn.execute(
+                        "UPDATE webhook_deliveries SET status = 'processed', processed_at = now() "
+                        "WHERE delivery_id = ANY(%s) AND status IN ('pending', 'forwarded')",
+                        (ids,),
+                    )
+                    with self.lock:
+                        self.events.append(("processed", run_id))
+
+        self._dag_thread = threading.Thread(target=run_dag, name="airflow-stub-dag", daemon=True)
+        self._dag_thread.start()
+        return self
+
+    def processed_runs(self) -> list[str]:
+        """The runs play_dag has finished, in order."""
+        with self.lock:
+            return [run_id for kind, run_id in self.events if kind == "processed"]
+
+    def created_runs(self) -> list[str]:
+        """The runs created, in order."""
+        with self.lock:
+            return [run_id for kind, run_id in self.events if kind == "created"]
 
     @property
     def conflicts(self) -> int:
@@ -117,6 +174,9 @@ class AirflowStub:
                     exists = run_id in stub.runs
                     if not exists:
                         stub.runs[run_id] = list(body["conf"]["delivery_ids"])
+                        stub.events.append(("created", run_id))
+                        if stub._created is not None:
+                            stub._created.put(run_id)
                 if exists:
                     self._answer(409, {"detail": f"DAG Run with run_id {run_id} already exists"}, run_id)
                     return
@@ -132,6 +192,11 @@ class AirflowStub:
         return self
 
     def stop(self) -> None:
+        self.hold_runs.clear()
+        if self._created is not None and self._dag_thread is not None:
+            self._created.put(None)
+            self._dag_thread.join(10)
+            self._created = None
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()

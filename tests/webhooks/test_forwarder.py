@@ -1,4 +1,5 @@
-"""Forwarding to Airflow: outages, exactly-once runs, coalescing, token renewal, rejections.
+"""Forwarding to Airflow: leading edge, in-flight coalescing and its ceiling, outages, exactly-once runs,
+token renewal, rejections.
 
 Airflow is played by tests/webhooks/airflow_stub.py (or, where a test needs a trigger that hangs,
 by a client double); everything else is real (PostgreSQL, the relay app, its forwarder thread).
@@ -28,6 +29,10 @@ WEBHOOK = "/webhooks/github"
 # Nothing listens there.
 NO_AIRFLOW = "http://127.0.0.1:9"
 NO_DATABASE = "postgresql://nobody@127.0.0.1:1/none"
+# The largest ceiling the settings allow: a test that passes with it did not wait for it.
+LONG_CEILING_S = 60.0
+# A ceiling short enough to wait for in a test, long enough that posting 4 deliveries fits in it.
+SHORT_CEILING_S = 4.0
 
 
 def status_counts(conn: psycopg.Connection) -> dict[str, int]:
@@ -131,16 +136,103 @@ def test_burst_of_500_becomes_a_handful_of_runs(
     pg_database: str, pg_conn: psycopg.Connection, store: DeliveryStore, airflow_stub: AirflowStub,
     github_samples: Path,
 ) -> None:  # fmt: skip
-    airflow_stub.start()
-    settings = relay_settings(pg_database, airflow_stub.url, coalesce_seconds=2.0)  # the default window
+    # Each run takes a second, about what a webhook run takes on real Airflow.
+    airflow_stub.play_dag(pg_database, run_seconds=1.0).start()
+    settings = relay_settings(pg_database, airflow_stub.url, coalesce_seconds=LONG_CEILING_S)
     forwarder = fast_forwarder(store, settings)
     with TestClient(create_app(settings, store=store, forwarder=forwarder)) as client:
         ids = post_issues(client, github_samples, 500)
-        wait_until(lambda: status_counts(pg_conn) == {"forwarded": 500}, message="burst forwarded")
+        wait_until(lambda: status_counts(pg_conn) == {"processed": 500}, message="burst processed")
     runs = len(airflow_stub.runs)
-    print(f"\nburst: 500 deliveries -> {runs} DAG runs (coalescing window 2 s)")
-    assert runs <= 5
+    print(f"\nburst: 500 deliveries -> {runs} DAG runs (leading edge, 1 s runs)")
+    assert runs <= 10
     assert sorted(i for run_ids in airflow_stub.runs.values() for i in run_ids) == sorted(ids)
+    # Leading edge, coalescing while in flight: a run is only created once the one before it
+    # has finished (the ceiling, a minute, was never reached).
+    events = airflow_stub.events
+    for before, after in zip(airflow_stub.created_runs(), airflow_stub.created_runs()[1:], strict=False):
+        assert events.index(("processed", before)) < events.index(("created", after))
+
+
+def test_a_delivery_with_no_run_in_flight_is_triggered_at_once(
+    pg_database: str, pg_conn: psycopg.Connection, store: DeliveryStore, airflow_stub: AirflowStub,
+    github_samples: Path,
+) -> None:  # fmt: skip
+    """No trailing window: with a ceiling of a minute, the run exists long before that could pass.
+
+    The trailing forwarder waited ``coalesce_seconds`` (here the maximum, 60 s) after every
+    wake-up, so the run would not exist within ``wait_until``'s 30 s.
+    """
+    airflow_stub.play_dag(pg_database).start()
+    airflow_stub.hold_runs.set()
+    settings = relay_settings(pg_database, airflow_stub.url, coalesce_seconds=LONG_CEILING_S)
+    forwarder = fast_forwarder(store, settings)
+    with TestClient(create_app(settings, store=store, forwarder=forwarder)) as client:
+        first = post_issues(client, github_samples, 1)
+        wait_until(lambda: list(airflow_stub.runs.values()) == [first], message="the run, without a window")
+        # In flight (held): what arrives now waits for it and then becomes one run.
+        later = post_issues(client, github_samples, 5)
+        wait_until(lambda: forwarder.stats.in_flight_waits >= 3, message="the forwarder waiting for the run")
+        assert len(airflow_stub.runs) == 1, "nothing triggered while the run is in flight"
+        assert status_counts(pg_conn) == {"forwarded": 1, "pending": 5}
+        airflow_stub.hold_runs.clear()
+        wait_until(lambda: status_counts(pg_conn) == {"processed": 6}, message="both runs processed")
+    assert list(airflow_stub.runs.values()) == [first, later]
+    first_run, second_run = airflow_stub.created_runs()
+    assert airflow_stub.events == [
+        ("created", first_run), ("processed", first_run), ("created", second_run), ("processed", second_run),
+    ]  # fmt: skip
+
+
+def test_a_run_that_never_finishes_holds_forwarding_back_only_until_the_ceiling(
+    pg_database: str, pg_conn: psycopg.Connection, store: DeliveryStore, airflow_stub: AirflowStub,
+    github_samples: Path,
+) -> None:  # fmt: skip
+    airflow_stub.start()  # creates runs but never finishes them (a crashed or deleted run)
+    settings = relay_settings(pg_database, airflow_stub.url, coalesce_seconds=SHORT_CEILING_S)
+    forwarder = fast_forwarder(store, settings)
+    with TestClient(create_app(settings, store=store, forwarder=forwarder)) as client:
+        first = post_issues(client, github_samples, 1)
+        wait_until(lambda: status_counts(pg_conn) == {"forwarded": 1}, message="the first run")
+        later = post_issues(client, github_samples, 4)
+        wait_until(lambda: status_counts(pg_conn) == {"forwarded": 5}, message="forwarded after the ceiling")
+    assert list(airflow_stub.runs.values()) == [first, later], "the waiting deliveries went as one run"
+    assert forwarder.stats.in_flight_waits > 0
+    pg_conn.commit()
+    gap = pg_conn.execute(
+        "SELECT extract(epoch FROM max(forwarded_at) - min(forwarded_at)) FROM webhook_deliveries"
+    ).fetchone()[0]
+    assert gap >= SHORT_CEILING_S, "the second run waited for the ceiling (the first never finished)"
+
+
+def test_a_run_in_flight_is_still_in_flight_after_a_restart(
+    pg_database: str, pg_conn: psycopg.Connection, store: DeliveryStore, airflow_stub: AirflowStub,
+    github_samples: Path,
+) -> None:  # fmt: skip
+    """The in-flight state is the table's: a new relay process waits for a run the old one started."""
+    airflow_stub.play_dag(pg_database).start()
+    airflow_stub.hold_runs.set()
+    settings = relay_settings(pg_database, airflow_stub.url, coalesce_seconds=LONG_CEILING_S)
+    with TestClient(create_app(settings, store=store, forwarder=fast_forwarder(store, settings))) as client:
+        first = post_issues(client, github_samples, 1)
+        wait_until(lambda: status_counts(pg_conn) == {"forwarded": 1}, message="the first run")
+    # A "new process": a new store and forwarder; deliveries arrived while it was down.
+    restarted_store = DeliveryStore(pg_database)
+    try:
+        forwarder = fast_forwarder(restarted_store, settings)
+        with TestClient(create_app(settings, store=restarted_store, forwarder=forwarder)) as client:
+            later = post_issues(client, github_samples, 3)
+            wait_until(lambda: forwarder.stats.in_flight_waits >= 3, message="the restarted relay waiting")
+            assert len(airflow_stub.runs) == 1
+            airflow_stub.hold_runs.clear()
+            wait_until(lambda: status_counts(pg_conn) == {"processed": 4}, message="both runs processed")
+    finally:
+        restarted_store.close()
+    assert list(airflow_stub.runs.values()) == [first, later]
+    first_run, second_run = airflow_stub.created_runs()
+    assert airflow_stub.events.index(("processed", first_run)) < airflow_stub.events.index(
+        ("created", second_run)
+    )
 
 
 def test_runs_are_capped_at_max_ids(
@@ -153,7 +245,9 @@ def test_runs_are_capped_at_max_ids(
         post_issues(client, github_samples, 20)
         airflow_stub.start()
         wait_until(lambda: status_counts(pg_conn) == {"forwarded": 20}, message="forwarded")
-    assert sorted(len(v) for v in airflow_stub.runs.values()) == [6, 7, 7]
+    # Leading edge: the first delivery was assigned at once (and retried while Airflow was
+    # down); the 19 behind it are the outage's backlog, sent 7 ids per run.
+    assert [len(v) for v in airflow_stub.runs.values()] == [1, 7, 7, 5]
 
 
 def test_expired_token_is_renewed(

@@ -3,9 +3,13 @@
 The forwarder is a background thread: the HTTP handler only stores a delivery and wakes it,
 so GitHub gets its answer within its 10 s window whatever state Airflow is in.
 
-* Coalescing: after a wake-up the thread waits ``coalesce_seconds`` for the rest of a burst,
-  then puts every pending delivery (up to ``max_ids`` per run) into one DAG run whose conf
-  carries the delivery ids only (never payloads).
+* Leading edge: a wake-up with no webhook run in flight forwards at once; deliveries that
+  arrive while a run is in flight wait until it finishes, then all go as one run (up to
+  ``max_ids`` per run; the conf carries delivery ids only, never payloads). "In flight" is
+  read from the database (forwarded rows the DAG has not yet marked processed or failed), so
+  every relay on the database agrees and a restart changes nothing. The wait has a ceiling,
+  ``coalesce_seconds``: a forwarded row older than that no longer counts as in flight, so a
+  run that never finishes (crashed, cleared, deleted) cannot hold forwarding back.
 * Exactly one run per batch: a batch's deterministic ``dag_run_id`` is committed to the
   deliveries before the trigger request; a retry (after a timeout, an error or a restart)
   sends the same id, and Airflow's 409 "already exists" counts as done.
@@ -49,6 +53,9 @@ DEFAULT_BACKOFF_INITIAL_SECONDS = 1.0
 DEFAULT_BACKOFF_MAX_SECONDS = 60.0
 # Safety net: look at the table this often even without a wake-up (another relay's leftovers).
 DEFAULT_POLL_SECONDS = 5.0
+# While a run is in flight, look this often whether the DAG has finished it: the delay this
+# adds to the next run is at most this, and the query is one indexed-by-status aggregate.
+IN_FLIGHT_RECHECK_SECONDS = 0.2
 
 
 def retry_wait(initial: float, maximum: float) -> wait_base:
@@ -72,6 +79,8 @@ class ForwarderStats:
     consecutive_failures: int = 0
     last_error: str | None = None
     last_forwarded_at: str | None = None
+    # Re-checks made while a run was in flight (each one is IN_FLIGHT_RECHECK_SECONDS at most).
+    in_flight_waits: int = 0
 
 
 class Forwarder:
@@ -88,9 +97,17 @@ class Forwarder:
         backoff_max: float = DEFAULT_BACKOFF_MAX_SECONDS,
         poll_seconds: float = DEFAULT_POLL_SECONDS,
     ) -> None:
+        """Args (those that are not obvious):
+
+        coalesce_seconds: The ceiling of the in-flight wait: the longest a delivery waits for
+            the webhook run in flight (``GITHUB_SYNC_RELAY_COALESCE_SECONDS``); 0 forwards on
+            every wake-up.
+        max_ids_per_run: The most delivery ids one DAG run's conf carries.
+        """
         self._store = store
         self._client = client
-        self._coalesce_seconds = coalesce_seconds
+        # Named for what it now is: the leading-edge forwarder coalesces only while a run is in flight.
+        self._max_in_flight_wait = coalesce_seconds
         self._max_ids = max_ids_per_run
         self._backoff_initial = backoff_initial
         self._backoff_max = backoff_max
@@ -124,20 +141,36 @@ class Forwarder:
         return self._thread is not None and self._thread.is_alive()
 
     def notify(self) -> None:
-        """A delivery was stored: forward it (after the coalescing window)."""
+        """A delivery was stored: forward it (at once, or when the run in flight is done)."""
         self._wake.set()
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            woken = self._wake.wait(self._poll_seconds)
+            self._wake.wait(self._poll_seconds)
             if self._stop.is_set():
                 return
             self._wake.clear()
-            # Let the rest of a burst arrive so that it becomes one run. (Retries happen inside
-            # _forward_until_done: their backoff already gives a burst time.)
-            if woken and self._coalesce_seconds > 0 and self._stop.wait(self._coalesce_seconds):
+            # Coalesce only while a run is in flight: what arrives meanwhile becomes one run.
+            # (Retries happen inside _forward_until_done: their backoff already gives a burst time.)
+            if self._wait_while_in_flight():
                 return
             self._forward_until_done()
+
+    def _wait_while_in_flight(self) -> bool:
+        """Wait until no webhook run is in flight (or the ceiling passed); True when stopped meanwhile."""
+        while True:
+            try:
+                left = self._store.in_flight_wait_left(self._max_in_flight_wait)
+            except Exception:
+                # The database is unreachable: forwarding would fail the same way, and its
+                # backoff handles that; waiting here would only hide the outage.
+                log.warning("Could not tell whether a webhook run is in flight", exc_info=True)
+                return self._stop.is_set()
+            if left <= 0:
+                return self._stop.is_set()
+            self.stats.in_flight_waits += 1
+            if self._stop.wait(min(left, IN_FLIGHT_RECHECK_SECONDS)):
+                return True
 
     def _forward_until_done(self) -> None:
         """Forward what is pending, retrying with exponential backoff until done or stopped."""
@@ -179,6 +212,8 @@ class Forwarder:
 
         Assigned-but-unconfirmed batches go first (with their original run ids). New batches are
         only assigned once those are through, so an outage's backlog is coalesced afterwards.
+        Whether a run is in flight is not looked at here (the thread waits for that before it
+        calls this): a pass sends everything received up to its start, ``max_ids`` per run.
         """
         with self._lock:
             for unconfirmed in self._store.unforwarded_batches():
@@ -190,6 +225,12 @@ class Forwarder:
             while (batch := self._store.assign_batch(self._max_ids, cutoff)) is not None:
                 if not self._send(batch):
                     return False
+                if len(batch.delivery_ids) < self._max_ids:
+                    # Only a full batch means a backlog to chunk. A short one is now in flight:
+                    # what committed meanwhile (received before the cut-off, committed after the
+                    # batch was read) waits for it, with whatever arrives after it (the stores
+                    # woke the thread), instead of becoming a second run right behind it.
+                    break
             return True
 
     def _send(self, batch: ForwardBatch) -> bool:

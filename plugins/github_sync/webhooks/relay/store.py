@@ -291,3 +291,27 @@ class DeliveryStore:
             "pending_unassigned": waiting[0] if waiting else 0,
             "pending_assigned": waiting[1] if waiting else 0,
         }
+
+    def in_flight_wait_left(self, max_wait_seconds: float) -> float:
+        """Seconds until no webhook run counts as in flight any more; 0 when none does.
+
+        A run is in flight while rows it was forwarded with are still ``forwarded`` (the DAG
+        marks each one ``processed`` or ``failed``). Rows forwarded more than ``max_wait_seconds``
+        ago no longer count: a run that never finishes (crashed, cleared, deleted) must not hold
+        forwarding back. Read from the table alone, so every relay on the database gets the same
+        answer, before and after a restart. Database time throughout (``forwarded_at`` is set by it).
+
+        Args:
+            max_wait_seconds: The ceiling; 0 or less means nothing is ever in flight.
+        """
+        if max_wait_seconds <= 0:
+            return 0.0
+        with self._pool.connection() as conn:
+            row = conn.execute(
+                "SELECT extract(epoch FROM max(forwarded_at) + make_interval(secs => %s) - clock_timestamp()) "
+                "FROM webhook_deliveries WHERE status = %s AND forwarded_at > clock_timestamp() - make_interval(secs => %s)",
+                (max_wait_seconds, STATUS_FORWARDED, max_wait_seconds),
+            ).fetchone()
+        if row is None or row[0] is None:
+            return 0.0
+        return max(float(row[0]), 0.0)
