@@ -12,6 +12,11 @@ relay's protocol: the runs it created are "run" one at a time in creation order
 ``processed`` in ``webhook_deliveries``, which is what the relay's in-flight check reads. A
 run can be held in flight (``hold_runs``) to model a slow or never-finishing run. ``events``
 records what happened in order, so tests can assert on order rather than on wall time.
+
+More listeners (``listeners=2``) share one state, so several relays can each be given their
+own URL (``urls``) and ``answers`` tells which one sent a request; a listener in
+``hang_ports`` creates the run and then holds the answer (a relay stuck between "assigned"
+and "confirmed", to be killed there).
 """
 
 from __future__ import annotations
@@ -51,9 +56,17 @@ def _jwt(lifetime: float) -> str:
 class AirflowStub:
     """The fake API server; ``url`` is fixed at construction, ``start()`` makes it listen."""
 
-    def __init__(self, port: int | None = None, *, timeout_sleep: float = 1.5) -> None:
+    def __init__(self, port: int | None = None, *, timeout_sleep: float = 1.5, listeners: int = 1) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.ports = [self.port, *(free_port() for _ in range(listeners - 1))]
+        self.urls = [f"http://127.0.0.1:{p}" for p in self.ports]
+        # (listener port, status, dag_run_id) of every answer, in order.
+        self.answers: list[tuple[int, int, str | None]] = []
+        # Listeners whose dagRuns requests create the run and then never get their answer.
+        self.hang_ports: set[int] = set()
+        self.hung: list[tuple[int, str]] = []  # (listener port, dag_run_id) of held answers
+        self._release_hung = threading.Event()
         self.timeout_sleep = timeout_sleep
         self.faults: deque[str] = deque()
         self.lock = threading.Lock()
@@ -70,6 +83,7 @@ class AirflowStub:
         self._created: queue.Queue[str | None] | None = None
         self._dag_thread: threading.Thread | None = None
         self._server: ThreadingHTTPServer | None = None
+        self._servers: list[ThreadingHTTPServer] = []
 
     def play_dag(self, database_url: str, *, run_seconds: float = 0.0) -> AirflowStub:
         """Also play the webhook DAG: mark each created run's deliveries processed, one run at a time.
@@ -126,6 +140,7 @@ class AirflowStub:
             def _answer(self, status: int, body: dict[str, Any], run_id: str | None = None) -> None:
                 with stub.lock:
                     stub.requests.append((self.path, status, run_id))
+                    stub.answers.append((self.server.server_address[1], status, run_id))
                 data = json.dumps(body).encode()
                 try:
                     self.send_response(status)
@@ -184,11 +199,21 @@ class AirflowStub:
                     with stub.lock:
                         stub.timed_out.append(run_id)
                     time.sleep(stub.timeout_sleep)
+                listener = self.server.server_address[1]
+                if listener in stub.hang_ports:
+                    with stub.lock:
+                        stub.hung.append((listener, run_id))
+                    stub._release_hung.wait()
+                    return  # no answer at all: the client was killed or gave up
                 self._answer(200, {"dag_run_id": run_id, "state": "queued"}, run_id)
 
         self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self._servers = [self._server]
+        for extra in self.ports[1:]:
+            self._servers.append(ThreadingHTTPServer(("127.0.0.1", extra), Handler))
+        for server in self._servers:
+            server.daemon_threads = True
+            threading.Thread(target=server.serve_forever, daemon=True).start()
         return self
 
     def stop(self) -> None:
@@ -197,7 +222,9 @@ class AirflowStub:
             self._created.put(None)
             self._dag_thread.join(10)
             self._created = None
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        self._release_hung.set()
+        for server in self._servers:
+            server.shutdown()
+            server.server_close()
+        self._servers = []
+        self._server = None
