@@ -27,6 +27,7 @@ import tempfile
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,14 @@ CALLBACK_POLL_S = 0.2
 RELAY_START_TIMEOUT_S = 60
 RELAY_POLL_S = 0.5
 DELIVERY_TIMEOUT_S = 300
+# The burst case of scenario 5: this many issues created as fast as the simulator takes them.
+WEBHOOK_BURST = 500
+# Parallel mutation requests of the burst: enough to keep the simulator's delivery queue full.
+BURST_SENDERS = 8
+# Generous: 500 deliveries in a handful of runs take well under a minute on a small machine.
+BURST_TIMEOUT_S = 600
+# How often the burst's row count is read while waiting for the last row.
+BURST_POLL_S = 0.1
 # A delivery's row is looked for this often: the resolution of the measured latency.
 ROW_POLL_S = 0.02
 DAGS = ("github_full_sync", "github_incremental_sync", "github_repo_sync", "github_webhook_events")
@@ -326,6 +335,7 @@ def run_webhook(
                 )
                 samples["latency_s"].append(time.time() - t0)
                 _breakdown(bench, conn, title, t0, samples)
+            burst = _burst(bench, conn, repos)
         bench.sim.set_webhook(None)
     finally:
         if relay.poll() is None:
@@ -346,8 +356,44 @@ def run_webhook(
                 "n": len(values),
             }
     summary["samples_s"] = [round(v, 3) for v in samples["latency_s"]]
+    summary["burst"] = burst
     results.webhook = summary
     log.info("webhook: %s", {k: v for k, v in summary.items() if k != "samples_s"})
+
+
+def _burst(bench: AirflowBench, conn: Any, repos: list[str]) -> dict[str, Any]:
+    """The burst case: WEBHOOK_BURST issues created at once -> how many DAG runs, and when every row is there."""
+    tag = f"bench burst {uuid.uuid4().hex[:8]}"
+    titles = [f"{tag} {i}" for i in range(WEBHOOK_BURST)]
+    t0 = time.time()
+    with ThreadPoolExecutor(BURST_SENDERS) as pool:
+        list(
+            pool.map(
+                lambda i: bench.sim.mutate("create_issue", repo=repos[i % len(repos)], title=titles[i]),
+                range(WEBHOOK_BURST),
+            )
+        )
+    sent_s = time.time() - t0
+
+    def all_rows() -> bool:
+        row = conn.execute("SELECT count(*) FROM bugs WHERE title LIKE %s", (f"{tag} %",)).fetchone()
+        return bool(row and row[0] >= WEBHOOK_BURST)
+
+    wait_until(all_rows, timeout=BURST_TIMEOUT_S, interval=BURST_POLL_S, message="every row of the burst")
+    all_visible_s = time.time() - t0
+    runs = conn.execute(
+        "SELECT count(DISTINCT dag_run_id) FROM webhook_deliveries "
+        "WHERE event = 'issues' AND payload->'issue'->>'title' LIKE %s",
+        (f"{tag} %",),
+    ).fetchone()[0]
+    burst = {
+        "deliveries": WEBHOOK_BURST,
+        "dag_runs": int(runs),
+        "sent_s": round(sent_s, 3),
+        "all_rows_visible_s": round(all_visible_s, 3),
+    }
+    log.info("webhook burst: %s", burst)
+    return burst
 
 
 def _breakdown(
