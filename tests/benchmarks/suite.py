@@ -49,7 +49,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--changed", type=int, default=10, help="k: repositories changed before scenario 3")
     p.add_argument("--deliveries", type=int, default=50, help="webhook deliveries of scenario 5")
-    p.add_argument("--coalesce-s", type=float, default=None, help="relay coalescing (default: the relay's)")
+    p.add_argument(
+        "--coalesce-s",
+        type=float,
+        default=None,
+        help="the relay's in-flight wait ceiling, GITHUB_SYNC_RELAY_COALESCE_SECONDS (default: the relay's)",
+    )
     p.add_argument("--db-rows", type=int, default=100_000, help="issues (and commits) of scenario 6")
     p.add_argument("--repository", default=None, help="owner/name of scenario 4 (default: a median one)")
     p.add_argument("--only", nargs="*", choices=SYSTEMS, default=list(SYSTEMS), help="what to run")

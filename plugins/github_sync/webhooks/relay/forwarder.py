@@ -54,7 +54,7 @@ DEFAULT_BACKOFF_MAX_SECONDS = 60.0
 # Safety net: look at the table this often even without a wake-up (another relay's leftovers).
 DEFAULT_POLL_SECONDS = 5.0
 # While a run is in flight, look this often whether the DAG has finished it: the delay this
-# adds to the next run is at most this, and the query is one indexed-by-status aggregate.
+# adds to the next run is at most this; the query is one small aggregate (DeliveryStore.in_flight_wait_left).
 IN_FLIGHT_RECHECK_SECONDS = 0.2
 
 
