@@ -11,6 +11,7 @@ import copy
 import json
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
@@ -34,8 +35,11 @@ from tests.webhooks.airflow_stub import AirflowStub
 from tests.webhooks.helpers import SAMPLES, body_of, fast_forwarder, headers, relay_settings
 
 WEBHOOK = "/webhooks/github"
-# Generous: the relay coalesces for 1 s before it forwards.
+# Generous: forwarding takes well under a second once no run is in flight.
 FORWARD_TIMEOUT_S = 20
+# The relay's in-flight ceiling here: far longer than posting the samples takes, so that
+# they all wait behind the run in flight (airflow_busy) and become one run.
+IN_FLIGHT_CEILING_S = 60.0
 # Nothing listens there: any GitHub API call from the DAG would fail the run.
 NO_GITHUB = SimpleNamespace(url="http://127.0.0.1:9")
 
@@ -46,7 +50,7 @@ def wired_webhooks(
 ) -> Iterator[tuple[TestClient, AirflowStub]]:
     connect_airflow_to(monkeypatch, NO_GITHUB, pg_database)  # type: ignore[arg-type]
     stub = AirflowStub().start()
-    settings = relay_settings(pg_database, stub.url, coalesce_seconds=1.0)
+    settings = relay_settings(pg_database, stub.url, coalesce_seconds=IN_FLIGHT_CEILING_S)
     store = DeliveryStore(pg_database)
     try:
         with TestClient(
@@ -55,6 +59,26 @@ def wired_webhooks(
             yield client, stub
     finally:
         stub.stop()
+
+
+@contextmanager
+def airflow_busy(conn: psycopg.Connection) -> Iterator[None]:
+    """A webhook run in flight meanwhile (one forwarded row of an earlier run).
+
+    The relay forwards on the leading edge, and coalesces only behind a run in flight: the
+    deliveries posted inside this block become one run, sent once the block ends (the row
+    is gone, as if the earlier run had been processed and pruned).
+    """
+    conn.execute(
+        "INSERT INTO webhook_deliveries (delivery_id, event, payload, status, dag_run_id, forwarded_at) "
+        "VALUES ('earlier-run', 'ping', '{}', 'forwarded', 'webhook__earlier', now())"
+    )
+    conn.commit()
+    try:
+        yield
+    finally:
+        conn.execute("DELETE FROM webhook_deliveries WHERE delivery_id = 'earlier-run'")
+        conn.commit()
 
 
 def post(
@@ -99,15 +123,16 @@ def test_every_sample_through_relay_and_dag(
     client, stub = wired_webhooks
     payloads: dict[str, dict[str, Any]] = {}
     ids = []
-    for event, sample in SAMPLES:
-        body = (github_samples / "webhooks" / sample).read_bytes()
-        ids.append(post(client, event, body))
-        payloads[sample] = json.loads(body)
-    post(
-        client,
-        "star",
-        body_of({"action": "created", "repository": payloads["ping/payload.json"]["repository"]}),
-    )
+    with airflow_busy(pg_conn):
+        for event, sample in SAMPLES:
+            body = (github_samples / "webhooks" / sample).read_bytes()
+            ids.append(post(client, event, body))
+            payloads[sample] = json.loads(body)
+        post(
+            client,
+            "star",
+            body_of({"action": "created", "repository": payloads["ping/payload.json"]["repository"]}),
+        )
     wait_forwarded(pg_conn, len(SAMPLES))
     body = (github_samples / "webhooks/issues/edited.payload.json").read_bytes()
     # A redelivery: no new row, so nothing waits to be forwarded and no new run can follow.
@@ -192,8 +217,9 @@ def test_a_failed_delivery_fails_the_run_with_details(
         json.loads((github_samples / "webhooks/pull_request/opened.payload.json").read_text())
     )
     del broken["pull_request"]["updated_at"]
-    bad_id = post(client, "pull_request", body_of(broken))
-    good_id = post(client, "issues", good)
+    with airflow_busy(pg_conn):
+        bad_id = post(client, "pull_request", body_of(broken))
+        good_id = post(client, "issues", good)
     wait_forwarded(pg_conn, 2)
     dag = dagbag.get_dag("github_webhook_events")
     # A retry cannot fix a malformed payload; skip it so the test does not wait for it.
