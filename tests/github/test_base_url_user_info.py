@@ -13,6 +13,7 @@ import json
 import logging
 import socket
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -145,3 +146,21 @@ def test_urls_from_elsewhere_are_shown_without_user_info() -> None:
         == "https://api.github.com/x?page=2"
     )
     assert without_user_info("https://api.github.com/x") == "https://api.github.com/x"
+
+
+def test_an_app_credential_refuses_a_base_url_with_user_info() -> None:
+    # Its JWT would go to the host after the "@".
+    from github_sync.github.credentials import AppInstallationCredential
+
+    def never_sends(*_: object) -> Any:
+        raise AssertionError("nothing may be sent")
+
+    with pytest.raises(ConfigError, match="GitHub App 1: base_url must not contain user info") as info:
+        AppInstallationCredential(
+            app_id="1",
+            private_key="-----BEGIN PRIVATE KEY-----",
+            base_url=f"https://{USER}:{PASSWORD}@api.github.com",
+            send=never_sends,
+            label="GitHub App 1",
+        )
+    _assert_user_info_hidden(str(info.value))
