@@ -61,11 +61,38 @@ class ConfigError(ValueError):
     """A configuration value is missing or malformed; the message names it (never its secret value)."""
 
 
-def _validate_http_url(name: str, value: str) -> str:
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ConfigError(f"{name} must be an http(s) URL such as {DEFAULT_GITHUB_API_URL}, got {value!r}")
-    return value.rstrip("/")
+def validate_api_base_url(source: str, value: str) -> str:
+    """Return the GitHub API base URL ``value`` without its trailing slash, or raise naming ``source``.
+
+    The one rule for every place a base URL enters (``GITHUB_API_URL``, a connection's
+    ``host``, a hook's ``base_url``). User info (``user:password@host``) is refused: the
+    requests would go to the host after the ``@`` with the token, and the user info (often a
+    password) would show in every repr and log line that prints the URL. Its message never
+    echoes a value that has user info.
+
+    Args:
+        source: what the value is, for the message (``GITHUB_API_URL``, ``connection 'x': host``).
+        value: the URL, with its scheme.
+
+    Raises:
+        ConfigError: not an http(s) URL with a host, or it has user info, a query or a fragment.
+    """
+    parts = urlsplit(value.strip())
+    if "@" in parts.netloc:
+        raise ConfigError(
+            f"{source} must not contain user info (the part before '@' in the host): GitHub's token "
+            "belongs in the connection's password or GITHUB_TOKEN, and the URL is only the API's address"
+        )
+    rule = f"{source} must be an http(s) URL such as {DEFAULT_GITHUB_API_URL}"
+    try:
+        parts.port  # noqa: B018 - parsing the port is the check (urlsplit parses it lazily)
+    except ValueError:
+        raise ConfigError(f"{rule}; its port is not a number from 0 to 65535, got {value!r}") from None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{rule}, got {value!r}")
+    if parts.query or parts.fragment:
+        raise ConfigError(f"{rule} without a query or fragment, got {value!r}")
+    return value.strip().rstrip("/")
 
 
 # The URL schemes libpq itself understands, and SQLAlchemy's name for psycopg 3 URLs.
@@ -217,7 +244,7 @@ class Settings:
             raise ConfigError(str(exc)) from None
         return cls(
             github_owners=owners,
-            github_api_url=_validate_http_url(ENV_GITHUB_API_URL, api_url)
+            github_api_url=validate_api_base_url(ENV_GITHUB_API_URL, api_url)
             if api_url
             else DEFAULT_GITHUB_API_URL,
             github_token=value(ENV_GITHUB_TOKEN),

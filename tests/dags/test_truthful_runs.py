@@ -197,3 +197,36 @@ def test_a_run_in_which_no_repository_could_be_synced_fails_whatever_the_toleran
     assert metadata["state"] == "failed" and metadata["repositories"]["ok"] == 0
     assert metadata["repositories"]["failed"] > 0
     assert any("502" in e for e in errors)
+
+
+@pytest.mark.parametrize(
+    ("dag_id", "first_task", "conf"),
+    [
+        ("github_full_sync", "list_repositories", {"owner": "acme", "repos": ["api", "acme/.."]}),
+        ("github_full_sync", "list_repositories", {"owner": "acme\n"}),
+        ("github_repo_sync", "resolve_repository", {"repository": "acme/.."}),
+    ],
+)
+def test_a_path_changing_or_newline_param_is_refused_at_trigger_before_any_request(
+    dagbag: Any, monkeypatch: pytest.MonkeyPatch, pg_database: str, dag_id: str, first_task: str,
+    conf: dict[str, Any],
+) -> None:  # fmt: skip
+    # The Param schema refuses these when the run is created (and Airflow checks the Params again
+    # when each task starts; the task's own check, github_sync.github.owners, is the last line).
+    # Before, "acme\n" and "acme/.." passed the schema, and ["acme/.."] listed the owner's repositories.
+    from airflow.sdk.exceptions import ParamValidationError
+
+    dag = dagbag.get_dag(dag_id)
+    (param,) = conf.keys() - {"owner"} or {"owner"}
+    with socket.socket() as github:
+        # GitHub is a socket that never answers: the kernel queues any connection, so a
+        # non-blocking accept afterwards tells whether the run sent anything.
+        github.bind(("127.0.0.1", 0))
+        github.listen()
+        github.setblocking(False)
+        wire(monkeypatch, f"http://127.0.0.1:{github.getsockname()[1]}", pg_database)
+        without_retry_delay(dag, first_task)
+        with pytest.raises(ParamValidationError, match=f"Invalid input for param {param}:"):
+            dag.test(run_conf=conf)
+        with pytest.raises(BlockingIOError):
+            github.accept()

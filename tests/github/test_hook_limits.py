@@ -214,6 +214,24 @@ def test_502_on_big_pages_shrinks_and_returns_everything(sim: Any, make_hook: An
     assert hook.stats.retries == 0
 
 
+@pytest.mark.parametrize("listing", ["commits", "issues"])
+def test_a_listing_that_works_only_at_the_floor_is_read_at_the_floor(
+    sim: Any, make_hook: Any, listing: str
+) -> None:
+    # GitHub builds these pages only at per_page <= 11: halving 12 to 6 (and giving up, below
+    # the floor of 10) lost the listing; 100 -> 50 -> 25 -> 12 -> 10 reads all of it.
+    name = big_repo_name(sim)
+    path = f"/repos/acme/{name}/{listing}"
+    params = {"state": "all"} if listing == "issues" else None
+    key = "id" if listing == "issues" else "sha"
+    expected = [i[key] for i in make_hook().paginate(path, params)]
+    sim.faults.max_page_size_before_502 = 11
+    hook = make_hook()
+    got = [i[key] for i in hook.paginate(path, params)]
+    assert got == expected
+    assert hook.stats.page_size_reductions == 4
+
+
 def test_502_at_the_floor_is_a_server_error(sim: Any, make_hook: Any) -> None:
     sim.faults.max_page_size_before_502 = 5
     hook = make_hook()

@@ -11,6 +11,7 @@ import pytest
 from github_sync.github.errors import PageTooLarge, PaginationLoopError
 from github_sync.github.pagination import (
     MAX_PER_PAGE,
+    MIN_PER_PAGE,
     follow_pages,
     page_number,
     parse_link_header,
@@ -91,6 +92,15 @@ def test_shrink_page_number_keeps_offset() -> None:
     # The first page can always shrink.
     new_url, size = shrink_page_url(f"{BASE}?per_page=25", 25)
     assert size == 12
+
+
+def test_shrink_sequence_ends_at_the_floor_not_above_it() -> None:
+    # 12 halves to 6, below the floor: it must go to the floor (10), not give up at 12.
+    url, sizes = f"{BASE}?per_page={MAX_PER_PAGE}", []
+    while (smaller := shrink_page_url(url, int(query_param(url, "per_page") or MAX_PER_PAGE))) is not None:
+        url, size = smaller
+        sizes.append(size)
+    assert sizes == [50, 25, 12, MIN_PER_PAGE]
 
 
 def test_shrink_stops_at_floor() -> None:

@@ -7,7 +7,8 @@ One connection serves the provider's ``GithubHook``/``GithubOperator`` and this 
 * or GitHub App auth in ``extra``, the provider's keys and types: ``app_id`` (int or str),
   ``installation_id`` (int; optional here, the installation is then found by owner),
   ``private_key`` (PEM) or ``key_path`` (a ``.pem`` file), ``token_permissions`` (optional);
-* ``host``: the API base URL (GitHub Enterprise ``https://{hostname}/api/v3``);
+* ``host``: the API base URL (GitHub Enterprise ``https://{hostname}/api/v3``), without
+  user info (``user:password@``: refused, it would redirect the token and show a password);
 * this project's tunables under one namespaced key, ``extra["github_sync"]``
   (:class:`HookOptions`), so they never collide with the provider's.
 
@@ -32,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from github_sync.config import GITHUB_CONN_OPTIONS_KEY as OPTIONS_KEY
 from github_sync.config import ConfigError
+from github_sync.github.session import normalize_base_url
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +143,9 @@ def read_connection(conn_id: str, conn: ConnectionLike) -> GitHubConnection:
         log.warning(
             "connection %r: extra %r is not used by github-sync (nor by the GitHub provider)", conn_id, key
         )
-    base_url = (conn.host or "").strip() or DEFAULT_BASE_URL
+    base_url = normalize_base_url(
+        (conn.host or "").strip() or DEFAULT_BASE_URL, source=f"connection {conn_id!r}: host"
+    )
     if conn.password:
         ignored = sorted(PROVIDER_APP_KEYS & set(extra))
         if ignored:

@@ -34,6 +34,7 @@ from typing import Any, Protocol
 import jwt
 import requests
 
+from github_sync.config import validate_api_base_url
 from github_sync.github.errors import CredentialError, GitHubServerError, GitHubTransportError
 from github_sync.github.http_cache import token_hash
 
@@ -215,7 +216,8 @@ class AppInstallationCredential:
         self.app_id = str(app_id)
         self.label = label
         self._private_key = private_key
-        self._base_url = base_url.rstrip("/")
+        # The JWT goes to this URL: refused with user info like every base URL (config's rule).
+        self._base_url = validate_api_base_url(f"{label}: base_url", base_url)
         self._send = send
         self._clock = clock
         self._installation_id = installation_id

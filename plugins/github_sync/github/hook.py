@@ -58,7 +58,7 @@ from github_sync.github.ratelimit import (
 )
 from github_sync.github.response import GitHubResponse
 from github_sync.github.retry import RetryPolicy
-from github_sync.github.session import ApiSession, build_session, normalize_base_url
+from github_sync.github.session import ApiSession, build_session, normalize_base_url, without_user_info
 from github_sync.github.stats import CountedSleep, HookStats, RequestCounters
 from github_sync.github.transport import Request, Transport
 
@@ -68,6 +68,8 @@ DEFAULT_MAX_IN_FLIGHT = 8
 # (connect, read) seconds: connecting is quick or broken; big listing pages can be slow.
 DEFAULT_TIMEOUT: tuple[float, float] = (10.0, 60.0)
 REDACTED = "***"
+# What a hook's own base_url argument is called in a refusal (it has no connection to name).
+EXPLICIT_BASE_URL_SOURCE = "GitHubHook(base_url=...)"
 
 
 def _param(value: Any) -> str:
@@ -199,20 +201,25 @@ class GitHubHook(BaseHook):
 
     def __repr__(self) -> str:
         # Never the token; the base URL only once known (repr must not fetch a connection).
-        return f"{type(self).__name__}(github_conn_id={self.github_conn_id!r}, base_url={self._base_url!r})"
+        base_url = None if self._base_url is None else without_user_info(self._base_url)
+        return f"{type(self).__name__}(github_conn_id={self.github_conn_id!r}, base_url={base_url!r})"
 
     def _configure(self) -> tuple[str, list[Credential]]:
         with self._config_lock:
             if self._base_url is None or self._credentials is None:
                 explicit = self._explicit_credentials or self._explicit_token
                 if self._explicit_base_url is not None and explicit:
-                    base_url = normalize_base_url(self._explicit_base_url)
+                    base_url = normalize_base_url(self._explicit_base_url, source=EXPLICIT_BASE_URL_SOURCE)
                     found = self._explicit_credentials or self._token_credential(base_url)
                 else:
                     main = self._connection or read_connection(
                         self.github_conn_id, self.get_connection(self.github_conn_id)
                     )
-                    base_url = normalize_base_url(self._explicit_base_url or main.base_url)
+                    base_url = (
+                        normalize_base_url(self._explicit_base_url, source=EXPLICIT_BASE_URL_SOURCE)
+                        if self._explicit_base_url is not None
+                        else main.base_url
+                    )
                     found = (
                         self._explicit_credentials
                         or self._token_credential(base_url)
@@ -232,7 +239,8 @@ class GitHubHook(BaseHook):
         found = [self._credential_of(main, base_url)]
         for conn_id in main.options.credentials:
             other = read_connection(conn_id, self.get_connection(conn_id))
-            if normalize_base_url(other.base_url) != normalize_base_url(main.base_url):
+            # Both normalised by read_connection.
+            if other.base_url != main.base_url:
                 raise ConfigError(
                     f"connection {conn_id!r} (listed in {self.github_conn_id!r}) is for {other.base_url},"
                     f" not {main.base_url}: credentials of one hook must be for one GitHub"

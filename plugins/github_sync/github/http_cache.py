@@ -31,6 +31,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from github_sync.github.lazy_connection import ConnectionFactory, LazyConnection
+from github_sync.github.session import without_user_info
 
 log = logging.getLogger(__name__)
 
@@ -202,7 +203,7 @@ class PostgresHttpCache:
         try:
             decoded = decode_body(body)
         except (OSError, ValueError):
-            log.warning("HTTP cache entry for %s is unreadable; ignoring it", url)
+            log.warning("HTTP cache entry for %s is unreadable; ignoring it", without_user_info(url))
             return None
         return CachedResponse(
             etag=etag, last_modified=last_modified, link=link, body=decoded, stored_at=stored_at

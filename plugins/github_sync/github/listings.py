@@ -17,6 +17,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
+from urllib.parse import quote
 
 from github_sync.github.pagination import MAX_PER_PAGE, page_number, per_page_of
 
@@ -26,6 +27,7 @@ __all__ = [
     "ISSUES_LISTING",
     "ISSUE_RESOURCE",
     "OPEN_PULLS_LISTING",
+    "REPOSITORY_RESOURCE",
     "TREE_RESOURCE",
     "GitHubClient",
     "ListingPage",
@@ -33,6 +35,7 @@ __all__ = [
     "count_listing",
     "first_page",
     "iter_listing",
+    "path_segment",
 ]
 
 log = logging.getLogger(__name__)
@@ -88,8 +91,18 @@ class RepositoryEndpoint:
     params: tuple[tuple[str, str], ...] = ()
 
     def path_for(self, full_name: str, **fields: object) -> str:
-        """The path for one repository (``fields`` fill the other placeholders, e.g. ``branch``)."""
-        return self.path.format(full_name=full_name, **fields)
+        """The path for one repository (``fields`` fill the other placeholders, e.g. ``branch``).
+
+        Each value is percent-encoded as a path segment, so no value can change the path:
+        ``owner`` and ``name`` of ``full_name`` wholly (a ``/`` or ``..`` in them would), the
+        other fields all but ``/`` (a branch ``feature/x`` is a ref with a slash, as GitHub
+        takes it; a ``#``, ``?`` or ``%`` in it must not end or escape the path).
+        """
+        owner, _, name = full_name.partition("/")
+        return self.path.format(
+            full_name=f"{path_segment(owner)}/{path_segment(name)}",
+            **{key: quote(str(value), safe="/") for key, value in fields.items()},
+        )
 
     @property
     def query(self) -> dict[str, str]:
@@ -97,6 +110,22 @@ class RepositoryEndpoint:
         return dict(self.params)
 
 
+def path_segment(value: str) -> str:
+    """``value`` percent-encoded as one path segment (``/``, ``?``, ``#`` and ``%`` included).
+
+    Raises:
+        ValueError: ``value`` is empty, ``.`` or ``..``: no encoding keeps those from changing
+            the path (``%2E`` is ``.`` to every URL normaliser).
+    """
+    if value in DOT_SEGMENTS:
+        raise ValueError(f"{value!r} is not a path segment of a GitHub API path")
+    return quote(value, safe="")
+
+
+# Values that would remove or climb a path segment instead of filling it.
+DOT_SEGMENTS = frozenset({"", ".", ".."})
+# The repository itself (GET /repos/{owner}/{repo}).
+REPOSITORY_RESOURCE = RepositoryEndpoint("/repos/{full_name}")
 # Issues *and* pull requests, most recently updated first: GitHub lists PRs among issues (with
 # pull_request.merged_at), so the pulls endpoint is not needed for them.
 ISSUES_LISTING = RepositoryEndpoint(
@@ -131,7 +160,8 @@ def iter_organisation_issues(client: GitHubClient, org: str, since: datetime) ->
     # Whole seconds in UTC, as GitHub's examples write ISO 8601 (YYYY-MM-DDTHH:MM:SSZ).
     stamp = since.astimezone(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
     return client.iter_pages(
-        ORGANISATION_ISSUES_PATH.format(org=org), {**dict(ORGANISATION_ISSUES_QUERY), "since": stamp}
+        ORGANISATION_ISSUES_PATH.format(org=path_segment(org)),
+        {**dict(ORGANISATION_ISSUES_QUERY), "since": stamp},
     )
 
 

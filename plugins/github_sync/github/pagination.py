@@ -112,9 +112,10 @@ def shrink_page_url(url: str, per_page: int, *, min_per_page: int = MIN_PER_PAGE
     """Rewrite a page URL to ask for the same first item with a smaller page size.
 
     Cursor URLs (``after=``/``before=``) keep their cursor and only get a smaller
-    ``per_page``. Page-number URLs must keep their offset ``(page - 1) * per_page``, so the
-    new size is the largest divisor of that offset between ``min_per_page`` and half the old
-    size, and the page number is recomputed.
+    ``per_page``. The new size is half the old one but at least ``min_per_page`` (so the
+    sequence from 100 is 50, 25, 12, then the floor 10). Page-number URLs must keep their
+    offset ``(page - 1) * per_page``, so their new size is the largest divisor of that offset
+    between ``min_per_page`` and that target, and the page number is recomputed.
 
     Args:
         url: the URL of the page that failed.
@@ -122,11 +123,14 @@ def shrink_page_url(url: str, per_page: int, *, min_per_page: int = MIN_PER_PAGE
         min_per_page: the floor.
 
     Returns:
-        ``(new_url, new_per_page)``, or ``None`` when the page cannot get smaller.
+        ``(new_url, new_per_page)``, or ``None`` when the page is already at the floor (or no
+        size between the floor and the target keeps a page-number offset).
     """
-    target = per_page // 2
-    if target < min_per_page:
+    if per_page <= min_per_page:
         return None
+    # Halve, but never below the floor: 12 goes to the floor (10), not to 6 and a give-up, so a
+    # listing that GitHub can build only at the floor's size is still read.
+    target = max(per_page // 2, min_per_page)
     has_cursor = any(query_param(url, name) is not None for name in CURSOR_PARAMS)
     page = page_number(url)
     if has_cursor or page is None or page <= 1:

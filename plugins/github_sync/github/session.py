@@ -12,13 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import requests
 from requests.adapters import HTTPAdapter
 from requests.auth import AuthBase
 
 from github_sync import __version__
+from github_sync.config import validate_api_base_url
 
 API_VERSION = "2022-11-28"
 MEDIA_TYPE = "application/vnd.github+json"
@@ -72,13 +73,33 @@ def origin_of(url: str) -> tuple[str, str]:
     return parts.scheme.lower(), parts.netloc.lower()
 
 
-def normalize_base_url(host: str) -> str:
-    """The API base URL from a connection's ``host``: a scheme added if missing, no trailing slash."""
+def normalize_base_url(host: str, *, source: str) -> str:
+    """The API base URL from a connection's ``host``: a scheme added if missing, no trailing slash.
+
+    Args:
+        host: the connection's ``host`` or a hook's ``base_url``.
+        source: what ``host`` is, for the message (``connection 'github_default': host``).
+
+    Raises:
+        ConfigError: not an http(s) URL, or it carries user info (never echoed).
+    """
     host = host.strip()
     if "://" not in host:
         # The provider's form asks for "https://{hostname}/api/v3", but people type bare hosts.
         host = f"https://{host}"
-    return host.rstrip("/")
+    return validate_api_base_url(source, host)
+
+
+def without_user_info(url: str) -> str:
+    """``url`` with any ``user:password@`` removed from its host, for reprs and log lines.
+
+    Base URLs with user info are refused where they enter; this is the second line for URLs
+    that come from elsewhere (a ``Link`` or ``Location`` from a server).
+    """
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
 def build_session(base_url: str, *, max_connections: int) -> ApiSession:

@@ -66,7 +66,7 @@ from github_sync.github.ratelimit import (
 )
 from github_sync.github.response import GitHubResponse, decode_content, moved_to
 from github_sync.github.retry import PAGE_TOO_LARGE_STATUSES, RETRYABLE_STATUSES, RetryPolicy
-from github_sync.github.session import ApiAuth, ApiSession
+from github_sync.github.session import ApiAuth, ApiSession, without_user_info
 from github_sync.github.stats import RequestCounters
 
 log = logging.getLogger(__name__)
@@ -299,7 +299,7 @@ class Transport:
             raw=raw, body=body, rate_limit=rate_limit, resource=resource, key=key, credential=credential
         )
         outcome = classify(raw.status_code, raw.headers, body)
-        log.debug("GET %s -> %d", request.url, raw.status_code)
+        log.debug("GET %s -> %d", without_user_info(request.url), raw.status_code)
         self._count(outcome)
         return self._interpret(request, answer, outcome, conditional.for_key(key), state)
 
@@ -320,7 +320,7 @@ class Transport:
     ) -> requests.Response:
         try:
             with self._slots:
-                log.debug("GET %s", request.url)
+                log.debug("GET %s", without_user_info(request.url))
                 # Not streamed: the body is read inside the slot, and a broken body raises here.
                 return session.get(
                     request.url,
@@ -457,7 +457,7 @@ class Transport:
             )
         location = moved_to(raw)
         if location is not None:
-            log.info("GET %s moved permanently to %s", request.path, location)
+            log.info("GET %s moved permanently to %s", request.path, without_user_info(location))
         return GitHubResponse(
             status=raw.status_code,
             url=request.url,

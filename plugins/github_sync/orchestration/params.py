@@ -16,9 +16,13 @@ from airflow.sdk import Param
 
 from github_sync.config import DEMO_OWNER, ENV_GITHUB_OWNER
 from github_sync.github.owners import (
+    ALLOW_LIST_ENTRY_PATTERN,
+    MAX_ALLOW_LIST,
+    MAX_ALLOW_LIST_ENTRY_LENGTH,
+    MAX_FULL_NAME_LENGTH,
+    MAX_LOGIN_LENGTH,
     MAX_OWNERS,
     OWNER_PATTERN,
-    REPOSITORY_NAME_PATTERN,
     REPOSITORY_PATTERN,
     OwnerError,
     parse_owner_list,
@@ -28,11 +32,6 @@ from github_sync.sync.repository import DEFAULT_COMMITS_SINCE_DAYS
 
 log = logging.getLogger(__name__)
 
-# An allow-list longer than this is better written as separate owners or runs.
-MAX_ALLOW_LIST = 1000
-# An allow-list entry is a repository name, or owner/name when syncing several owners:
-# the owners module's two rules, composed (its patterns are anchored with ^...$).
-ALLOW_LIST_ENTRY_PATTERN = f"^({OWNER_PATTERN.strip('^$')}/)?{REPOSITORY_NAME_PATTERN.strip('^$')}$"
 # Ten years: beyond that a commit window is a mistake rather than a choice.
 MAX_COMMITS_SINCE_DAYS = 3650
 # The form's example for the single-repository sync.
@@ -62,7 +61,7 @@ def sync_params() -> dict[str, Param]:
             # No minItems: Airflow validates a scheduled DAG's defaults at parse time, and an
             # empty default (GITHUB_OWNER unset or malformed) must fail the run with the
             # reason, not hide the DAG behind an import error.
-            items={"type": "string", "pattern": OWNER_PATTERN},
+            items={"type": "string", "pattern": OWNER_PATTERN, "maxLength": MAX_LOGIN_LENGTH},
             maxItems=MAX_OWNERS,
             title="GitHub owners",
             description="Organisations and users whose repositories are synced, one per line. "
@@ -72,13 +71,18 @@ def sync_params() -> dict[str, Param]:
             None,
             type=["null", "string"],
             pattern=OWNER_PATTERN,
+            maxLength=MAX_LOGIN_LENGTH,
             title="One owner (shorthand)",
             description="Sync only this organisation or user; overrides 'GitHub owners' when set.",
         ),
         "repos": Param(
             [],
             type=["null", "array"],
-            items={"type": "string", "pattern": ALLOW_LIST_ENTRY_PATTERN},
+            items={
+                "type": "string",
+                "pattern": ALLOW_LIST_ENTRY_PATTERN,
+                "maxLength": MAX_ALLOW_LIST_ENTRY_LENGTH,
+            },
             maxItems=MAX_ALLOW_LIST,
             title="Only these repositories",
             description="Optional allow-list, one per line: name, or owner/name when syncing several owners. "
@@ -122,6 +126,7 @@ def repository_params() -> dict[str, Param]:
             EXAMPLE_REPOSITORY,
             type="string",
             pattern=REPOSITORY_PATTERN,
+            maxLength=MAX_FULL_NAME_LENGTH,
             title="Repository",
             description="The repository to sync, as owner/name.",
         ),

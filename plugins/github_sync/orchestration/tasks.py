@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 
 from github_sync.config import auto_migrate_enabled, pool_slots
-from github_sync.github.owners import check_repository, resolve_owners
+from github_sync.github.listings import REPOSITORY_RESOURCE
+from github_sync.github.owners import check_allow_list, check_repository, resolve_owners
 from github_sync.orchestration.run_guard import (
     SUMMARY_STAGE,
     TARGETS_STAGE,
@@ -98,7 +99,9 @@ class TargetParams:
 
     owner: object
     owners: object
-    repos: Sequence[str]
+    # As given: checked by check_allow_list in _discover, after the schema exists (so its
+    # failure is recorded), because a run's conf can come from the REST API unchecked.
+    repos: object
     include_archived: bool
 
     @classmethod
@@ -106,7 +109,7 @@ class TargetParams:
         return cls(
             owner=params.get("owner"),
             owners=params.get("owners"),
-            repos=list(params.get("repos") or []),
+            repos=params.get("repos"),
             include_archived=bool(params["include_archived"]),
         )
 
@@ -117,9 +120,10 @@ def _discover(task: TaskResources, *, mode: str, params: TargetParams) -> list[D
     # The schema first, so that even a bad Param's failure reaches import_logs on a fresh database.
     prepare_target_database(conn)
     owners = resolve_owners(params.owner, params.owners)
+    allow = check_allow_list(params.repos, source="Param 'repos'")
     label_rules_from_variable()  # validated before anything is written
     discoveries = discover_owners(
-        hook, conn, owners=owners, allow=list(params.repos), include_archived=params.include_archived,
+        hook, conn, owners=owners, allow=allow, include_archived=params.include_archived,
         as_of=run.as_of,
     )  # fmt: skip
     targets = [target for discovery in discoveries for target in discovery.targets]
@@ -206,9 +210,9 @@ def resolve_repository(context: Context) -> list[dict[str, Any]]:
         run, hook, conn = task.run, task.hook, task.conn
         prepare_target_database(conn)
         repository = context["params"]["repository"]
-        owner, _ = check_repository(repository, source="Param 'repository'")
+        owner, name = check_repository(repository, source="Param 'repository'")
         label_rules_from_variable()
-        repo = hook.get(f"/repos/{repository}").json
+        repo = hook.get(REPOSITORY_RESOURCE.path_for(f"{owner}/{name}")).json
         with conn.cursor() as cursor:
             project_id, _ = upsert_project(cursor, normalize_repository(repo))
             rescored = rescore_open_bugs(cursor, as_of=run.as_of, project_ids=[project_id])
