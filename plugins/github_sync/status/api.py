@@ -30,6 +30,7 @@ from typing import Any
 
 import psycopg
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi import Path as PathParameter
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -62,7 +63,14 @@ DEFAULT_HISTORY_LIMIT = 25
 MAX_HISTORY_LIMIT = 500
 DEFAULT_REPOSITORY_LIMIT = 10
 MAX_REPOSITORY_LIMIT = 100
+# A run every minute for 19 years is 10 million rows: no history page starts further in,
+# and the bound keeps the value far inside PostgreSQL's bigint (a 20-digit offset was a 500).
+MAX_HISTORY_OFFSET = 10_000_000
+# Airflow's own limit on a run_id (airflow.models.base.ID_LEN): a longer one is no run.
+MAX_RUN_ID_CHARS = 250
 OPENAPI_PATH = "/openapi.json"
+# Any characters but NUL, which PostgreSQL text cannot hold (a NUL in the path was a 500).
+RUN_ID_PATTERN = "^[^\\x00]*$"
 RUN_STATES = ("success", "failed")
 # The vendored library never changes under its versioned name; our own files may.
 VENDOR_CACHE_CONTROL = "private, max-age=86400"
@@ -285,7 +293,7 @@ def create_app(
     @app.get("/api/history", responses=DATABASE_ERRORS)
     def history(
         limit: int = Query(DEFAULT_HISTORY_LIMIT, ge=1, le=MAX_HISTORY_LIMIT),
-        offset: int = Query(0, ge=0),
+        offset: int = Query(0, ge=0, le=MAX_HISTORY_OFFSET),
         mode: str | None = Query(None),
         state: str | None = Query(None),
         owner: str | None = Depends(owner_filter),
@@ -301,7 +309,14 @@ def create_app(
             )
 
     @app.get("/api/runs/{dag_id}/{run_id:path}", responses={**NOT_FOUND, **DATABASE_ERRORS})
-    def run(dag_id: str, run_id: str) -> RunDetail:
+    def run(
+        dag_id: str,
+        run_id: str = PathParameter(
+            max_length=MAX_RUN_ID_CHARS,
+            pattern=RUN_ID_PATTERN,
+            description="The Airflow run id (no NUL character: PostgreSQL text cannot hold one).",
+        ),
+    ) -> RunDetail:
         """One run with every repository's outcome (run ids contain ``:`` and ``+``, hence ``:path``).
 
         ``dag_id`` is one of the sync DAGs (404 otherwise, checked with the caller's access).
