@@ -29,6 +29,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from airflow.api_fastapi.app import get_auth_manager
+from airflow.api_fastapi.auth.managers.base_auth_manager import ResourceMethod
 from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity, DagDetails
 from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_dag
 from airflow.models.dag import DagModel
@@ -44,7 +45,7 @@ log = logging.getLogger(__name__)
 
 # The DAG entity every status route shows: records of the sync DAGs' runs.
 RUN_ENTITY = DagAccessEntity.RUN
-READ = "GET"
+READ: ResourceMethod = "GET"
 # Airflow's own limit on a dag_id (airflow.models.base.ID_LEN); a longer one is not a DAG.
 DAG_ID_ECHO_CHARS = 250
 FORBIDDEN = "Forbidden: needs read access to the runs of the github-sync DAGs"
