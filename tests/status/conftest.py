@@ -1,4 +1,4 @@
-"""Fixtures of the status tests: Airflow's real api-server app with the plugin, and a token.
+"""Fixtures of the status tests: Airflow's real api-server app with the plugin, tokens, a real port.
 
 The app is Airflow's own ``create_app("core")``: it loads the plugin from the plugins
 folder (as the api-server does), mounts the status app under ``/github-sync`` and wires
@@ -9,31 +9,70 @@ Nothing here may bypass the auth manager: clients authenticate as the api-server
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from typing import Any
 
 import psycopg
 import pytest
+import uvicorn
 from psycopg.rows import TupleRow
 
+from tests.polling import wait_until
 from tests.status.seed import Seeded, clear_run_tables, seed_history, seed_owners
+
+# The class path only: importing the module would import Airflow before tests/conftest.py
+# has set its environment.
+DAG_SCOPED_AUTH_MANAGER = "tests.status.dag_scoped_auth_manager.DagScopedAuthManager"
+SERVER_START_TIMEOUT_S = 30
+SERVER_STOP_TIMEOUT_S = 10
 
 
 @pytest.fixture(scope="session")
 def airflow_app(airflow_db: None) -> Any:
-    """Airflow's api-server app (core API, UI routes, plugins), built once."""
+    """Airflow's api-server app (core API, UI routes, plugins), built once.
+
+    Its auth manager is :class:`~tests.status.dag_scoped_auth_manager.DagScopedAuthManager`
+    (SimpleAuthManager that can deny the sync DAGs to named users), configured only while
+    the app is built so other Airflow processes of the session keep the default.
+    """
     from airflow.api_fastapi.app import create_app
 
-    return create_app("core")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AIRFLOW__CORE__AUTH_MANAGER", DAG_SCOPED_AUTH_MANAGER)
+        return create_app("core")
+
+
+def user_token(username: str, role: str) -> str:
+    """A JWT of a SimpleAuthManager user, issued by the auth manager the app uses."""
+    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+
+    return get_auth_manager().generate_jwt(SimpleAuthManagerUser(username=username, role=role))
 
 
 @pytest.fixture(scope="session")
 def admin_token(airflow_app: Any) -> str:
     """A JWT of the admin user, issued by the auth manager the app uses."""
-    from airflow.api_fastapi.app import get_auth_manager
-    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+    return user_token("admin", "ADMIN")
 
-    return get_auth_manager().generate_jwt(SimpleAuthManagerUser(username="admin", role="ADMIN"))
+
+@pytest.fixture
+def served_app(airflow_app: Any, status_env: str) -> Iterator[str]:
+    """Airflow's app on a real port (uvicorn in a thread); yields its base URL."""
+    config = uvicorn.Config(airflow_app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="uvicorn-status", daemon=True)
+    thread.start()
+    wait_until(lambda: server.started or not thread.is_alive(), timeout=SERVER_START_TIMEOUT_S,
+               message="uvicorn did not start")  # fmt: skip
+    assert server.started, "uvicorn stopped while starting"
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(SERVER_STOP_TIMEOUT_S)
 
 
 @pytest.fixture

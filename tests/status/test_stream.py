@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import psycopg
 import pytest
-import uvicorn
 
 from github_sim import Simulator, SimulatorConfig
 from github_sync.status.stream import RECONNECT_MS
@@ -23,29 +21,10 @@ from tests.dags.conftest import connect_airflow_to
 from tests.polling import wait_until
 from tests.status.seed import clear_run_tables
 
-SERVER_START_TIMEOUT_S = 30
 STREAM_OPEN_TIMEOUT_S = 15
 STREAM_CLOSE_TIMEOUT_S = 10
 # Enough latency that the 12 repositories take several poll intervals.
 SIMULATOR_LATENCY_MS = 40
-
-
-@pytest.fixture
-def served_app(airflow_app: Any, status_env: str) -> Iterator[str]:
-    """Airflow's app on a real port (uvicorn in a thread); yields its base URL."""
-    config = uvicorn.Config(airflow_app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="uvicorn-status", daemon=True)
-    thread.start()
-    wait_until(lambda: server.started or not thread.is_alive(), timeout=SERVER_START_TIMEOUT_S,
-               message="uvicorn did not start")  # fmt: skip
-    assert server.started, "uvicorn stopped while starting"
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 class StreamConsumer(threading.Thread):

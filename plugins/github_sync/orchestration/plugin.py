@@ -1,7 +1,8 @@
 """The github-sync Airflow plugin: the status API and dashboard, and their entry in the UI.
 
 * ``fastapi_apps``: the status app (:mod:`github_sync.status.api`) is mounted by the
-  api-server under ``/github-sync``; every route requires an authenticated Airflow user.
+  api-server under ``/github-sync``; every route requires an authenticated Airflow user
+  whom the auth manager lets read the sync DAGs' runs (:mod:`github_sync.status.access`).
 * ``external_views``: a top-level navigation entry; the Airflow UI shows the dashboard
   in its plugin frame at ``/plugin/github-sync`` (same origin, so the session cookie
   authenticates the page).

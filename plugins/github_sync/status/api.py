@@ -1,11 +1,13 @@
 """The status API and dashboard: a FastAPI app mounted by the plugin under ``/github-sync``.
 
-Every route, the page and its static files included, depends on Airflow's
-``requires_authenticated()``: a request needs Airflow's JWT, either as
-``Authorization: Bearer`` (API clients) or as the ``_token`` cookie the Airflow UI sets at
-login (the browser loading the page, its scripts, ``fetch`` and ``EventSource`` calls,
-all same-origin). A browser opening the page without a session is sent to Airflow's
-login page instead of seeing a bare 401.
+Every route, the page, its static files and ``/github-sync/openapi.json`` included, depends
+on :func:`github_sync.status.access.requires_sync_dag_access`: a request needs Airflow's
+JWT, either as ``Authorization: Bearer`` (API clients) or as the ``_token`` cookie the
+Airflow UI sets at login (the browser loading the page, its scripts, ``fetch`` and
+``EventSource`` calls, all same-origin), and the auth manager's read access to the runs of
+the sync DAGs the route shows (403 otherwise). A browser opening the page without a
+session is sent to Airflow's login page instead of seeing a bare 401. FastAPI's own schema
+route would not get the app's dependencies, so it is disabled and served as a normal route.
 
 Owns the routes: their parameters and validation, their response models
 (:mod:`github_sync.status.responses`, so ``/github-sync/openapi.json`` documents every
@@ -28,6 +30,7 @@ from typing import Any
 
 import psycopg
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi import Path as PathParameter
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -60,6 +63,14 @@ DEFAULT_HISTORY_LIMIT = 25
 MAX_HISTORY_LIMIT = 500
 DEFAULT_REPOSITORY_LIMIT = 10
 MAX_REPOSITORY_LIMIT = 100
+# A run every minute for 19 years is 10 million rows: no history page starts further in,
+# and the bound keeps the value far inside PostgreSQL's bigint (a 20-digit offset was a 500).
+MAX_HISTORY_OFFSET = 10_000_000
+# Airflow's own limit on a run_id (airflow.models.base.ID_LEN): a longer one is no run.
+MAX_RUN_ID_CHARS = 250
+OPENAPI_PATH = "/openapi.json"
+# Any characters but NUL, which PostgreSQL text cannot hold (a NUL in the path was a 500).
+RUN_ID_PATTERN = "^[^\\x00]*$"
 RUN_STATES = ("success", "failed")
 # The vendored library never changes under its versioned name; our own files may.
 VENDOR_CACHE_CONTROL = "private, max-age=86400"
@@ -145,9 +156,9 @@ class StreamRegistry:
 def _default_auth_dependency() -> Callable[..., Any]:
     # Imported lazily: the plugin module is imported by every Airflow component, the
     # api-server's security module only matters where the app is served.
-    from airflow.api_fastapi.core_api.security import requires_authenticated
+    from github_sync.status.access import requires_sync_dag_access
 
-    return requires_authenticated()
+    return requires_sync_dag_access()
 
 
 def _login_redirect(request: Request) -> Response | None:
@@ -175,7 +186,8 @@ def create_app(
         database: how to reach the target database; defaults to the ``github_sync_db``
             connection (falling back to ``GITHUB_SYNC_DATABASE_URL``).
         auth_dependency: the dependency guarding every route; defaults to Airflow's
-            ``requires_authenticated()``.
+            authentication plus read access to the sync DAGs' runs
+            (:func:`github_sync.status.access.requires_sync_dag_access`).
         poll_interval_s: how often the event stream reads the run tables.
         heartbeat_s: longest silence on the event stream before a heartbeat comment.
 
@@ -191,6 +203,9 @@ def create_app(
         # Airflow's own /docs covers its API; this app's schema stays at /github-sync/openapi.json.
         docs_url=None,
         redoc_url=None,
+        # FastAPI's schema route ignores the app's dependencies (it answered without login):
+        # off, and served below as an ordinary, guarded route.
+        openapi_url=None,
     )
     app.state.streams = StreamRegistry()
     app.state.database = provider
@@ -215,8 +230,12 @@ def create_app(
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         wants_page = request.url.path.rstrip("/") == request.scope.get("root_path", "").rstrip("/")
+        # A user the auth manager refuses the sync DAGs is logged in already: sending them
+        # to the login page would bring them straight back here (a redirect loop).
+        refused_access = getattr(exc, "refused_access", False)
         if (
             exc.status_code in UNAUTHORIZED_STATUSES
+            and not refused_access
             and wants_page
             and "text/html" in request.headers.get("accept", "")
         ):
@@ -224,6 +243,16 @@ def create_app(
             if redirect is not None:
                 return redirect
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.get(OPENAPI_PATH, include_in_schema=False)
+    def openapi(request: Request) -> JSONResponse:
+        # As FastAPI's own schema route: the paths are relative to the mount point, so the
+        # mount point (and any Airflow base_url prefix) is the document's server.
+        schema = app.openapi()
+        root_path = request.scope.get("root_path", "").rstrip("/")
+        if root_path and root_path not in {server.get("url") for server in schema.get("servers", [])}:
+            schema = {**schema, "servers": [{"url": root_path}, *schema.get("servers", [])]}
+        return JSONResponse(schema)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def dashboard(request: Request) -> HTMLResponse:
@@ -264,7 +293,7 @@ def create_app(
     @app.get("/api/history", responses=DATABASE_ERRORS)
     def history(
         limit: int = Query(DEFAULT_HISTORY_LIMIT, ge=1, le=MAX_HISTORY_LIMIT),
-        offset: int = Query(0, ge=0),
+        offset: int = Query(0, ge=0, le=MAX_HISTORY_OFFSET),
         mode: str | None = Query(None),
         state: str | None = Query(None),
         owner: str | None = Depends(owner_filter),
@@ -280,8 +309,18 @@ def create_app(
             )
 
     @app.get("/api/runs/{dag_id}/{run_id:path}", responses={**NOT_FOUND, **DATABASE_ERRORS})
-    def run(dag_id: str, run_id: str) -> RunDetail:
-        """One run with every repository's outcome (run ids contain ``:`` and ``+``, hence ``:path``)."""
+    def run(
+        dag_id: str,
+        run_id: str = PathParameter(
+            max_length=MAX_RUN_ID_CHARS,
+            pattern=RUN_ID_PATTERN,
+            description="The Airflow run id (no NUL character: PostgreSQL text cannot hold one).",
+        ),
+    ) -> RunDetail:
+        """One run with every repository's outcome (run ids contain ``:`` and ``+``, hence ``:path``).
+
+        ``dag_id`` is one of the sync DAGs (404 otherwise, checked with the caller's access).
+        """
         with connection() as conn:
             detail = finished_runs.run_detail(conn, dag_id, run_id)
         if detail is None:
