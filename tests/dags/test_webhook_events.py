@@ -32,7 +32,7 @@ from github_sync.webhooks.relay.store import DeliveryStore
 from tests.dags.conftest import connect_airflow_to
 from tests.polling import wait_until
 from tests.webhooks.airflow_stub import AirflowStub
-from tests.webhooks.helpers import SAMPLES, body_of, fast_forwarder, headers, relay_settings
+from tests.webhooks.helpers import ADMIN, SAMPLES, body_of, fast_forwarder, headers, relay_settings
 
 WEBHOOK = "/webhooks/github"
 # Generous: forwarding takes well under a second once no run is in flight.
@@ -137,7 +137,7 @@ def test_every_sample_through_relay_and_dag(
     body = (github_samples / "webhooks/issues/edited.payload.json").read_bytes()
     # A redelivery: no new row, so nothing waits to be forwarded and no new run can follow.
     post(client, "issues", body, ids[6], expect="duplicate")
-    relay = client.get("/stats").json()
+    relay = client.get("/stats", headers=ADMIN).json()
     assert relay["requests"]["duplicates"] == 1, relay
     assert (relay["deliveries"]["pending_unassigned"], relay["deliveries"]["pending_assigned"]) == (0, 0), (
         relay

@@ -17,6 +17,9 @@ from github_sync.webhooks.relay.store import DeliveryStore
 from tests.webhooks.airflow_stub import PASSWORD, USERNAME
 
 SECRET = "relay-test-secret-Zq9"
+ADMIN_TOKEN = "relay-admin-token-for-tests-0001"
+# The headers of a request to the relay's admin routes (/stats, /openapi.json).
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 # (event, sample path relative to webhooks/), in the order a test posts them.
 SAMPLES: list[tuple[str, str]] = [
     ("ping", "ping/payload.json"),
@@ -63,6 +66,7 @@ def relay_settings(database_url: str, airflow_url: str, **overrides: Any) -> Rel
         "airflow_username": USERNAME,
         "airflow_password": PASSWORD,
         "coalesce_seconds": 0.3,
+        "admin_token": ADMIN_TOKEN,
     }
     values.update(overrides)
     # By field name and without reading os.environ: a test's settings are exactly these.

@@ -19,6 +19,7 @@ from github_sync.webhooks.relay.store import DeliveryStore
 from tests.polling import wait_until
 from tests.webhooks.airflow_stub import AirflowStub
 from tests.webhooks.helpers import (
+    ADMIN,
     SECRET,
     all_sample_files,
     body_of,
@@ -193,7 +194,7 @@ def test_redelivery_is_a_no_op(
     assert again.json()["status"] == "duplicate"
     assert len(delivery_rows(pg_conn)) == 1
     assert list(airflow_stub.runs.values()) == [["72d3162e-cc78-11e3-81ab-4c9367dc0958"]]
-    assert client.get("/healthz").json()["counts"]["duplicates"] == 1
+    assert client.get("/stats", headers=ADMIN).json()["requests"]["duplicates"] == 1
 
 
 def test_unsupported_events_are_acknowledged_stored_ignored_and_counted(
@@ -206,7 +207,7 @@ def test_unsupported_events_are_acknowledged_stored_ignored_and_counted(
     assert forwarder_of(client).forward_pending() is True
     assert {r[3] for r in delivery_rows(pg_conn)} == {"ignored"}
     assert airflow_stub.runs == {}
-    stats = client.get("/stats").json()
+    stats = client.get("/stats", headers=ADMIN).json()
     assert stats["deliveries"]["ignored_by_event"] == {"star": 2, "workflow_run": 1}
     assert stats["requests"]["ignored_by_event"] == {"star": 2, "workflow_run": 1}
     health = client.get("/healthz")

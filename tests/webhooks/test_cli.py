@@ -17,7 +17,7 @@ import pytest
 
 from tests.polling import wait_until
 from tests.webhooks.airflow_stub import PASSWORD, USERNAME, AirflowStub, free_port
-from tests.webhooks.helpers import SECRET, headers
+from tests.webhooks.helpers import ADMIN, ADMIN_TOKEN, SECRET, headers
 
 RELAY_BIN = str(Path(sys.executable).with_name("github-sync-relay"))
 STARTUP_TIMEOUT = 30.0
@@ -35,17 +35,18 @@ def relay_env(database_url: str, airflow_url: str, port: int) -> dict[str, str]:
             "GITHUB_SYNC_RELAY_HOST": "127.0.0.1",
             "GITHUB_SYNC_RELAY_PORT": str(port),
             "GITHUB_SYNC_RELAY_COALESCE_SECONDS": "0.2",
+            "GITHUB_SYNC_RELAY_ADMIN_TOKEN": ADMIN_TOKEN,
         }
     )
     return env
 
 
 def start_relay(env: dict[str, str], log_path: Path, processes: list[subprocess.Popen[bytes]]) -> None:
-    """Start the relay (added to ``processes``, which the fixture kills) and wait until it is healthy."""
+    """Start the relay (added to ``processes``, which the fixture kills) and wait until it accepts deliveries."""
     log = log_path.open("ab")
     process = subprocess.Popen([RELAY_BIN], env=env, stdout=log, stderr=subprocess.STDOUT)
     processes.append(process)
-    url = f"http://127.0.0.1:{env['GITHUB_SYNC_RELAY_PORT']}/healthz"
+    url = f"http://127.0.0.1:{env['GITHUB_SYNC_RELAY_PORT']}/readyz"
 
     def healthy() -> bool:
         if process.poll() is not None:
@@ -55,7 +56,7 @@ def start_relay(env: dict[str, str], log_path: Path, processes: list[subprocess.
         except httpx.HTTPError:
             return False
 
-    wait_until(healthy, timeout=STARTUP_TIMEOUT, interval=0.1, message="relay healthy")
+    wait_until(healthy, timeout=STARTUP_TIMEOUT, interval=0.1, message="relay ready")
 
 
 @pytest.fixture
@@ -140,7 +141,7 @@ def test_restart_with_pending_deliveries_forwards_them(
     per_id = Counter(i for run_ids in airflow_stub.runs.values() for i in run_ids)
     assert set(per_id) == set(ids) and set(per_id.values()) == {1}
     assert first_runs <= set(airflow_stub.runs), "the batch assigned before the crash kept its run id"
-    stats = httpx.get(f"http://127.0.0.1:{port}/stats").json()
+    stats = httpx.get(f"http://127.0.0.1:{port}/stats", headers=ADMIN).json()
     assert stats["deliveries"]["by_status"] == {"forwarded": 15}
     processes[1].send_signal(signal.SIGTERM)
     # uvicorn shuts down gracefully, then re-raises the signal (exit status -15).

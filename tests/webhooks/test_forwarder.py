@@ -63,7 +63,7 @@ def test_airflow_outage_then_recovery_forwards_each_delivery_exactly_once(
             lambda: forwarder.stats.failed_attempts >= 3, message="failed attempts while Airflow is down"
         )
         assert status_counts(pg_conn) == {"pending": 100}
-        assert "unreachable" in client.get("/healthz").json()["airflow_last_error"]
+        assert "unreachable" in client.get("/healthz").json()["last_error"]
 
         # Airflow comes back, but answers 503 twice and then creates a run without answering in time.
         airflow_stub.faults.extend(["503", "503", "timeout"])
@@ -246,8 +246,10 @@ def test_runs_are_capped_at_max_ids(
         airflow_stub.start()
         wait_until(lambda: status_counts(pg_conn) == {"forwarded": 20}, message="forwarded")
     # Leading edge: the first delivery was assigned at once (and retried while Airflow was
-    # down); the 19 behind it are the outage's backlog, sent 7 ids per run.
-    assert [len(v) for v in airflow_stub.runs.values()] == [1, 7, 7, 5]
+    # down), with whatever arrived before the forwarder read it (usually nothing, sometimes
+    # the next one); the rest are the outage's backlog, sent 7 ids per run.
+    sizes = [len(v) for v in airflow_stub.runs.values()]
+    assert max(sizes) == 7 and sum(sizes) == 20 and len(sizes) == 4, sizes
 
 
 def test_expired_token_is_renewed(
@@ -279,7 +281,7 @@ def test_a_permanently_rejected_batch_does_not_block_the_next(
 
     class Refusing(AirflowClient):
         def trigger(self, batch: ForwardBatch) -> TriggerOutcome:
-            raise RejectedError("Airflow answered 422: invalid conf")
+            raise RejectedError("Airflow answered 422: invalid conf", summary="Airflow answered 422")
 
     body = (github_samples / "webhooks/ping/payload.json").read_bytes()
     pg_conn.execute(

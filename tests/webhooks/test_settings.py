@@ -76,13 +76,36 @@ def test_defaults_and_values_as_given() -> None:
     assert settings.airflow_api_url == "http://airflow:8080"
     assert (settings.airflow_username, settings.airflow_password_value()) == ("relay", " pass word ")
     assert (settings.host, settings.port, settings.coalesce_seconds, settings.max_ids_per_run) == (
-        "0.0.0.0",
+        "127.0.0.1",  # loopback unless exposing the relay is asked for
         9000,
         0.0,
         10_000,
     )
+    assert (settings.header_timeout_seconds, settings.body_timeout_seconds, settings.idle_timeout_seconds) == (
+        10.0,
+        10.0,
+        5,
+    )
+    assert (settings.max_concurrency, settings.admin_token) == (100, None)
     for secret in (SECRET_VALUE, "pass word", DB_PASSWORD):
         assert secret not in repr(settings)
+
+
+def test_limits_and_admin_token_as_given() -> None:
+    token = "an-admin-token-of-32-characters!"
+    settings = RelaySettings.from_env(
+        {
+            **REQUIRED,
+            "GITHUB_SYNC_RELAY_HEADER_TIMEOUT_SECONDS": "2.5",
+            "GITHUB_SYNC_RELAY_BODY_TIMEOUT_SECONDS": "30",
+            "GITHUB_SYNC_RELAY_IDLE_TIMEOUT_SECONDS": "7",
+            "GITHUB_SYNC_RELAY_MAX_CONCURRENCY": "12",
+            "GITHUB_SYNC_RELAY_ADMIN_TOKEN": token,
+        }
+    )
+    assert (settings.header_timeout_seconds, settings.body_timeout_seconds) == (2.5, 30.0)
+    assert (settings.idle_timeout_seconds, settings.max_concurrency) == (7, 12)
+    assert settings.admin_token_value() == token and token not in repr(settings)
 
 
 @pytest.mark.parametrize(
@@ -100,6 +123,11 @@ def test_defaults_and_values_as_given() -> None:
         ("GITHUB_SYNC_RELAY_COALESCE_SECONDS", "61", "GITHUB_SYNC_RELAY_COALESCE_SECONDS must be a number of seconds between 0 and 60"),
         ("GITHUB_SYNC_RELAY_COALESCE_SECONDS", "nan", "GITHUB_SYNC_RELAY_COALESCE_SECONDS must be"),
         ("GITHUB_SYNC_RELAY_MAX_IDS_PER_RUN", "1.5", "GITHUB_SYNC_RELAY_MAX_IDS_PER_RUN must be an integer between 1 and 10000"),
+        ("GITHUB_SYNC_RELAY_HEADER_TIMEOUT_SECONDS", "0", "GITHUB_SYNC_RELAY_HEADER_TIMEOUT_SECONDS must be a number of seconds above 0 and at most 120"),
+        ("GITHUB_SYNC_RELAY_BODY_TIMEOUT_SECONDS", "inf", "GITHUB_SYNC_RELAY_BODY_TIMEOUT_SECONDS must be a number of seconds"),
+        ("GITHUB_SYNC_RELAY_IDLE_TIMEOUT_SECONDS", "2.5", "GITHUB_SYNC_RELAY_IDLE_TIMEOUT_SECONDS must be a whole number of seconds between 1 and 300"),
+        ("GITHUB_SYNC_RELAY_MAX_CONCURRENCY", "0", "GITHUB_SYNC_RELAY_MAX_CONCURRENCY must be an integer between 1 and 10000"),
+        ("GITHUB_SYNC_RELAY_ADMIN_TOKEN", "short-secret-15", "GITHUB_SYNC_RELAY_ADMIN_TOKEN must be at least 16 characters"),
         ("AIRFLOW_API_USERNAME", "relay", "AIRFLOW_API_USERNAME and AIRFLOW_API_PASSWORD must be set together"),
         ("AIRFLOW_API_PASSWORD", SECRET_VALUE, "AIRFLOW_API_USERNAME and AIRFLOW_API_PASSWORD must be set together"),
     ],

@@ -52,7 +52,15 @@ ERROR_BODY_EXCERPT = 300
 
 
 class ForwardError(RuntimeError):
-    """Airflow could not be reached or did not accept the run yet; the batch is retried."""
+    """Airflow could not be reached or did not accept the run yet; the batch is retried.
+
+    ``str(error)`` is the whole story (URL, Airflow's answer) for the log and the table;
+    ``summary`` is what may be shown on the relay's endpoints: the kind of failure only.
+    """
+
+    def __init__(self, message: str, *, summary: str) -> None:
+        super().__init__(message)
+        self.summary = summary
 
 
 class RejectedError(ForwardError):
@@ -107,9 +115,15 @@ class AirflowClient:
         try:
             return self._session.post(url, json=body, headers=headers, timeout=self._timeout)
         except requests.Timeout as exc:
-            raise ForwardError(f"Airflow did not answer POST {url} in time ({type(exc).__name__})") from None
+            raise ForwardError(
+                f"Airflow did not answer POST {url} in time ({type(exc).__name__})",
+                summary=f"Airflow timed out ({type(exc).__name__})",
+            ) from None
         except requests.RequestException as exc:
-            raise ForwardError(f"Airflow unreachable at {url}: {type(exc).__name__}") from None
+            raise ForwardError(
+                f"Airflow unreachable at {url}: {type(exc).__name__}",
+                summary=f"Airflow unreachable ({type(exc).__name__})",
+            ) from None
 
     def _auth_headers(self) -> dict[str, str]:
         if self._username is None:
@@ -124,12 +138,16 @@ class AirflowClient:
         if response.status_code not in (200, 201):
             # The body may echo the request; only the status is reported.
             raise ForwardError(
-                f"Airflow {TOKEN_PATH} answered {response.status_code}: check AIRFLOW_API_USERNAME/PASSWORD"
+                f"Airflow {TOKEN_PATH} answered {response.status_code}: check AIRFLOW_API_USERNAME/PASSWORD",
+                summary=f"Airflow refused the relay's credentials ({response.status_code})",
             )
         try:
             token = response.json()["access_token"]
         except (ValueError, KeyError, TypeError):
-            raise ForwardError(f"Airflow {TOKEN_PATH} answered without an access_token") from None
+            raise ForwardError(
+                f"Airflow {TOKEN_PATH} answered without an access_token",
+                summary="Airflow gave no access token",
+            ) from None
         self._token = str(token)
         expiry = _token_expiry(self._token)
         self._token_expires_at = (
@@ -168,7 +186,8 @@ class AirflowClient:
             return TriggerOutcome.EXISTS
         excerpt = response.text[:ERROR_BODY_EXCERPT]
         message = f"Airflow answered {status} to POST {path} for {batch.dag_run_id}: {excerpt}"
+        summary = f"Airflow answered {status}"
         if status in PERMANENT_REJECTIONS:
-            raise RejectedError(message)
+            raise RejectedError(message, summary=summary)
         # 401/403 (credentials, permissions), 404 (DAG not parsed yet), 429, 5xx: may heal.
-        raise ForwardError(message)
+        raise ForwardError(message, summary=summary)

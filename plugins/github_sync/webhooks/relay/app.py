@@ -1,8 +1,19 @@
-"""The relay's ASGI app: ``POST /webhooks/github``, ``GET /healthz``, ``GET /stats``.
+"""The relay's ASGI app: ``POST /webhooks/github``, ``GET /healthz``, ``GET /readyz``, and the admin routes.
 
-Order of checks on a delivery, cheapest and least trusting first: size (413), signature
-(401), headers (400), body (400); then the delivery is committed to PostgreSQL and the
-answer is 202 (503 when it cannot be stored). Nothing is stored for a rejected request.
+Order of checks on a delivery, cheapest and least trusting first, so that a request that
+cannot be valid is refused before its body is read: the declared size (413), the form of the
+signature header (401), the event and delivery headers (400); then the body streams through
+the signature check under a deadline (408 when too slow, 413 when too long, 401 when it does
+not match, see :mod:`github_sync.webhooks.relay.body`), is decoded (400), and is committed to
+PostgreSQL; the answer is 202 (503 when it cannot be stored). Nothing is stored for a
+rejected request. A refusal sent before the body was read closes the connection, so the
+client cannot keep streaming into it.
+
+``/healthz`` says whether the relay works end to end (database, forwarder, forwarding to
+Airflow), ``/readyz`` only whether it can accept deliveries (for a load balancer: an Airflow
+outage must not take every relay out of rotation, the deliveries are stored meanwhile).
+``/stats`` and ``/openapi.json`` need ``GITHUB_SYNC_RELAY_ADMIN_TOKEN`` as a bearer token and
+do not exist (404) when it is unset. No route shows the Airflow URL or Airflow's answers.
 
 Owns the HTTP contract with GitHub and the relay's lifespan (forwarder thread, pool). Must
 not: wait for Airflow (forwarding happens later, in the forwarder thread, so GitHub's 10 s
@@ -12,6 +23,7 @@ log the secret or a payload.
 
 from __future__ import annotations
 
+import hmac
 import logging
 import re
 import threading
@@ -21,15 +33,17 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import psycopg
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
 from github_sync.webhooks.relay.airflow_api import AirflowClient
+from github_sync.webhooks.relay.body import BodyTimeoutError, BodyTooLargeError, read_signed_body
 from github_sync.webhooks.relay.forwarder import Forwarder
 from github_sync.webhooks.relay.payload import build_delivery, parse_payload
 from github_sync.webhooks.relay.settings import RelaySettings
-from github_sync.webhooks.relay.signature import SIGNATURE_HEADER, SignatureError, verify_signature
+from github_sync.webhooks.relay.signature import SIGNATURE_HEADER, SignatureCheck, SignatureError
 from github_sync.webhooks.relay.store import STATUS_IGNORED, DeliveryStore
 
 log = logging.getLogger(__name__)
@@ -43,26 +57,14 @@ HOOK_ID_HEADER = "X-GitHub-Hook-ID"
 # GitHub's delivery ids are GUIDs; allow a little more, but nothing that is not an identifier.
 DELIVERY_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 EVENT_PATTERN = re.compile(r"^[a-z_]{1,64}$")
+# Sent with every refusal made before the body was read.
+CLOSE_CONNECTION = {"Connection": "close"}
 
 
-class PayloadTooLargeError(ValueError):
-    """The body exceeds GitHub's 25 MB cap."""
-
-
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse(status_code=status, content={"detail": message})
-
-
-async def _read_capped(request: Request, limit: int) -> bytes:
-    # The Content-Length check catches honest clients; this catches chunked or lying ones.
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLargeError(f"body exceeds {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+def _error(status: int, message: str, *, close: bool = False) -> JSONResponse:
+    return JSONResponse(
+        status_code=status, content={"detail": message}, headers=CLOSE_CONNECTION if close else None
+    )
 
 
 class RelayCounters:
@@ -128,7 +130,9 @@ def create_app(
             forwarder.stop()
             store.close()
 
-    app = FastAPI(title="github-sync webhook relay", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title="github-sync webhook relay", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
+    )
     app.state.store = store
     app.state.forwarder = forwarder
     app.state.counters = counters
@@ -139,31 +143,44 @@ def create_app(
         if length is not None:
             if not length.strip().isdigit():
                 counters.add("rejected_malformed")
-                return _error(400, "Content-Length is not a number")
+                return _error(400, "Content-Length is not a number", close=True)
             if int(length) > MAX_BODY_BYTES:
                 counters.add("rejected_too_large")
-                return _error(413, f"payload larger than GitHub's cap of {MAX_BODY_BYTES} bytes")
+                return _error(413, f"payload larger than GitHub's cap of {MAX_BODY_BYTES} bytes", close=True)
+        peer = request.client.host if request.client else "?"
         try:
-            body = await _read_capped(request, MAX_BODY_BYTES)
-        except PayloadTooLargeError:
-            counters.add("rejected_too_large")
-            return _error(413, f"payload larger than GitHub's cap of {MAX_BODY_BYTES} bytes")
-        try:
-            verify_signature(secret, body, request.headers.get(SIGNATURE_HEADER))
+            check = SignatureCheck(secret, request.headers.get(SIGNATURE_HEADER))
         except SignatureError as exc:
             counters.add("rejected_signature")
-            log.warning(
-                "Rejected a delivery from %s: %s", request.client.host if request.client else "?", exc
-            )
-            return _error(401, str(exc))
+            log.warning("Rejected a delivery from %s: %s", peer, exc)
+            return _error(401, str(exc), close=True)
         event = (request.headers.get(EVENT_HEADER) or "").strip()
         delivery_id = (request.headers.get(DELIVERY_HEADER) or "").strip()
         if not event or not EVENT_PATTERN.match(event):
             counters.add("rejected_malformed")
-            return _error(400, f"missing or malformed {EVENT_HEADER} header")
+            return _error(400, f"missing or malformed {EVENT_HEADER} header", close=True)
         if not delivery_id or not DELIVERY_ID_PATTERN.match(delivery_id):
             counters.add("rejected_malformed")
-            return _error(400, f"missing or malformed {DELIVERY_HEADER} header (a GUID)")
+            return _error(400, f"missing or malformed {DELIVERY_HEADER} header (a GUID)", close=True)
+        try:
+            body = await read_signed_body(
+                request.stream(), check, limit=MAX_BODY_BYTES, deadline_seconds=settings.body_timeout_seconds
+            )
+        except BodyTooLargeError:
+            counters.add("rejected_too_large")
+            return _error(413, f"payload larger than GitHub's cap of {MAX_BODY_BYTES} bytes", close=True)
+        except BodyTimeoutError as exc:
+            counters.add("rejected_slow")
+            log.warning("Rejected a delivery from %s: %s", peer, exc)
+            return _error(408, f"{exc}: send the whole request at once", close=True)
+        except ClientDisconnect:
+            counters.add("client_disconnected")
+            log.info("A client (%s) disconnected before its body was complete", peer)
+            return _error(400, "client disconnected", close=True)
+        except SignatureError as exc:
+            counters.add("rejected_signature")
+            log.warning("Rejected a delivery from %s: %s", peer, exc)
+            return _error(401, str(exc))
         try:
             payload = parse_payload(body, request.headers.get("content-type"))
         except ValueError as exc:
@@ -191,28 +208,59 @@ def create_app(
             forwarder.notify()
         return JSONResponse(status_code=202, content={"delivery_id": delivery_id, "status": delivery.status})
 
+    @app.get("/readyz")
+    async def readyz() -> JSONResponse:
+        try:
+            await run_in_threadpool(store.check)
+        except psycopg.Error:
+            return JSONResponse(status_code=503, content={"status": "unavailable", "database": "unavailable"})
+        return JSONResponse(content={"status": "ready", "database": "ok"})
+
     @app.get("/healthz")
     async def healthz() -> JSONResponse:
         try:
             await run_in_threadpool(store.check)
             database = "ok"
-        except psycopg.Error as exc:
-            database = f"unavailable ({type(exc).__name__})"
-        healthy = database == "ok" and forwarder.running
+        except psycopg.Error:
+            database = "unavailable"
+        stats = forwarder.stats
+        if not forwarder.running:
+            forwarding = "stopped"
+        elif stats.consecutive_failures:
+            forwarding = "failing"
+        else:
+            forwarding = "ok"
+        healthy = database == "ok" and forwarding == "ok"
         return JSONResponse(
             status_code=200 if healthy else 503,
             content={
                 "status": "ok" if healthy else "degraded",
                 "database": database,
-                "forwarder": "running" if forwarder.running else "stopped",
-                "airflow_last_error": forwarder.stats.last_error
-                if forwarder.stats.consecutive_failures
-                else None,
-                "counts": counters.snapshot(),
+                "forwarding": forwarding,
+                "consecutive_failures": stats.consecutive_failures,
+                "failing_since": stats.failing_since,
+                "last_error": stats.last_error if stats.consecutive_failures else None,
+                "last_forwarded_at": stats.last_forwarded_at,
             },
         )
 
-    @app.get("/stats")
+    admin_token = settings.admin_token_value()
+
+    def require_admin(request: Request) -> None:
+        if admin_token is None:
+            # Not configured: the admin routes do not exist.
+            raise HTTPException(status_code=404, detail="Not Found")
+        scheme, _, given = (request.headers.get("authorization") or "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            given.strip().encode(), admin_token.encode()
+        ):
+            raise HTTPException(
+                status_code=401,
+                detail="this route needs the relay's admin token (GITHUB_SYNC_RELAY_ADMIN_TOKEN) as a bearer token",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+
+    @app.get("/stats", dependencies=[Depends(require_admin)])
     async def stats() -> JSONResponse:
         try:
             durable = await run_in_threadpool(store.counts)
@@ -225,5 +273,9 @@ def create_app(
                 "forwarder": vars(forwarder.stats).copy(),
             }
         )
+
+    @app.get("/openapi.json", dependencies=[Depends(require_admin)], include_in_schema=False)
+    async def openapi() -> JSONResponse:
+        return JSONResponse(app.openapi())
 
     return app

@@ -39,7 +39,8 @@ def _parser() -> argparse.ArgumentParser:
             "Receive GitHub webhook deliveries, store them in PostgreSQL and trigger the "
             "github_webhook_events DAG. Configured by GITHUB_WEBHOOK_SECRET, GITHUB_SYNC_DATABASE_URL, "
             "AIRFLOW_API_URL, AIRFLOW_API_USERNAME/AIRFLOW_API_PASSWORD, "
-            f"{ENV_RELAY_HOST}, {ENV_RELAY_PORT} and {ENV_COALESCE_SECONDS}."
+            f"{ENV_RELAY_HOST} (default 127.0.0.1), {ENV_RELAY_PORT}, {ENV_COALESCE_SECONDS} and the "
+            "GITHUB_SYNC_RELAY_* limits listed in the README."
         ),
     )
     parser.add_argument("--host", help=f"listen address (overrides {ENV_RELAY_HOST})")
@@ -93,18 +94,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.error("Cannot use the database (%s), not starting: %s", type(exc).__name__, exc)
         return EXIT_DATABASE_ERROR
 
-    import uvicorn
-
     from github_sync.webhooks.relay.app import create_app
+    from github_sync.webhooks.relay.server import serve
 
-    app = create_app(settings)
-    uvicorn.run(
-        app,
+    serve(
+        create_app(settings),
+        settings,
         host=args.host or settings.host,
         port=args.port or settings.port,
         log_level=args.log_level.lower(),
-        # Our JSON logging is already configured above; keep uvicorn's access log.
-        log_config=None,
     )
     return 0
 

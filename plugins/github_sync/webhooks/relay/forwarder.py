@@ -77,7 +77,11 @@ class ForwarderStats:
     deliveries_forwarded: int = 0
     failed_attempts: int = 0
     consecutive_failures: int = 0
+    # The kind of the last failure only (ForwardError.summary): the URL and Airflow's answer
+    # are in the log and in webhook_deliveries.last_error, not on the relay's endpoints.
     last_error: str | None = None
+    # When the current run of failures began (None while forwarding works).
+    failing_since: str | None = None
     last_forwarded_at: str | None = None
     # Re-checks made while a run was in flight (each one is IN_FLIGHT_RECHECK_SECONDS at most).
     in_flight_waits: int = 0
@@ -251,8 +255,10 @@ class Forwarder:
             log.warning("Could not forward %s: %s", batch.dag_run_id, exc)
             self._store.record_attempt(batch, str(exc))
             self.stats.failed_attempts += 1
+            if self.stats.consecutive_failures == 0:
+                self.stats.failing_since = datetime.now(UTC).isoformat()
             self.stats.consecutive_failures += 1
-            self.stats.last_error = str(exc)
+            self.stats.last_error = exc.summary
             return False
         self._store.record_attempt(batch, None)
         forwarded = self._store.mark_forwarded(batch)
@@ -262,6 +268,7 @@ class Forwarder:
             self.stats.runs_existing += 1
         self.stats.deliveries_forwarded += forwarded
         self.stats.consecutive_failures = 0
+        self.stats.failing_since = None
         self.stats.last_forwarded_at = datetime.now(UTC).isoformat()
         log.info(
             "Forwarded %d deliveries as DAG run %s (%s)",

@@ -30,9 +30,15 @@ ENV_RELAY_HOST = "GITHUB_SYNC_RELAY_HOST"
 ENV_RELAY_PORT = "GITHUB_SYNC_RELAY_PORT"
 ENV_COALESCE_SECONDS = "GITHUB_SYNC_RELAY_COALESCE_SECONDS"
 ENV_MAX_IDS_PER_RUN = "GITHUB_SYNC_RELAY_MAX_IDS_PER_RUN"
+ENV_HEADER_TIMEOUT = "GITHUB_SYNC_RELAY_HEADER_TIMEOUT_SECONDS"
+ENV_BODY_TIMEOUT = "GITHUB_SYNC_RELAY_BODY_TIMEOUT_SECONDS"
+ENV_IDLE_TIMEOUT = "GITHUB_SYNC_RELAY_IDLE_TIMEOUT_SECONDS"
+ENV_MAX_CONCURRENCY = "GITHUB_SYNC_RELAY_MAX_CONCURRENCY"
+ENV_ADMIN_TOKEN = "GITHUB_SYNC_RELAY_ADMIN_TOKEN"
 
-# The relay must be reachable by GitHub, so by default it listens on every interface.
-DEFAULT_HOST = "0.0.0.0"
+# Loopback unless told otherwise: exposing the relay (to GitHub, or to a load balancer) is
+# a deliberate choice (docker-compose sets 0.0.0.0 inside its network).
+DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8090
 MAX_PORT = 65_535
 DEFAULT_COALESCE_SECONDS = 2.0
@@ -41,6 +47,22 @@ MAX_COALESCE_SECONDS = 60.0
 # One DAG run carries at most this many delivery ids in its conf (the conf stays small).
 DEFAULT_MAX_IDS_PER_RUN = 1_000
 MAX_IDS_PER_RUN_LIMIT = 10_000
+# GitHub sends a delivery's headers and body at once and gives up after 10 s
+# (https://docs.github.com/en/webhooks/using-webhooks/best-practices-for-using-webhooks#respond-within-10-seconds):
+# a client slower than that is not GitHub.
+DEFAULT_HEADER_TIMEOUT_SECONDS = 10.0
+DEFAULT_BODY_TIMEOUT_SECONDS = 10.0
+MAX_READ_TIMEOUT_SECONDS = 120.0
+# An idle keep-alive connection is closed after this many (whole) seconds (uvicorn's default).
+DEFAULT_IDLE_TIMEOUT_SECONDS = 5
+MAX_IDLE_TIMEOUT_SECONDS = 300
+# Connections plus requests in progress; past this uvicorn answers 503 at once. Each request
+# holds at most a 1 MB spool in memory (body.SPOOL_MEMORY_BYTES), so 100 stay well inside a
+# small container.
+DEFAULT_MAX_CONCURRENCY = 100
+MAX_CONCURRENCY_LIMIT = 10_000
+# Shorter tokens are guessable; any generator (openssl rand -hex 32) gives more.
+MIN_ADMIN_TOKEN_LENGTH = 16
 
 # What to say when a required variable is unset (or blank).
 _MISSING_MESSAGES = {
@@ -56,6 +78,11 @@ _RULES = {
     ENV_RELAY_PORT: f"{ENV_RELAY_PORT} must be a port number between 1 and {MAX_PORT}",
     ENV_COALESCE_SECONDS: f"{ENV_COALESCE_SECONDS} must be a number of seconds between 0 and {MAX_COALESCE_SECONDS:g}",
     ENV_MAX_IDS_PER_RUN: f"{ENV_MAX_IDS_PER_RUN} must be an integer between 1 and {MAX_IDS_PER_RUN_LIMIT}",
+    ENV_HEADER_TIMEOUT: f"{ENV_HEADER_TIMEOUT} must be a number of seconds above 0 and at most {MAX_READ_TIMEOUT_SECONDS:g}",
+    ENV_BODY_TIMEOUT: f"{ENV_BODY_TIMEOUT} must be a number of seconds above 0 and at most {MAX_READ_TIMEOUT_SECONDS:g}",
+    ENV_IDLE_TIMEOUT: f"{ENV_IDLE_TIMEOUT} must be a whole number of seconds between 1 and {MAX_IDLE_TIMEOUT_SECONDS}",
+    ENV_MAX_CONCURRENCY: f"{ENV_MAX_CONCURRENCY} must be an integer between 1 and {MAX_CONCURRENCY_LIMIT}",
+    ENV_ADMIN_TOKEN: f"{ENV_ADMIN_TOKEN} must be at least {MIN_ADMIN_TOKEN_LENGTH} characters (e.g. openssl rand -hex 32)",
 }
 
 
@@ -94,6 +121,30 @@ class RelaySettings(BaseSettings):
     max_ids_per_run: int = Field(
         DEFAULT_MAX_IDS_PER_RUN, validation_alias=ENV_MAX_IDS_PER_RUN, ge=1, le=MAX_IDS_PER_RUN_LIMIT
     )
+    header_timeout_seconds: float = Field(
+        DEFAULT_HEADER_TIMEOUT_SECONDS,
+        validation_alias=ENV_HEADER_TIMEOUT,
+        gt=0,
+        le=MAX_READ_TIMEOUT_SECONDS,
+        allow_inf_nan=False,
+    )
+    body_timeout_seconds: float = Field(
+        DEFAULT_BODY_TIMEOUT_SECONDS,
+        validation_alias=ENV_BODY_TIMEOUT,
+        gt=0,
+        le=MAX_READ_TIMEOUT_SECONDS,
+        allow_inf_nan=False,
+    )
+    idle_timeout_seconds: int = Field(
+        DEFAULT_IDLE_TIMEOUT_SECONDS, validation_alias=ENV_IDLE_TIMEOUT, ge=1, le=MAX_IDLE_TIMEOUT_SECONDS
+    )
+    max_concurrency: int = Field(
+        DEFAULT_MAX_CONCURRENCY, validation_alias=ENV_MAX_CONCURRENCY, ge=1, le=MAX_CONCURRENCY_LIMIT
+    )
+    # Unset: /stats and /openapi.json are not served at all (404).
+    admin_token: SecretStr | None = Field(
+        None, validation_alias=ENV_ADMIN_TOKEN, min_length=MIN_ADMIN_TOKEN_LENGTH
+    )
 
     @field_validator("webhook_secret", mode="before")
     @classmethod
@@ -111,6 +162,11 @@ class RelaySettings(BaseSettings):
         "port",
         "coalesce_seconds",
         "max_ids_per_run",
+        "header_timeout_seconds",
+        "body_timeout_seconds",
+        "idle_timeout_seconds",
+        "max_concurrency",
+        "admin_token",
         mode="before",
     )
     @classmethod
@@ -180,6 +236,10 @@ class RelaySettings(BaseSettings):
         except ValidationError as exc:
             # ``from None``: the ValidationError quotes the inputs, secrets included.
             raise RelayConfigError("; ".join(_describe(error) for error in exc.errors())) from None
+
+    def admin_token_value(self) -> str | None:
+        """The admin token in clear, for the one place that compares it."""
+        return self.admin_token.get_secret_value() if self.admin_token is not None else None
 
     def airflow_password_value(self) -> str | None:
         """The Airflow API password in clear, for the one place that sends it."""
