@@ -307,7 +307,7 @@ def run_webhook(
                 f"github-sync-relay exited with {relay.returncode}; see {bench.home}/relay.log"
             )
         try:
-            return requests.get(f"{relay_url}/healthz", timeout=2).status_code < 500
+            return requests.get(f"{relay_url}/readyz", timeout=2).status_code == 200
         except requests.RequestException:
             return False
 
@@ -316,7 +316,7 @@ def run_webhook(
             relay_healthy,
             timeout=RELAY_START_TIMEOUT_S,
             interval=RELAY_POLL_S,
-            message=f"github-sync-relay healthy at {relay_url}",
+            message=f"github-sync-relay ready at {relay_url}",
         )
         bench.sim.set_webhook(f"{relay_url}/webhooks/github", secret)
         samples: dict[str, list[float]] = {"latency_s": [], "relay_s": [], "scheduling_s": [], "task_s": []}
