@@ -156,7 +156,7 @@ class AirflowClient:
         log.info("Obtained an Airflow API token (expires in %.0f s)", self._token_expires_at - self._clock())
 
     def trigger(self, batch: ForwardBatch) -> TriggerOutcome:
-        """Ask Airflow for the DAG run of ``batch``.
+        """Ask Airflow for the webhook DAG's run of ``batch``.
 
         Args:
             batch: The run id and delivery ids.
@@ -168,12 +168,17 @@ class AirflowClient:
             RejectedError: Airflow refused the request for good.
             ForwardError: Airflow is unreachable, failing or not ready; try again later.
         """
-        body: dict[str, Any] = {
-            "dag_run_id": batch.dag_run_id,
-            "logical_date": None,
-            "conf": {"delivery_ids": list(batch.delivery_ids)},
-        }
-        path = DAG_RUNS_PATH.format(dag_id=self._dag_id)
+        return self.trigger_run(self._dag_id, batch.dag_run_id, {"delivery_ids": list(batch.delivery_ids)})
+
+    def trigger_run(self, dag_id: str, dag_run_id: str, conf: dict[str, Any]) -> TriggerOutcome:
+        """Ask Airflow for a run of ``dag_id`` with this id and conf (409, an existing run, is EXISTS).
+
+        Raises:
+            RejectedError: Airflow refused the request for good.
+            ForwardError: Airflow is unreachable, failing or not ready; try again later.
+        """
+        body: dict[str, Any] = {"dag_run_id": dag_run_id, "logical_date": None, "conf": conf}
+        path = DAG_RUNS_PATH.format(dag_id=dag_id)
         response = self._post(path, body, self._auth_headers())
         if response.status_code == 401 and self._username is not None:
             # Expired or revoked token (e.g. Airflow restarted with a new signing key): renew once.
@@ -185,7 +190,7 @@ class AirflowClient:
         if status == 409:
             return TriggerOutcome.EXISTS
         excerpt = response.text[:ERROR_BODY_EXCERPT]
-        message = f"Airflow answered {status} to POST {path} for {batch.dag_run_id}: {excerpt}"
+        message = f"Airflow answered {status} to POST {path} for {dag_run_id}: {excerpt}"
         summary = f"Airflow answered {status}"
         if status in PERMANENT_REJECTIONS:
             raise RejectedError(message, summary=summary)

@@ -1,0 +1,32 @@
+-- 0006: missed-delivery recovery, and the relay's in-flight lookup.
+--
+-- GitHub does not retry a failed webhook delivery; it keeps deliveries for 3 days and lets
+-- the hook's owner list them and ask for a redelivery
+-- (https://docs.github.com/en/webhooks/testing-and-troubleshooting-webhooks/redelivering-webhooks).
+-- The relay compares that list with webhook_deliveries and asks for the missing ones
+-- (github_sync.webhooks.relay.recovery). One row per configured hook ("org:acme:42",
+-- "repo:acme/app:7", "app"): how far its deliveries have been compared, so a restart resumes
+-- and a gap longer than GitHub's retention is noticed.
+CREATE TABLE webhook_recovery (
+    target                  text        PRIMARY KEY,
+    -- Deliveries GitHub sent up to this time have been compared (NULL: never scanned).
+    scanned_through         timestamptz,
+    last_scan_at            timestamptz,
+    last_error              text,
+    redeliveries_requested  bigint      NOT NULL DEFAULT 0,
+    syncs_triggered         bigint      NOT NULL DEFAULT 0
+);
+
+-- One row per delivery the relay asked GitHub to redeliver, so that a delivery whose
+-- redelivery fails again is asked for a bounded number of times, not on every scan.
+CREATE TABLE webhook_redelivery_requests (
+    target          text        NOT NULL REFERENCES webhook_recovery (target) ON DELETE CASCADE,
+    delivery_guid   text        NOT NULL,
+    requests        integer     NOT NULL DEFAULT 1,
+    requested_at    timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (target, delivery_guid)
+);
+
+-- The forwarder asks on every pass whether a webhook run is in flight (rows forwarded
+-- recently, github_sync.webhooks.relay.store.DeliveryStore.in_flight_wait_left).
+CREATE INDEX webhook_deliveries_in_flight_idx ON webhook_deliveries (forwarded_at) WHERE status = 'forwarded';
