@@ -38,6 +38,7 @@ from github_sim.state import SimState
 
 if TYPE_CHECKING:
     from github_sim.api_apps import AppsApi
+    from github_sim.api_hooks import HookDeliveriesApi
 
 DOCS = "https://docs.github.com/rest"
 # The body and Location of a 301 (https://docs.github.com/en/rest/using-the-rest-api/best-practices-for-using-the-rest-api#follow-redirects).
@@ -265,6 +266,9 @@ class GitHubApi:
         # The GitHub App routes (github_sim.api_apps), attached by the Simulator; they answer
         # first because a JWT may call nothing else.
         self.apps_api: AppsApi | None = None
+        # The webhook delivery routes (github_sim.api_hooks), attached by the Simulator; they
+        # answer before the App routes because /app/hook/deliveries is called with a JWT.
+        self.hooks_api: HookDeliveriesApi | None = None
         # Paths under one repository: resolved (301 when renamed, 404 when hidden) before their
         # sub-path is routed through _repo_routes.
         self._repo_scopes: list[re.Pattern[str]] = [
@@ -300,6 +304,10 @@ class GitHubApi:
     # -- routing ---------------------------------------------------------------------------------
     def route(self, req: Request) -> tuple[str, Response]:
         """Dispatch ``req``; return (operation path template, response)."""
+        if self.hooks_api is not None:
+            hooked = self.hooks_api.route(req)
+            if hooked is not None:
+                return hooked
         if self.apps_api is not None:
             answered = self.apps_api.route(req)
             if answered is not None:

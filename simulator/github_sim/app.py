@@ -16,6 +16,7 @@ from typing import Any
 from github_sim.access import AccessPolicy, installation_key, installation_of_key
 from github_sim.api import GitHubApi
 from github_sim.api_apps import AppsApi
+from github_sim.api_hooks import HookDeliveriesApi
 from github_sim.apps import AppRegistry
 from github_sim.clock import SimClock
 from github_sim.config import SimulatorConfig
@@ -27,7 +28,7 @@ from github_sim.render import Renderer
 from github_sim.server import SimHTTPServer
 from github_sim.state import SimState
 from github_sim.stats import Stats
-from github_sim.webhooks import WebhookEmitter
+from github_sim.webhooks import HookDelivery, WebhookEmitter
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +67,9 @@ class Simulator:
         self.api = GitHubApi(self.state, self.faults, self.config.cursor_min_items, self.access)
         self.api.apps_api = AppsApi(self.api)
         self.control = ControlApi(self)
-        self._webhooks = WebhookEmitter()
+        self._webhooks = WebhookEmitter(self.clock, self._hook_context)
         self.state.listeners.append(self._webhooks.on_event)
+        self.api.hooks_api = HookDeliveriesApi(self.api, self._webhooks)
         self._server: SimHTTPServer | None = None
         self._thread: threading.Thread | None = None
         log.info(
@@ -211,3 +213,39 @@ class Simulator:
     @webhook_target.setter
     def webhook_target(self, value: tuple[str, str] | None) -> None:
         self._webhooks.target = value
+
+    def _hook_context(self, payload: dict[str, Any]) -> tuple[str, int, int | None]:
+        # Which hook a payload goes through (github_sim.webhooks says why): the organisation's,
+        # else the repository's; and the first App installation that reaches its repository.
+        # Called by a mutation holding the state lock: reads only the payload and the config.
+        repository = payload.get("repository")
+        repo = repository if isinstance(repository, dict) else {}
+        owner = self.state.owner
+        if owner.type == "Organization":
+            target: tuple[str, int] = ("organization", owner.id)
+        else:
+            target = ("repository", int(repo.get("id") or 0))
+        installation_id = next(
+            (
+                inst.installation_id
+                for app in self.config.apps
+                for inst in app.installations
+                if inst.account.lower() == owner.login.lower()
+                and (inst.repository_selection == "all" or repo.get("name") in inst.repositories)
+            ),
+            None,
+        )
+        return (*target, installation_id)
+
+    @property
+    def hook_deliveries(self) -> list[HookDelivery]:
+        """Every retained delivery attempt of the simulator's hook (the past 3 days), newest first."""
+        return self._webhooks.deliveries()
+
+    def redeliver(self, delivery_id: int) -> bool:
+        """Queue a redelivery of ``delivery_id`` (same GUID); ``False`` if unknown, expired or no target."""
+        return self._webhooks.redeliver(delivery_id)
+
+    def drain_webhooks(self) -> None:
+        """Return once every queued webhook delivery has been attempted and recorded."""
+        self._webhooks.drain()

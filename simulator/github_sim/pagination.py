@@ -21,6 +21,7 @@ MAX_PER_PAGE = 100
 # Beyond this page GitHub's issue listing refuses page numbers (cursor pagination only).
 MAX_ISSUE_PAGE = 100
 CURSOR_PREFIX = "cursor:v2:"
+DELIVERY_CURSOR_PREFIX = "v1_"  # the cursors of webhook delivery listings (paginate_id_cursor)
 
 
 class PaginationError(ValueError):
@@ -167,3 +168,37 @@ def _cursor_page(
         nxt = _url(base, params, {**drop, "before": None, "after": encode_cursor(key(chunk[-1]))})
         links.append(f'<{nxt}>; rel="next"')
     return Page(chunk, ", ".join(links) or None)
+
+
+def paginate_id_cursor(
+    items: Sequence[T],
+    id_of: Callable[[T], int],
+    query: dict[str, str],
+    params: list[tuple[str, str]],
+    base: str,
+) -> Page:
+    """Page ``items`` (newest first, ids decreasing) with a ``cursor`` parameter, as webhook deliveries page.
+
+    GitHub's delivery listings take ``cursor`` ("the starting delivery from which the page of
+    deliveries is fetched. Refer to the ``link`` header for the next and previous page cursors",
+    https://docs.github.com/en/rest/repos/webhooks#list-deliveries-for-a-repository-webhook) and
+    write it as ``v1_<delivery id>``. Here the cursor names the last delivery of the previous page
+    and the page starts after it; the link carries ``rel="next"`` only (choice: no ``prev``, which
+    no client of this simulator follows). Raises :class:`PaginationError` for a cursor that is not
+    one of these.
+    """
+    per_page = per_page_of(query)
+    start = 0
+    raw = query.get("cursor")
+    if raw:
+        number = raw.removeprefix(DELIVERY_CURSOR_PREFIX)
+        if number == raw or not number.isdigit():
+            raise PaginationError("Invalid cursor")
+        after = int(number)
+        start = next((n for n, item in enumerate(items) if id_of(item) < after), len(items))
+    chunk = list(items[start : start + per_page])
+    link = None
+    if start + len(chunk) < len(items) and chunk:
+        nxt = _url(base, params, {"cursor": f"{DELIVERY_CURSOR_PREFIX}{id_of(chunk[-1])}"})
+        link = f'<{nxt}>; rel="next"'
+    return Page(chunk, link)
