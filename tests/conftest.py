@@ -95,6 +95,8 @@ def empty_database() -> Iterator[str]:
 
 SYNCED_TABLES = (
     "webhook_deliveries",
+    "webhook_recovery",
+    "webhook_redelivery_requests",
     "github_http_cache",
     "sync_cursors",
     "import_logs",

@@ -24,6 +24,7 @@ from __future__ import annotations
 import base64
 import json
 import queue
+import re
 import socket
 import threading
 import time
@@ -37,6 +38,7 @@ import psycopg
 USERNAME = "relay"
 PASSWORD = "relay-password-0123"
 DAG_RUNS_PATH = "/api/v2/dags/github_webhook_events/dagRuns"
+OTHER_DAG_RUNS_PATH = re.compile(r"/api/v2/dags/(?P<dag_id>(?!github_webhook_events/)[a-z_]+)/dagRuns")
 
 
 def free_port() -> int:
@@ -72,6 +74,8 @@ class AirflowStub:
         self.lock = threading.Lock()
         self.tokens: set[str] = set()
         self.runs: dict[str, list[str]] = {}  # created runs: dag_run_id -> delivery ids
+        # Runs of other DAGs: dag_run_id -> (dag_id, conf).
+        self.other_runs: dict[str, tuple[str, dict[str, Any]]] = {}
         self.requests: list[tuple[str, int, str | None]] = []  # (path, status, dag_run_id)
         self.bodies: list[dict[str, Any]] = []
         self.token_requests = 0
@@ -165,11 +169,20 @@ class AirflowStub:
                         stub.tokens.add(token)
                     self._answer(201, {"access_token": token})
                     return
+                run_id = body.get("dag_run_id")
+                auth = self.headers.get("Authorization", "")
+                other = OTHER_DAG_RUNS_PATH.fullmatch(self.path)
+                if other is not None and auth.startswith("Bearer ") and auth[7:] in stub.tokens:
+                    # Another DAG (the relay's recovery triggers github_incremental_sync).
+                    with stub.lock:
+                        exists = run_id in stub.other_runs
+                        if not exists:
+                            stub.other_runs[run_id] = (other["dag_id"], body.get("conf") or {})
+                    self._answer(409 if exists else 200, {"dag_run_id": run_id}, run_id)
+                    return
                 if self.path != DAG_RUNS_PATH:
                     self._answer(404, {"detail": "Not Found"})
                     return
-                run_id = body.get("dag_run_id")
-                auth = self.headers.get("Authorization", "")
                 with stub.lock:
                     authorised = auth.startswith("Bearer ") and auth[7:] in stub.tokens
                     fault = stub.faults.popleft() if stub.faults and authorised else None

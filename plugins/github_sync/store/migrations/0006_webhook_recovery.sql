@@ -9,9 +9,12 @@
 -- and a gap longer than GitHub's retention is noticed.
 CREATE TABLE webhook_recovery (
     target                  text        PRIMARY KEY,
-    -- Deliveries GitHub sent up to this time have been compared (NULL: never scanned).
-    scanned_through         timestamptz,
-    last_scan_at            timestamptz,
+    -- Deliveries sent before the relay's first scan of the hook are not its business.
+    compare_from            timestamptz NOT NULL,
+    -- GitHub's delivery ids increase: every delivery up to this id has been compared.
+    compared_through_id     bigint      NOT NULL DEFAULT 0,
+    -- The relay's clock: a scan older than GitHub's retention (3 days) means a gap.
+    last_scan_at            timestamptz NOT NULL,
     last_error              text,
     redeliveries_requested  bigint      NOT NULL DEFAULT 0,
     syncs_triggered         bigint      NOT NULL DEFAULT 0

@@ -42,6 +42,7 @@ from github_sync.webhooks.relay.airflow_api import AirflowClient
 from github_sync.webhooks.relay.body import BodyTimeoutError, BodyTooLargeError, read_signed_body
 from github_sync.webhooks.relay.forwarder import Forwarder
 from github_sync.webhooks.relay.payload import build_delivery, parse_payload
+from github_sync.webhooks.relay.recovery import Recovery, RecoveryLedger
 from github_sync.webhooks.relay.settings import RelaySettings
 from github_sync.webhooks.relay.signature import SIGNATURE_HEADER, SignatureCheck, SignatureError
 from github_sync.webhooks.relay.store import STATUS_IGNORED, DeliveryStore
@@ -98,11 +99,30 @@ def build_forwarder(settings: RelaySettings, store: DeliveryStore) -> Forwarder:
     )
 
 
+def build_recovery(settings: RelaySettings) -> Recovery | None:
+    """The missed-delivery recovery of a relay configured by ``settings`` (None: no hook named)."""
+    github = settings.hook_deliveries_client()
+    if github is None:
+        return None
+    # A client of its own: the forwarder's session is used from the forwarder's thread only.
+    airflow = AirflowClient(
+        settings.airflow_api_url, settings.airflow_username, settings.airflow_password_value()
+    )
+    return Recovery(
+        RecoveryLedger(settings.database_url),
+        github,
+        airflow,
+        settings.hook_targets(),
+        interval_seconds=settings.recovery_interval_seconds,
+    )
+
+
 def create_app(
     settings: RelaySettings,
     *,
     store: DeliveryStore | None = None,
     forwarder: Forwarder | None = None,
+    recovery: Recovery | None = None,
 ) -> FastAPI:
     """Build the relay app; the forwarder runs for the app's lifespan.
 
@@ -110,23 +130,30 @@ def create_app(
         settings: The validated settings (the secret is used, never logged).
         store: The delivery store (one on ``settings.database_url`` when None).
         forwarder: The forwarder (one built from ``settings`` when None).
+        recovery: The missed-delivery recovery (one built from ``settings`` when None; none
+            runs when ``settings`` names no hook).
 
     Returns:
         The FastAPI app.
     """
     store = store or DeliveryStore(settings.database_url)
     forwarder = forwarder or build_forwarder(settings, store)
+    recovery = recovery or build_recovery(settings)
     counters = RelayCounters()
     secret = settings.webhook_secret.get_secret_value().encode("utf-8")
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         forwarder.start()
+        if recovery is not None:
+            recovery.start()
         log.info("Relay ready: forwarding to %s (coalescing %.1f s, at most %d ids per run)",
                  settings.airflow_api_url, settings.coalesce_seconds, settings.max_ids_per_run)  # fmt: skip
         try:
             yield
         finally:
+            if recovery is not None:
+                recovery.stop()
             forwarder.stop()
             store.close()
 
@@ -136,6 +163,7 @@ def create_app(
     app.state.store = store
     app.state.forwarder = forwarder
     app.state.counters = counters
+    app.state.recovery = recovery
 
     @app.post(WEBHOOK_PATH, status_code=202)
     async def receive(request: Request) -> JSONResponse:
@@ -230,7 +258,11 @@ def create_app(
             forwarding = "failing"
         else:
             forwarding = "ok"
-        healthy = database == "ok" and forwarding == "ok"
+        if recovery is None:
+            recovering = "off"
+        else:
+            recovering = "failing" if recovery.stats.failing else "ok"
+        healthy = database == "ok" and forwarding == "ok" and recovering != "failing"
         return JSONResponse(
             status_code=200 if healthy else 503,
             content={
@@ -241,6 +273,7 @@ def create_app(
                 "failing_since": stats.failing_since,
                 "last_error": stats.last_error if stats.consecutive_failures else None,
                 "last_forwarded_at": stats.last_forwarded_at,
+                "recovery": recovering,
             },
         )
 
@@ -271,6 +304,9 @@ def create_app(
                 "requests": counters.snapshot(),
                 "deliveries": durable,
                 "forwarder": vars(forwarder.stats).copy(),
+                "recovery": {name: vars(t).copy() for name, t in recovery.stats.targets.items()}
+                if recovery is not None
+                else None,
             }
         )
 

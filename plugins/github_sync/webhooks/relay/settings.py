@@ -21,7 +21,21 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_core import ErrorDetails, PydanticUseDefault
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from github_sync.config import ENV_DATABASE_URL, ENV_WEBHOOK_SECRET, ConfigError, validate_database_url
+from github_sync.config import (
+    ENV_DATABASE_URL,
+    ENV_WEBHOOK_SECRET,
+    ConfigError,
+    validate_api_base_url,
+    validate_database_url,
+)
+from github_sync.webhooks.relay.hook_deliveries import (
+    ENV_RELAY_HOOKS,
+    AppCredentials,
+    HookDeliveriesClient,
+    HookTarget,
+    HookTargetError,
+    parse_hook_targets,
+)
 
 ENV_AIRFLOW_API_URL = "AIRFLOW_API_URL"
 ENV_AIRFLOW_API_USERNAME = "AIRFLOW_API_USERNAME"
@@ -35,6 +49,12 @@ ENV_BODY_TIMEOUT = "GITHUB_SYNC_RELAY_BODY_TIMEOUT_SECONDS"
 ENV_IDLE_TIMEOUT = "GITHUB_SYNC_RELAY_IDLE_TIMEOUT_SECONDS"
 ENV_MAX_CONCURRENCY = "GITHUB_SYNC_RELAY_MAX_CONCURRENCY"
 ENV_ADMIN_TOKEN = "GITHUB_SYNC_RELAY_ADMIN_TOKEN"
+ENV_RELAY_GITHUB_TOKEN = "GITHUB_SYNC_RELAY_GITHUB_TOKEN"
+ENV_RELAY_GITHUB_APP_ID = "GITHUB_SYNC_RELAY_GITHUB_APP_ID"
+ENV_RELAY_GITHUB_APP_PRIVATE_KEY = "GITHUB_SYNC_RELAY_GITHUB_APP_PRIVATE_KEY"
+ENV_RELAY_GITHUB_APP_PRIVATE_KEY_PATH = "GITHUB_SYNC_RELAY_GITHUB_APP_PRIVATE_KEY_PATH"
+ENV_RELAY_GITHUB_API_URL = "GITHUB_SYNC_RELAY_GITHUB_API_URL"
+ENV_RECOVERY_INTERVAL = "GITHUB_SYNC_RELAY_RECOVERY_INTERVAL_SECONDS"
 
 # Loopback unless told otherwise: exposing the relay (to GitHub, or to a load balancer) is
 # a deliberate choice (docker-compose sets 0.0.0.0 inside its network).
@@ -61,6 +81,13 @@ MAX_IDLE_TIMEOUT_SECONDS = 300
 # small container.
 DEFAULT_MAX_CONCURRENCY = 100
 MAX_CONCURRENCY_LIMIT = 10_000
+DEFAULT_GITHUB_API_URL = "https://api.github.com"
+# Missed-delivery recovery scans each hook at start and then this often. GitHub keeps
+# deliveries 3 days, so anything up to a day loses nothing; 5 minutes bounds how long a
+# delivery missed during a short outage waits.
+DEFAULT_RECOVERY_INTERVAL_SECONDS = 300.0
+MIN_RECOVERY_INTERVAL_SECONDS = 10.0
+MAX_RECOVERY_INTERVAL_SECONDS = 86_400.0
 # Shorter tokens are guessable; any generator (openssl rand -hex 32) gives more.
 MIN_ADMIN_TOKEN_LENGTH = 16
 
@@ -82,6 +109,10 @@ _RULES = {
     ENV_BODY_TIMEOUT: f"{ENV_BODY_TIMEOUT} must be a number of seconds above 0 and at most {MAX_READ_TIMEOUT_SECONDS:g}",
     ENV_IDLE_TIMEOUT: f"{ENV_IDLE_TIMEOUT} must be a whole number of seconds between 1 and {MAX_IDLE_TIMEOUT_SECONDS}",
     ENV_MAX_CONCURRENCY: f"{ENV_MAX_CONCURRENCY} must be an integer between 1 and {MAX_CONCURRENCY_LIMIT}",
+    ENV_RECOVERY_INTERVAL: (
+        f"{ENV_RECOVERY_INTERVAL} must be a number of seconds between {MIN_RECOVERY_INTERVAL_SECONDS:g} "
+        f"and {MAX_RECOVERY_INTERVAL_SECONDS:g}"
+    ),
     ENV_ADMIN_TOKEN: f"{ENV_ADMIN_TOKEN} must be at least {MIN_ADMIN_TOKEN_LENGTH} characters (e.g. openssl rand -hex 32)",
 }
 
@@ -145,6 +176,23 @@ class RelaySettings(BaseSettings):
     admin_token: SecretStr | None = Field(
         None, validation_alias=ENV_ADMIN_TOKEN, min_length=MIN_ADMIN_TOKEN_LENGTH
     )
+    # Missed-delivery recovery (off while no hook is named): the hooks, and the credential
+    # that may administer them (a token, or a GitHub App's id and private key).
+    hooks: str | None = Field(None, validation_alias=ENV_RELAY_HOOKS)
+    github_token: SecretStr | None = Field(None, validation_alias=ENV_RELAY_GITHUB_TOKEN)
+    github_app_id: str | None = Field(None, validation_alias=ENV_RELAY_GITHUB_APP_ID)
+    github_app_private_key: SecretStr | None = Field(None, validation_alias=ENV_RELAY_GITHUB_APP_PRIVATE_KEY)
+    github_app_private_key_path: str | None = Field(
+        None, validation_alias=ENV_RELAY_GITHUB_APP_PRIVATE_KEY_PATH
+    )
+    github_api_url: str = Field(DEFAULT_GITHUB_API_URL, validation_alias=ENV_RELAY_GITHUB_API_URL)
+    recovery_interval_seconds: float = Field(
+        DEFAULT_RECOVERY_INTERVAL_SECONDS,
+        validation_alias=ENV_RECOVERY_INTERVAL,
+        ge=MIN_RECOVERY_INTERVAL_SECONDS,
+        le=MAX_RECOVERY_INTERVAL_SECONDS,
+        allow_inf_nan=False,
+    )
 
     @field_validator("webhook_secret", mode="before")
     @classmethod
@@ -167,6 +215,13 @@ class RelaySettings(BaseSettings):
         "idle_timeout_seconds",
         "max_concurrency",
         "admin_token",
+        "hooks",
+        "github_token",
+        "github_app_id",
+        "github_app_private_key",
+        "github_app_private_key_path",
+        "github_api_url",
+        "recovery_interval_seconds",
         mode="before",
     )
     @classmethod
@@ -205,6 +260,55 @@ class RelaySettings(BaseSettings):
             )
         return value.rstrip("/")
 
+    @field_validator("hooks")
+    @classmethod
+    def _hooks(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return " ".join(str(target) for target in parse_hook_targets(value))
+        except HookTargetError as exc:
+            raise ValueError(str(exc)) from None
+
+    @field_validator("github_api_url")
+    @classmethod
+    def _github_api_url(cls, value: str) -> str:
+        try:
+            return validate_api_base_url(ENV_RELAY_GITHUB_API_URL, value)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+
+    @model_validator(mode="after")
+    def _recovery_has_a_credential(self) -> Self:
+        has_key = self.github_app_private_key is not None or self.github_app_private_key_path is not None
+        if self.github_app_private_key is not None and self.github_app_private_key_path is not None:
+            raise ValueError(
+                f"set {ENV_RELAY_GITHUB_APP_PRIVATE_KEY} or {ENV_RELAY_GITHUB_APP_PRIVATE_KEY_PATH}, not both"
+            )
+        if (self.github_app_id is None) != (not has_key):
+            raise ValueError(
+                f"{ENV_RELAY_GITHUB_APP_ID} and a private key ({ENV_RELAY_GITHUB_APP_PRIVATE_KEY} or "
+                f"{ENV_RELAY_GITHUB_APP_PRIVATE_KEY_PATH}) must be set together"
+            )
+        if self.github_app_id is not None and self.github_token is not None:
+            raise ValueError(f"set {ENV_RELAY_GITHUB_TOKEN} or the GitHub App's credentials, not both")
+        if self.hooks is None:
+            return self
+        if self.github_token is None and self.github_app_id is None:
+            raise ValueError(
+                f"{ENV_RELAY_HOOKS} is set but no credential may list its deliveries: set "
+                f"{ENV_RELAY_GITHUB_TOKEN} (a token with admin rights on the hooks) or "
+                f"{ENV_RELAY_GITHUB_APP_ID} and {ENV_RELAY_GITHUB_APP_PRIVATE_KEY}"
+            )
+        if self.github_app_id is None and any(t.kind == "app" for t in self.hook_targets()):
+            raise ValueError(
+                f"{ENV_RELAY_HOOKS} names the App's hook ('app'), which needs {ENV_RELAY_GITHUB_APP_ID} "
+                f"and a private key, not a token"
+            )
+        if self.github_app_private_key_path is not None:
+            self._read_private_key()  # fails now, at start, naming the variable
+        return self
+
     @model_validator(mode="after")
     def _credentials_come_in_pairs(self) -> Self:
         if (self.airflow_username is None) != (self.airflow_password is None):
@@ -236,6 +340,37 @@ class RelaySettings(BaseSettings):
         except ValidationError as exc:
             # ``from None``: the ValidationError quotes the inputs, secrets included.
             raise RelayConfigError("; ".join(_describe(error) for error in exc.errors())) from None
+
+    def hook_targets(self) -> list[HookTarget]:
+        """The hooks whose missed deliveries the relay recovers (empty: recovery is off)."""
+        return parse_hook_targets(self.hooks) if self.hooks else []
+
+    def _read_private_key(self) -> str:
+        path = self.github_app_private_key_path
+        assert path is not None
+        try:
+            with open(path, encoding="utf-8") as key_file:
+                return key_file.read()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValueError(
+                f"{ENV_RELAY_GITHUB_APP_PRIVATE_KEY_PATH} cannot be read ({type(exc).__name__})"
+            ) from None
+
+    def hook_deliveries_client(self) -> HookDeliveriesClient | None:
+        """The client of GitHub's deliveries API with the configured credential (None: recovery is off)."""
+        if not self.hooks:
+            return None
+        if self.github_token is not None:
+            return HookDeliveriesClient(self.github_api_url, self.github_token.get_secret_value())
+        assert self.github_app_id is not None
+        if self.github_app_private_key is not None:
+            key = self.github_app_private_key.get_secret_value()
+        else:
+            key = self._read_private_key()
+        if "\\n" in key and "\n" not in key:
+            # A PEM put in one line of an env file, its line breaks written as \n.
+            key = key.replace("\\n", "\n")
+        return HookDeliveriesClient(self.github_api_url, AppCredentials(self.github_app_id, key))
 
     def admin_token_value(self) -> str | None:
         """The admin token in clear, for the one place that compares it."""
