@@ -103,6 +103,12 @@ def test_a_locked_table_gets_503s_then_deliveries_are_accepted_again(
         assert (stats["store_errors"], stats["stored"]) == (CONCURRENT, CONCURRENT)
         # The lock wait ran into lock_timeout (the first 8) or the wait for a connection did.
         assert "LockNotAvailable" in log_path.read_text()
+        # The forwarder's queries hit the lock too; it carried on and forwards what came after.
+        wait_until(
+            lambda: sorted(i for ids in stub.runs.values() for i in ids) == sorted(accepted_ids),
+            message="the deliveries accepted after the lock forwarded",
+        )
+        assert httpx.get(f"{base}/healthz", timeout=CLIENT_TIMEOUT_S).json()["forwarder"] == "running"
     finally:
         stub.stop()
 
@@ -162,8 +168,10 @@ def test_a_database_that_never_answers_gets_503_not_a_hang(silent_database: Sile
         assert server.started, "uvicorn stopped while starting"
         base = f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
         body = body_of({"action": "opened", "repository": {"id": 1, "full_name": "o/r"}})
-        answers = post_all(f"{base}/webhooks/github", body, [str(uuid.uuid4()) for _ in range(3)])
-        health = httpx.get(f"{base}/healthz", timeout=CLIENT_TIMEOUT_S)
+        with ThreadPoolExecutor(1) as prober:  # at the same time as the deliveries
+            probe = prober.submit(httpx.get, f"{base}/healthz", timeout=CLIENT_TIMEOUT_S)
+            answers = post_all(f"{base}/webhooks/github", body, [str(uuid.uuid4()) for _ in range(3)])
+            health = probe.result()
         assert [r.status_code for r in answers] == [503, 503, 503], [r.text for r in answers]
         assert health.status_code == 503 and health.json()["database"].startswith("unavailable")
         assert silent_database.accepted, "the relay never reached the silent server"
