@@ -41,7 +41,7 @@ from starlette.requests import ClientDisconnect
 from github_sync.webhooks.relay.airflow_api import AirflowClient
 from github_sync.webhooks.relay.body import BodyTimeoutError, BodyTooLargeError, read_signed_body
 from github_sync.webhooks.relay.forwarder import Forwarder
-from github_sync.webhooks.relay.payload import build_delivery, parse_payload
+from github_sync.webhooks.relay.payload import UnstorableDeliveryError, build_delivery, parse_payload
 from github_sync.webhooks.relay.recovery import Recovery, RecoveryLedger
 from github_sync.webhooks.relay.settings import RelaySettings
 from github_sync.webhooks.relay.signature import SIGNATURE_HEADER, SignatureCheck, SignatureError
@@ -211,12 +211,20 @@ def create_app(
             return _error(401, str(exc))
         try:
             payload = parse_payload(body, request.headers.get("content-type"))
+            delivery = build_delivery(
+                delivery_id=delivery_id,
+                event=event,
+                hook_id=request.headers.get(HOOK_ID_HEADER),
+                payload=payload,
+            )
+        except UnstorableDeliveryError as exc:
+            # Signed by GitHub but never storable: a redelivery cannot help, so not a 503.
+            counters.add("rejected_unstorable")
+            log.warning("Rejected delivery %s (%s): it can never be stored: %s", delivery_id, event, exc)
+            return _error(400, f"delivery {delivery_id} can never be stored: {exc}")
         except ValueError as exc:
             counters.add("rejected_malformed")
             return _error(400, f"malformed delivery {delivery_id}: {exc}")
-        delivery = build_delivery(
-            delivery_id=delivery_id, event=event, hook_id=request.headers.get(HOOK_ID_HEADER), payload=payload
-        )
         try:
             inserted = await run_in_threadpool(store.insert, delivery)
         except psycopg.Error as exc:

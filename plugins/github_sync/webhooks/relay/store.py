@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypedDict
 
+import psycopg
 from psycopg_pool import ConnectionPool
 
 log = logging.getLogger(__name__)
@@ -38,11 +39,27 @@ DEFAULT_POOL_SIZE = 8
 # One connection stays open between bursts, so the first delivery after a quiet hour does
 # not pay for a new connection.
 MIN_POOL_SIZE = 1
-CONNECT_TIMEOUT_SECONDS = 5
-# How long a request waits for a connection before the relay answers 503. GitHub gives up
-# after 10 s: an honest 503 well inside that window beats a timeout. (The pool keeps trying
-# to reconnect in the background, so it never fails faster than this while the database is down.)
-DEFAULT_CONNECTION_WAIT_SECONDS = 5.0
+# What a request may spend on the database. GitHub gives a delivery 10 s, then terminates the
+# connection and counts it failed (https://docs.github.com/en/webhooks/using-webhooks/best-practices-for-using-webhooks#respond-within-10-seconds);
+# 9 s leaves the rest for HTTP. A request waits at most DEFAULT_CONNECTION_WAIT_SECONDS for a
+# connection, then runs one statement (the INSERT) bounded by STATEMENT_TIMEOUT_SECONDS:
+# 3 + 4 = 7 s. So a stalled database gets an honest 503 instead of a timeout, and a hung
+# request gives its connection back instead of holding it until the pool is exhausted.
+REQUEST_DATABASE_BUDGET_SECONDS = 9.0
+# How long a request waits for a connection before the relay answers 503. (The pool keeps
+# trying to reconnect in the background, so it never fails faster than this while the
+# database is down.) Connecting happens in the pool's workers, so CONNECT_TIMEOUT_SECONDS is
+# not added to a request's time; it keeps a worker from hanging on a server that accepts
+# TCP and never answers. libpq counts anything under 2 s as 2 s.
+DEFAULT_CONNECTION_WAIT_SECONDS = 3.0
+CONNECT_TIMEOUT_SECONDS = 3
+# Server-side bounds on every statement of the relay's sessions (set when a connection is
+# made). A lock wait (a migration, a VACUUM FULL, an operator's LOCK TABLE) fails first, with
+# its own error (LockNotAvailable); anything else slow is cancelled at STATEMENT_TIMEOUT_SECONDS.
+LOCK_TIMEOUT_SECONDS = 3.0
+STATEMENT_TIMEOUT_SECONDS = 4.0
+# /healthz: a load balancer's probe wants a quick answer; an exhausted pool is "degraded".
+HEALTH_CHECK_WAIT_SECONDS = 2.0
 POOL_NAME = "github-sync-relay"
 DAG_RUN_ID_PREFIX = "webhook__"
 # Hex characters of the batch digest in a dag_run_id: 64 bits, collisions are not a concern.
@@ -106,6 +123,16 @@ def dag_run_id_for(delivery_ids: tuple[str, ...], first_received_at: datetime) -
     return f"{DAG_RUN_ID_PREFIX}{stamp}Z__{digest}"
 
 
+def _configure_session(conn: psycopg.Connection[Any]) -> None:
+    # set_config, not SET: SET takes no bind parameters. Session-wide (is_local false), so
+    # every transaction on the connection is bounded; committed so the pool gets it idle.
+    conn.execute(
+        "SELECT set_config('statement_timeout', %s, false), set_config('lock_timeout', %s, false)",
+        (f"{round(STATEMENT_TIMEOUT_SECONDS * 1000)}ms", f"{round(LOCK_TIMEOUT_SECONDS * 1000)}ms"),
+    )
+    conn.commit()
+
+
 class DeliveryCounts(TypedDict):
     """Durable counts of ``webhook_deliveries`` (``/stats``)."""
 
@@ -121,7 +148,8 @@ class DeliveryStore:
     Each method is one transaction on a connection lent by :class:`psycopg_pool.ConnectionPool`
     (committed on success, rolled back on error). A database that is down makes a method raise
     a :class:`psycopg.Error` (``PoolTimeout`` after ``connection_wait_seconds``), which the app
-    turns into a 503.
+    turns into a 503; so does a stalled one (``LockNotAvailable`` after ``LOCK_TIMEOUT_SECONDS``,
+    ``QueryCanceled`` after ``STATEMENT_TIMEOUT_SECONDS``).
     """
 
     def __init__(
@@ -136,6 +164,7 @@ class DeliveryStore:
             min_size=min(MIN_POOL_SIZE, pool_size),
             max_size=pool_size,
             kwargs={"connect_timeout": CONNECT_TIMEOUT_SECONDS},
+            configure=_configure_session,
             # A connection broken while idle (a database restart) is replaced before it is
             # lent, instead of failing the request that gets it.
             check=ConnectionPool.check_connection,
@@ -152,7 +181,7 @@ class DeliveryStore:
 
     def check(self) -> None:
         """Raise if the database cannot be reached (health check)."""
-        with self._pool.connection() as conn:
+        with self._pool.connection(timeout=HEALTH_CHECK_WAIT_SECONDS) as conn:
             conn.execute("SELECT 1")
 
     def insert(self, delivery: IncomingDelivery) -> bool:
