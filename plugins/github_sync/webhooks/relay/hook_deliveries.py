@@ -27,6 +27,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt
 
 from github_sync.config import ConfigError, validate_api_base_url
 from github_sync.github.credentials import AppInstallationCredential, TokenCredential, app_jwt
+from github_sync.github.errors import CredentialError, GitHubServerError, GitHubTransportError
 from github_sync.github.owners import OwnerError, check_login, check_repository
 from github_sync.github.ratelimit import (
     RateLimit,
@@ -302,11 +303,17 @@ class HookDeliveriesClient:
                     return
                 yield delivery
             url = self._next_page(resp)
+        if url is not None:
+            log.warning(
+                "stopped listing %s after %d pages; older deliveries were not read", target, MAX_PAGES
+            )
 
     def redeliver(self, target: HookTarget, delivery_id: int) -> None:
         """Ask GitHub to send delivery ``delivery_id`` again (same GUID); returns on 202 Accepted.
 
         https://docs.github.com/en/rest/repos/webhooks#redeliver-a-delivery-for-a-repository-webhook
+        A timeout or 5xx is tried again like any request, so GitHub may redeliver twice: the
+        relay stores a delivery once per GUID, so a second copy changes nothing.
 
         Raises:
             RedeliveryRefusedError: 404 or 422 (unknown or expired delivery, or refused).
@@ -364,7 +371,16 @@ class HookDeliveriesClient:
         raise AssertionError("unreachable: tenacity either returns or raises")  # pragma: no cover
 
     def _attempt(self, method: str, url: str, path: str, target: HookTarget) -> requests.Response:
-        auth = ApiAuth(self._authorization(target, path), self._session)
+        try:
+            authorization = self._authorization(target, path)
+        except (GitHubTransportError, GitHubServerError) as exc:
+            # Buying the installation token failed on the way (its errors carry no secret).
+            raise _TransientError(str(exc)) from None
+        except CredentialError as exc:
+            raise HookDeliveriesError(
+                f"{method} {path}: the App's credentials were refused ({exc})", method=method, path=path
+            ) from None
+        auth = ApiAuth(authorization, self._session)
         try:
             resp = self._session.request(method, url, auth=auth, timeout=self._timeout, allow_redirects=False)
         except (requests.ConnectionError, requests.Timeout) as exc:
