@@ -33,7 +33,7 @@ from github_sync.webhooks.relay.store import (
 )
 from tests.polling import wait_until
 from tests.webhooks.airflow_stub import AirflowStub, free_port
-from tests.webhooks.helpers import body_of, delivery_rows, fast_forwarder, headers, relay_settings
+from tests.webhooks.helpers import ADMIN, body_of, delivery_rows, fast_forwarder, headers, relay_settings
 from tests.webhooks.test_cli import processes, relay_env, start_relay
 
 __all__ = ["processes"]  # the fixture, imported for its use here
@@ -99,7 +99,7 @@ def test_a_locked_table_gets_503s_then_deliveries_are_accepted_again(
         accepted = post_all(f"{base}/webhooks/github", body, accepted_ids)
         assert [r.status_code for r in accepted] == [202] * CONCURRENT, [r.text for r in accepted]
         assert sorted(r[0] for r in delivery_rows(pg_conn)) == sorted(accepted_ids)
-        stats = httpx.get(f"{base}/stats", timeout=CLIENT_TIMEOUT_S).json()["requests"]
+        stats = httpx.get(f"{base}/stats", headers=ADMIN, timeout=CLIENT_TIMEOUT_S).json()["requests"]
         assert (stats["store_errors"], stats["stored"]) == (CONCURRENT, CONCURRENT)
         # The lock wait ran into lock_timeout (the first 8) or the wait for a connection did.
         assert "LockNotAvailable" in log_path.read_text()
@@ -108,7 +108,7 @@ def test_a_locked_table_gets_503s_then_deliveries_are_accepted_again(
             lambda: sorted(i for ids in stub.runs.values() for i in ids) == sorted(accepted_ids),
             message="the deliveries accepted after the lock forwarded",
         )
-        assert httpx.get(f"{base}/healthz", timeout=CLIENT_TIMEOUT_S).json()["forwarder"] == "running"
+        assert httpx.get(f"{base}/healthz", timeout=CLIENT_TIMEOUT_S).json()["forwarding"] == "ok"
     finally:
         stub.stop()
 
