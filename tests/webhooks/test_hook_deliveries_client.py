@@ -97,13 +97,19 @@ def test_targets_parse_from_the_setting() -> None:
     assert [str(t) for t in targets] == ["org:acme:424242", "repo:octo/site.io:7", "app"]
     assert targets[1].path == "/repos/octo/site.io/hooks/7/deliveries"
     assert parse_hook_targets("") == []
+    # Without an id: the relay takes it from its deliveries' X-GitHub-Hook-ID.
+    by_deliveries = parse_hook_targets("org:acme repo:octo/site.io")
+    assert by_deliveries == [HookTarget("org", "acme"), HookTarget("repo", "octo", "site.io")]
+    assert [str(t) for t in by_deliveries] == ["org:acme", "repo:octo/site.io"]
+    with pytest.raises(ValueError, match="not known yet"):
+        _ = by_deliveries[0].path
 
 
 @pytest.mark.parametrize(
     "entry",
     [
         "user:acme:1",
-        "org:acme",
+        "org:",
         "org:acme:x",
         "org:acme:0",
         "org:-acme:1",

@@ -44,6 +44,8 @@ __all__ = ["processes"]  # the fixture, imported for its use here
 
 TOKEN = "ghp_relay_recovery_token_acceptance"
 ORG_HOOK = HookTarget("org", OWNER, "", HOOK_ID)
+# The same hook configured without its id: the relay takes it from the deliveries' X-GitHub-Hook-ID.
+ORG_HOOK_BY_DELIVERIES = HookTarget("org", OWNER)
 MISSED = 50
 
 
@@ -67,11 +69,11 @@ def stored_guids(conn: psycopg.Connection) -> set[str]:
     return {row[0] for row in conn.execute("SELECT delivery_id FROM webhook_deliveries")}
 
 
-def recovery_row(conn: psycopg.Connection) -> tuple[int, int] | None:
+def recovery_row(conn: psycopg.Connection, target: HookTarget = ORG_HOOK) -> tuple[int, int] | None:
     conn.commit()
     row = conn.execute(
         "SELECT redeliveries_requested, syncs_triggered FROM webhook_recovery WHERE target = %s",
-        (str(ORG_HOOK),),
+        (str(target),),
     ).fetchone()
     return None if row is None else (int(row[0]), int(row[1]))
 
@@ -87,14 +89,17 @@ def test_deliveries_missed_while_the_relay_was_down_are_each_applied_once(
     airflow_stub.start()
     port = free_port()
     env = relay_env(pg_database, airflow_stub.url, port) | {
-        "GITHUB_SYNC_RELAY_HOOKS": str(ORG_HOOK),
+        "GITHUB_SYNC_RELAY_HOOKS": str(ORG_HOOK_BY_DELIVERIES),
         "GITHUB_SYNC_RELAY_GITHUB_TOKEN": TOKEN,
         "GITHUB_SYNC_RELAY_GITHUB_API_URL": org_sim.url,
         "GITHUB_SYNC_RELAY_RECOVERY_INTERVAL_SECONDS": "10",
     }
     log_path = tmp_path / "relay.log"
     start_relay(env, log_path, processes)
-    wait_until(lambda: recovery_row(pg_conn) is not None, message="the relay's first scan of the hook")
+    wait_until(
+        lambda: recovery_row(pg_conn, ORG_HOOK_BY_DELIVERIES) is not None,
+        message="the relay's first scan of the hook",
+    )
     org_sim.webhook_target = (f"http://127.0.0.1:{port}/webhooks/github", SECRET)
     open_issues(org_sim, 2, "while up")
     assert len(stored_guids(pg_conn)) == 2
@@ -115,9 +120,8 @@ def test_deliveries_missed_while_the_relay_was_down_are_each_applied_once(
     )
 
     def recovery_stats() -> dict[str, object]:
-        stats: dict[str, object] = httpx.get(f"http://127.0.0.1:{port}/stats", headers=ADMIN).json()[
-            "recovery"
-        ][str(ORG_HOOK)]
+        relay = httpx.get(f"http://127.0.0.1:{port}/stats", headers=ADMIN).json()
+        stats: dict[str, object] = relay["recovery"][str(ORG_HOOK_BY_DELIVERIES)]
         return stats
 
     # A later scan (the 10 s interval) finds nothing more to ask for.
@@ -129,7 +133,7 @@ def test_deliveries_missed_while_the_relay_was_down_are_each_applied_once(
     assert all(
         d.redelivery and d.status_code == 202 for d in org_sim.hook_deliveries if d.id > attempts[0].id
     )
-    assert recovery_row(pg_conn) == (MISSED, 0)
+    assert recovery_row(pg_conn, ORG_HOOK_BY_DELIVERIES) == (MISSED, 0)
     assert recovery_stats()["last_error"] is None and recovery_stats()["redeliveries_requested"] == MISSED
     assert TOKEN not in log_path.read_text()
 

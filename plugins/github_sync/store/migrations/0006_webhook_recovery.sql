@@ -30,6 +30,11 @@ CREATE TABLE webhook_redelivery_requests (
     PRIMARY KEY (target, delivery_guid)
 );
 
+-- Which kind of hook sent a delivery (X-GitHub-Hook-Installation-Target-Type: organization,
+-- repository, integration): recovery of a hook configured without its id takes the id
+-- (X-GitHub-Hook-ID, already stored) of the latest delivery of that kind.
+ALTER TABLE webhook_deliveries ADD COLUMN hook_target_type text;
+
 -- The forwarder asks on every pass whether a webhook run is in flight (rows forwarded
 -- recently, github_sync.webhooks.relay.store.DeliveryStore.in_flight_wait_left).
 CREATE INDEX webhook_deliveries_in_flight_idx ON webhook_deliveries (forwarded_at) WHERE status = 'forwarded';

@@ -55,6 +55,9 @@ MAX_BODY_BYTES = 25 * 1024 * 1024
 EVENT_HEADER = "X-GitHub-Event"
 DELIVERY_HEADER = "X-GitHub-Delivery"
 HOOK_ID_HEADER = "X-GitHub-Hook-ID"
+HOOK_TARGET_TYPE_HEADER = "X-GitHub-Hook-Installation-Target-Type"
+# organization, repository, integration, business...: a word, or the header is not kept.
+HOOK_TARGET_TYPE_PATTERN = re.compile(r"^[a-z_]{1,32}$")
 # GitHub's delivery ids are GUIDs; allow a little more, but nothing that is not an identifier.
 DELIVERY_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 EVENT_PATTERN = re.compile(r"^[a-z_]{1,64}$")
@@ -66,6 +69,11 @@ def _error(status: int, message: str, *, close: bool = False) -> JSONResponse:
     return JSONResponse(
         status_code=status, content={"detail": message}, headers=CLOSE_CONNECTION if close else None
     )
+
+
+def _hook_target_type(header: str | None) -> str | None:
+    value = (header or "").strip().lower()
+    return value if HOOK_TARGET_TYPE_PATTERN.match(value) else None
 
 
 class RelayCounters:
@@ -216,6 +224,7 @@ def create_app(
                 event=event,
                 hook_id=request.headers.get(HOOK_ID_HEADER),
                 payload=payload,
+                hook_target_type=_hook_target_type(request.headers.get(HOOK_TARGET_TYPE_HEADER)),
             )
         except UnstorableDeliveryError as exc:
             # Signed by GitHub but never storable: a redelivery cannot help, so not a 503.

@@ -98,7 +98,11 @@ class RateLimitedError(HookDeliveriesError):
 
 @dataclass(frozen=True)
 class HookTarget:
-    """One webhook whose deliveries the relay recovers: an organisation's, a repository's or the App's."""
+    """One webhook whose deliveries the relay recovers: an organisation's, a repository's or the App's.
+
+    ``hook_id`` 0 (configured as ``org:<org>`` or ``repo:<owner>/<repo>``) means "the hook that
+    sent the relay's deliveries": the recovery takes the id from their ``X-GitHub-Hook-ID``.
+    """
 
     kind: TargetKind
     owner: str = ""
@@ -107,32 +111,34 @@ class HookTarget:
 
     @classmethod
     def parse(cls, text: str) -> HookTarget:
-        """``org:<org>:<hook_id>``, ``repo:<owner>/<repo>:<hook_id>`` or ``app``; raises :class:`HookTargetError`."""
+        """``org:<org>[:<hook_id>]``, ``repo:<owner>/<repo>[:<hook_id>]`` or ``app``; raises :class:`HookTargetError`."""
         value = text.strip()
         if value == "app":
             return cls("app")
         kind, _, rest = value.partition(":")
-        name, _, raw_id = rest.rpartition(":")
+        name, _, raw_id = rest.rpartition(":") if ":" in rest else (rest, "", "")
         source = f"{ENV_RELAY_HOOKS} entry {value!r}"
         if kind not in ("org", "repo") or not name:
             raise HookTargetError(
                 f"{source} must be 'org:<org>:<hook_id>', 'repo:<owner>/<repo>:<hook_id>' or 'app'"
             )
-        if not raw_id.isdigit() or int(raw_id) == 0:
+        if raw_id and (not raw_id.isdigit() or int(raw_id) == 0):
             raise HookTargetError(f"{source}: the hook id must be a positive number, got {raw_id!r}")
         try:
             if kind == "org":
-                return cls("org", check_login(name, source=source), "", int(raw_id))
+                return cls("org", check_login(name, source=source), "", int(raw_id or 0))
             owner, repo = check_repository(name, source=source)
         except OwnerError as exc:
             raise HookTargetError(str(exc)) from None
-        return cls("repo", owner, repo, int(raw_id))
+        return cls("repo", owner, repo, int(raw_id or 0))
 
     @property
     def path(self) -> str:
         """The API path of the hook's deliveries listing."""
         if self.kind == "app":
             return "/app/hook/deliveries"
+        if not self.hook_id:
+            raise ValueError(f"{self}: the hook id is not known yet")
         if self.kind == "org":
             return f"/orgs/{self.owner}/hooks/{self.hook_id}/deliveries"
         return f"/repos/{self.owner}/{self.repo}/hooks/{self.hook_id}/deliveries"
@@ -142,7 +148,13 @@ class HookTarget:
         if self.kind == "app":
             return "app"
         name = self.owner if self.kind == "org" else f"{self.owner}/{self.repo}"
-        return f"{self.kind}:{name}:{self.hook_id}"
+        return f"{self.kind}:{name}:{self.hook_id}" if self.hook_id else f"{self.kind}:{name}"
+
+    # The X-GitHub-Hook-Installation-Target-Type of the deliveries this hook sends.
+    @property
+    def installation_target_type(self) -> str:
+        """``organization``, ``repository`` or ``integration`` (the App's hook)."""
+        return {"org": "organization", "repo": "repository", "app": "integration"}[self.kind]
 
 
 def parse_hook_targets(text: str) -> list[HookTarget]:

@@ -140,7 +140,12 @@ def parse_payload(body: bytes, content_type: str | None) -> dict[str, Any]:
 
 
 def build_delivery(
-    *, delivery_id: str, event: str, hook_id: str | None, payload: Mapping[str, Any]
+    *,
+    delivery_id: str,
+    event: str,
+    hook_id: str | None,
+    payload: Mapping[str, Any],
+    hook_target_type: str | None = None,
 ) -> IncomingDelivery:
     """The row to store for a verified delivery (status ``ignored`` for unsupported events).
 
@@ -168,6 +173,7 @@ def build_delivery(
         event=event,
         action=action if isinstance(action, str) else None,
         hook_id=hook_id,
+        hook_target_type=hook_target_type,
         repository_id=repo_id,
         repository=full_name if isinstance(full_name, str) else None,
         payload=storable,

@@ -35,7 +35,7 @@ import hashlib
 import logging
 import threading
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -258,6 +258,20 @@ class RecoveryLedger:
         return row[0]  # type: ignore[no-any-return]
 
     @staticmethod
+    def hook_id_seen(conn: psycopg.Connection[Any], target: HookTarget) -> int | None:
+        """The ``X-GitHub-Hook-ID`` of the latest stored delivery from ``target``'s hook, if any."""
+        if target.kind == "org":
+            where, name = "lower(payload->'organization'->>'login') = lower(%s)", target.owner
+        else:
+            where, name = "lower(repository) = lower(%s)", f"{target.owner}/{target.repo}"
+        row = conn.execute(
+            "SELECT hook_id FROM webhook_deliveries WHERE hook_target_type = %s AND hook_id ~ '^[0-9]{1,18}$' "
+            f"AND {where} ORDER BY received_at DESC LIMIT 1",
+            (target.installation_target_type, name),
+        ).fetchone()
+        return int(row[0]) if row and int(row[0]) > 0 else None
+
+    @staticmethod
     def stored_guids(conn: psycopg.Connection[Any], guids: Sequence[str]) -> set[str]:
         """The GUIDs among ``guids`` that ``webhook_deliveries`` holds."""
         if not guids:
@@ -385,15 +399,30 @@ class Recovery:
             stats.last_error = f"database unavailable ({type(exc).__name__})"
             log.warning("Recovery of %s skipped: database unavailable (%s)", target, type(exc).__name__)
 
-    def _scan_locked(self, conn: psycopg.Connection[Any], target: HookTarget, stats: TargetStats) -> None:
-        state = self._ledger.state(conn, target)
+    def _scan_locked(self, conn: psycopg.Connection[Any], configured: HookTarget, stats: TargetStats) -> None:
+        # The state is the configured hook's ("org:acme" when its id comes from the deliveries),
+        # started at the first scan even before the id is known: what fails after it is recovered.
+        state = self._ledger.state(conn, configured)
         sync_triggered = False
         if state is None:
-            state = self._ledger.start(conn, target)
-            log.info("Recovery of %s: first scan, comparing deliveries from now on", target)
+            state = self._ledger.start(conn, configured)
+            log.info("Recovery of %s: first scan, comparing deliveries from now on", configured)
         elif self._ledger.database_now(conn) - state.last_scan_at > GAP_AFTER:
             # Deliveries may have expired at GitHub before any scan saw them: sync instead.
-            sync_triggered = self._trigger_sync(target, state)
+            sync_triggered = self._trigger_sync(configured, state)
+        target = configured
+        if target.kind != "app" and not target.hook_id:
+            hook_id = self._ledger.hook_id_seen(conn, configured)
+            if hook_id is None:
+                log.info(
+                    "Recovery of %s: no delivery from this hook stored yet, so no hook id to list", configured
+                )
+                self._ledger.finish(
+                    conn, configured, state.compared_through_id, sync_triggered=sync_triggered
+                )
+                stats.last_error = None
+                return
+            target = replace(configured, hook_id=hook_id)
         listed: list[DeliverySummary] = []
         for delivery in self._github.recent_deliveries(target, since=state.compare_from):
             if delivery.id <= state.compared_through_id:
@@ -403,12 +432,12 @@ class Recovery:
         plan = plan_redeliveries(
             listed,
             self._ledger.stored_guids(conn, guids),
-            self._ledger.requests_made(conn, target, guids),
+            self._ledger.requests_made(conn, configured, guids),
             compared_through_id=state.compared_through_id,
         )
         for delivery in plan.redeliver:
             # Counted before the request: a crash in between asks once more, never unboundedly.
-            self._ledger.record_request(conn, target, delivery.guid)
+            self._ledger.record_request(conn, configured, delivery.guid)
             try:
                 self._github.redeliver(target, delivery.id)
             except RedeliveryRefusedError as exc:
@@ -422,7 +451,7 @@ class Recovery:
                 target, guid, MAX_REDELIVERY_REQUESTS,
             )  # fmt: skip
         stats.given_up += len(plan.given_up)
-        self._ledger.finish(conn, target, plan.compared_through_id, sync_triggered=sync_triggered)
+        self._ledger.finish(conn, configured, plan.compared_through_id, sync_triggered=sync_triggered)
         stats.scans += 1
         stats.last_error = None
         stats.last_scan_at = datetime.now(UTC).isoformat()

@@ -77,6 +77,7 @@ class IncomingDelivery:
         event: ``X-GitHub-Event``.
         action: The payload's ``action`` (None for ping and push).
         hook_id: ``X-GitHub-Hook-ID``.
+        hook_target_type: ``X-GitHub-Hook-Installation-Target-Type`` (organization, repository...).
         repository_id: The payload's ``repository.id``, when it has one.
         repository: The payload's ``repository.full_name``, when it has one.
         payload: The payload, already made storable in ``jsonb``.
@@ -91,6 +92,7 @@ class IncomingDelivery:
     repository: str | None
     payload: Mapping[str, Any]
     status: str
+    hook_target_type: str | None = None
 
 
 @dataclass(frozen=True)
@@ -193,8 +195,8 @@ class DeliveryStore:
         with self._pool.connection() as conn:
             row = conn.execute(
                 "INSERT INTO webhook_deliveries "
-                "(delivery_id, event, action, hook_id, repository_id, repository, payload, status) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb, %s) "
+                "(delivery_id, event, action, hook_id, repository_id, repository, payload, status, hook_target_type) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s) "
                 "ON CONFLICT (delivery_id) DO NOTHING RETURNING delivery_id",
                 (
                     delivery.delivery_id,
@@ -205,6 +207,7 @@ class DeliveryStore:
                     delivery.repository,
                     json.dumps(delivery.payload, ensure_ascii=False),
                     delivery.status,
+                    delivery.hook_target_type,
                 ),
             ).fetchone()
         return row is not None
