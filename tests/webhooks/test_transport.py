@@ -289,3 +289,28 @@ def test_by_default_the_relay_listens_on_loopback_only(pg_database: str, tmp_pat
             httpx.get(f"http://{address}:{plain.port}/readyz", timeout=5)
     finally:
         started.close()
+
+
+def test_a_signed_delivery_that_can_never_be_stored_gets_400_not_503(
+    relay: Relay, pg_conn: psycopg.Connection
+) -> None:
+    # The real process: the whole path from the socket to PostgreSQL (tests/webhooks/test_unstorable.py has every case).
+    never = b'{"action": "created", "score": NaN, "repository": {"id": 1, "full_name": "acme/app"}}'
+    never_id = str(uuid.uuid4())
+    refused = httpx.post(
+        f"{relay.url}/webhooks/github", content=never, headers=headers(never, "star", never_id)
+    )
+    assert refused.status_code == 400 and "can never be stored" in refused.json()["detail"]
+    assert not stored(pg_conn, never_id)
+    cleaned = b'{"action": "crea\\u0000ted", "repository": {"id": 1, "full_name": "acme/a\\u0000pp"}}'
+    cleaned_id = str(uuid.uuid4())
+    accepted = httpx.post(
+        f"{relay.url}/webhooks/github", content=cleaned, headers=headers(cleaned, "star", cleaned_id)
+    )
+    assert accepted.status_code == 202
+    row = pg_conn.execute(
+        "SELECT action, repository FROM webhook_deliveries WHERE delivery_id = %s", (cleaned_id,)
+    ).fetchone()
+    assert row is not None and "\x00" not in row[0] + row[1]
+    counts = httpx.get(f"{relay.url}/stats", headers=ADMIN).json()["requests"]
+    assert counts["rejected_unstorable"] >= 1 and "store_errors" not in counts
