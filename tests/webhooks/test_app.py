@@ -38,16 +38,6 @@ def forwarder_of(client: TestClient) -> Forwarder:
     return forwarder
 
 
-@pytest.fixture
-def client(pg_database: str, store: DeliveryStore, airflow_stub: AirflowStub) -> Iterator[TestClient]:
-    """The relay with a running fake Airflow."""
-    airflow_stub.start()
-    settings = relay_settings(pg_database, airflow_stub.url)
-    app = create_app(settings, store=store, forwarder=fast_forwarder(store, settings))
-    with TestClient(app) as test_client:
-        yield test_client
-
-
 def test_github_vector_secret_gets_past_the_signature_check(
     pg_database: str, store: DeliveryStore, airflow_stub: AirflowStub, github_samples: Path
 ) -> None:

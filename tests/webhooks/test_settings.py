@@ -81,7 +81,11 @@ def test_defaults_and_values_as_given() -> None:
         0.0,
         10_000,
     )
-    assert (settings.header_timeout_seconds, settings.body_timeout_seconds, settings.idle_timeout_seconds) == (
+    assert (
+        settings.header_timeout_seconds,
+        settings.body_timeout_seconds,
+        settings.idle_timeout_seconds,
+    ) == (
         10.0,
         10.0,
         5,

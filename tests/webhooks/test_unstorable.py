@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlencode
 
@@ -17,26 +16,13 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
-from github_sync.webhooks.relay.app import create_app
 from github_sync.webhooks.relay.payload import MAX_NESTING_DEPTH
-from github_sync.webhooks.relay.store import DeliveryStore
-from tests.webhooks.airflow_stub import AirflowStub
-from tests.webhooks.helpers import delivery_rows, fast_forwarder, headers, relay_settings
+from tests.webhooks.helpers import ADMIN, delivery_rows, headers
 
 WEBHOOK = "/webhooks/github"
 FORM = "application/x-www-form-urlencoded"
 REPO = '{"id": 1296269, "full_name": "octocat/Hello-World"}'
 BIGINT_MAX = 2**63 - 1
-
-
-@pytest.fixture
-def client(pg_database: str, store: DeliveryStore, airflow_stub: AirflowStub) -> Iterator[TestClient]:
-    """The relay with a running fake Airflow."""
-    airflow_stub.start()
-    settings = relay_settings(pg_database, airflow_stub.url)
-    app = create_app(settings, store=store, forwarder=fast_forwarder(store, settings))
-    with TestClient(app) as test_client:
-        yield test_client
 
 
 def nested(depth: int) -> str:
@@ -55,7 +41,7 @@ def post(client: TestClient, text: str, *, event: str = "issues", form: bool = F
 
 
 def request_counts(client: TestClient) -> dict[str, Any]:
-    counts: dict[str, Any] = client.get("/stats").json()["requests"]
+    counts: dict[str, Any] = client.get("/stats", headers=ADMIN).json()["requests"]
     return counts
 
 
