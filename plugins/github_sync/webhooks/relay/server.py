@@ -56,6 +56,13 @@ class HeaderDeadlineProtocol(H11Protocol):
             self._disarm_header_deadline()
 
     def on_response_complete(self) -> None:
+        if self.conn.their_state is h11.SEND_BODY and not self.transport.is_closing():
+            # Answered before the request's body was read (a refusal, a 404, a GET with a
+            # body): nothing would bound the rest of that body, byte by byte, so the
+            # connection ends here, whatever the route's response said.
+            super().on_response_complete()
+            self.transport.close()
+            return
         super().on_response_complete()
         if not self.transport.is_closing() and self.conn.their_state is h11.IDLE:
             self._arm_header_deadline()
