@@ -30,6 +30,7 @@ from tests.conftest import REPO_ROOT
 from tests.e2e.harness import (
     BIN,
     HOOK_EXTRA,
+    RELAY_ADMIN_TOKEN,
     SIM_TOKEN,
     WEBHOOK_SECRET,
     Deployment,
@@ -106,12 +107,13 @@ def deployment(e2e_home: Path) -> Iterator[Deployment]:
                 "GITHUB_SYNC_RELAY_HOST": "127.0.0.1",
                 "GITHUB_SYNC_RELAY_PORT": str(relay_port),
                 "GITHUB_SYNC_RELAY_COALESCE_SECONDS": str(RELAY_COALESCE_S),
+                "GITHUB_SYNC_RELAY_ADMIN_TOKEN": RELAY_ADMIN_TOKEN,
             }
             relay = Service(
                 "github-sync-relay", [str(BIN / "github-sync-relay")], relay_env, e2e_home / "relay.log"
             ).start()
             relay_url = f"http://127.0.0.1:{relay_port}"
-            relay.wait_http(f"{relay_url}/healthz")
+            relay.wait_http(f"{relay_url}/readyz")
             deployment = Deployment(
                 airflow=airflow,
                 sim_url=sim_url,

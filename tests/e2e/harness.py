@@ -40,6 +40,9 @@ log = logging.getLogger(__name__)
 BIN = Path(sys.executable).parent
 SIM_OWNER = "acme"
 WEBHOOK_SECRET = "e2e-webhook-secret-0123456789"
+# The relay's /stats needs its admin token (GITHUB_SYNC_RELAY_ADMIN_TOKEN).
+RELAY_ADMIN_TOKEN = "e2e-relay-admin-token-0001"
+RELAY_ADMIN_HEADERS = {"Authorization": f"Bearer {RELAY_ADMIN_TOKEN}"}
 SIM_TOKEN = "ghp_e2e_shared_token_0123456789"
 # Tasks retry in seconds rather than Airflow's 30 s, so a transient error does not stall a scenario.
 HOOK_EXTRA = {"retry_max_attempts": 3, "retry_backoff_initial_s": 0.2, "retry_backoff_max_s": 1.0}

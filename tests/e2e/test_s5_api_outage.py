@@ -14,7 +14,14 @@ from collections import Counter
 import pytest
 import requests
 
-from tests.e2e.harness import POLL_S, WEBHOOK_SECRET, Deployment, organisation, sim_control
+from tests.e2e.harness import (
+    POLL_S,
+    RELAY_ADMIN_HEADERS,
+    WEBHOOK_SECRET,
+    Deployment,
+    organisation,
+    sim_control,
+)
 from tests.polling import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -74,7 +81,11 @@ def test_deliveries_during_api_outage_are_applied_once(deployment: Deployment) -
         # Forwarding failed at least once: Airflow really was unreachable for these deliveries.
         stats = wait_until(
             lambda: (
-                (s := requests.get(f"{deployment.relay_url}/stats", timeout=5).json())
+                (
+                    s := requests.get(
+                        f"{deployment.relay_url}/stats", headers=RELAY_ADMIN_HEADERS, timeout=5
+                    ).json()
+                )
                 and _failed_attempts(s) > 0
                 and s
             ),

@@ -24,12 +24,14 @@ import pytest
 from github_sim import Simulator
 from github_sim.webhooks import HOOK_ID
 from github_sync.config import INCREMENTAL_SYNC_DAG_ID
+from github_sync.webhooks.relay import hook_deliveries
 from github_sync.webhooks.relay.airflow_api import AirflowClient
 from github_sync.webhooks.relay.hook_deliveries import DeliverySummary, HookDeliveriesClient, HookTarget
 from github_sync.webhooks.relay.recovery import (
     MAX_REDELIVERY_REQUESTS,
     Recovery,
     RecoveryLedger,
+    RedeliveryRequest,
     plan_redeliveries,
     recovery_run_id,
 )
@@ -134,13 +136,21 @@ def test_deliveries_missed_while_the_relay_was_down_are_each_applied_once(
         d.redelivery and d.status_code == 202 for d in org_sim.hook_deliveries if d.id > attempts[0].id
     )
     assert recovery_row(pg_conn, ORG_HOOK_BY_DELIVERIES) == (MISSED, 0)
+    kept = pg_conn.execute(
+        "SELECT hook_id FROM webhook_recovery WHERE target = %s", (str(ORG_HOOK_BY_DELIVERIES),)
+    )
+    assert kept.fetchone() == (HOOK_ID,), "the id taken from the deliveries is kept"
     assert recovery_stats()["last_error"] is None and recovery_stats()["redeliveries_requested"] == MISSED
     assert TOKEN not in log_path.read_text()
 
 
-def in_process_recovery(database_url: str, sim: Simulator, airflow_url: str, webhook_url: str) -> Recovery:
+def in_process_recovery(
+    database_url: str, sim: Simulator, airflow_url: str, webhook_url: str, *, per_page: int = 100
+) -> Recovery:
     sim.webhook_target = (webhook_url, SECRET)  # the hook exists once it has a URL
-    github = HookDeliveriesClient(sim.url, TOKEN, timeout=(2.0, 5.0), attempts=2, backoff_initial=0.01)
+    github = HookDeliveriesClient(
+        sim.url, TOKEN, timeout=(2.0, 5.0), attempts=2, backoff_initial=0.01, per_page=per_page
+    )
     airflow = AirflowClient(airflow_url, USERNAME, PASSWORD, timeout=2.0)
     return Recovery(RecoveryLedger(database_url), github, airflow, [ORG_HOOK], interval_seconds=3600)
 
@@ -163,10 +173,13 @@ def test_a_gap_longer_than_github_keeps_deliveries_triggers_one_incremental_sync
     long_ago = datetime.now(UTC) - timedelta(days=4)
     pg_conn.execute("UPDATE webhook_recovery SET last_scan_at = %s", (long_ago,))
     pg_conn.commit()
+    open_issues(org_sim, 2, "missed")
 
-    recovery.scan(ORG_HOOK)  # Airflow is down: the gap's sync cannot be triggered yet
-    assert recovery.stats.failing and airflow_stub.other_runs == {}
-    assert recovery_row(pg_conn) == (0, 0)
+    recovery.scan(ORG_HOOK)  # Airflow is down: the gap's sync waits, the redeliveries do not
+    assert recovery.stats.targets[str(ORG_HOOK)].last_error == "Airflow unreachable (ConnectionError)"
+    assert airflow_stub.other_runs == {} and recovery_row(pg_conn) == (2, 0)
+    recovery.scan(ORG_HOOK)
+    assert recovery.stats.failing, "failing after two scans in a row"
 
     airflow_stub.start()
     recovery.scan(ORG_HOOK)
@@ -174,7 +187,26 @@ def test_a_gap_longer_than_github_keeps_deliveries_triggers_one_incremental_sync
     assert airflow_stub.other_runs == {
         recovery_run_id(ORG_HOOK, long_ago): (INCREMENTAL_SYNC_DAG_ID, {"owners": [OWNER]})
     }
-    assert not recovery.stats.failing and recovery_row(pg_conn) == (0, 1)
+    row = recovery_row(pg_conn)
+    assert not recovery.stats.failing and row is not None and row[1] == 1
+
+
+def test_a_listing_longer_than_the_client_reads_falls_back_to_a_sync(
+    pg_database: str,
+    pg_conn: psycopg.Connection,
+    airflow_stub: AirflowStub,
+    org_sim: Simulator,
+    refused_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    airflow_stub.start()
+    monkeypatch.setattr(hook_deliveries, "MAX_PAGES", 1)  # one page of 2: a listing of 5 is cut short
+    recovery = in_process_recovery(pg_database, org_sim, airflow_stub.url, refused_url, per_page=2)
+    recovery.scan(ORG_HOOK)
+    open_issues(org_sim, 5, "many")
+    recovery.scan(ORG_HOOK)
+    assert recovery_row(pg_conn) == (2, 1), "the newest page redelivered, the rest left to one sync"
+    assert [dag for dag, _ in airflow_stub.other_runs.values()] == [INCREMENTAL_SYNC_DAG_ID]
 
 
 def test_a_hook_another_relay_is_scanning_is_left_alone(
@@ -205,12 +237,61 @@ def test_a_delivery_that_keeps_failing_is_asked_for_a_bounded_number_of_times(
     recovery = in_process_recovery(pg_database, org_sim, airflow_stub.url, refused_url)
     recovery.scan(ORG_HOOK)  # the relay stays unreachable throughout
     open_issues(org_sim, 1, "unlucky")
-    for _ in range(MAX_REDELIVERY_REQUESTS + 2):
+    for _ in range(MAX_REDELIVERY_REQUESTS + 3):
         recovery.scan(ORG_HOOK)
         org_sim.drain_webhooks()
     assert recovery_row(pg_conn) == (MAX_REDELIVERY_REQUESTS, 0)
     assert len(org_sim.hook_deliveries) == 1 + MAX_REDELIVERY_REQUESTS
-    assert recovery.stats.targets[str(ORG_HOOK)].given_up == 1
+    assert recovery.stats.targets[str(ORG_HOOK)].given_up == 1, "given up once, not on every scan"
+
+
+def test_a_redelivery_refused_by_a_rate_limit_is_not_counted(
+    pg_database: str,
+    pg_conn: psycopg.Connection,
+    airflow_stub: AirflowStub,
+    org_sim: Simulator,
+    refused_url: str,
+) -> None:
+    recovery = in_process_recovery(pg_database, org_sim, airflow_stub.url, refused_url)
+    recovery.scan(ORG_HOOK)
+    open_issues(org_sim, 1, "limited")
+    org_sim.set_rate_limit_remaining(TOKEN, 1)  # the listing gets the last request, the redelivery none
+    recovery.scan(ORG_HOOK)
+    assert recovery.stats.targets[str(ORG_HOOK)].last_error == "rate limited (403)"
+    assert recovery_row(pg_conn) == (0, 0)
+    org_sim.set_rate_limit_remaining(TOKEN, 5000)
+    recovery.scan(ORG_HOOK)
+    assert recovery_row(pg_conn) == (1, 0)
+
+
+class BrokenGitHub:
+    """A deliveries API with a bug of its own (it raises what the client never does): the one
+    fault here that cannot be caused for real, for the thread's survival."""
+
+    def recent_deliveries(self, target: HookTarget, since: datetime | None = None) -> list[DeliverySummary]:
+        raise RuntimeError("a bug")
+
+    def redeliver(self, target: HookTarget, delivery_id: int) -> None:
+        raise AssertionError("never reached")
+
+
+def test_an_unexpected_error_is_recorded_and_the_recovery_thread_lives_on(
+    pg_database: str, airflow_stub: AirflowStub
+) -> None:
+    airflow = AirflowClient(airflow_stub.url, USERNAME, PASSWORD, timeout=2.0)
+    recovery = Recovery(
+        RecoveryLedger(pg_database), BrokenGitHub(), airflow, [ORG_HOOK], interval_seconds=3600
+    )
+    recovery.start()
+    try:
+        wait_until(
+            lambda: recovery.stats.targets[str(ORG_HOOK)].consecutive_failures == 1, message="a failed scan"
+        )
+        recovery.scan_now()
+        wait_until(lambda: recovery.stats.failing, message="a second failed scan, on the same thread")
+        assert recovery.stats.targets[str(ORG_HOOK)].last_error == "unexpected RuntimeError"
+    finally:
+        recovery.stop()
 
 
 def test_a_hook_github_does_not_know_is_reported_with_what_to_fix(
@@ -229,7 +310,7 @@ def summary(delivery_id: int, guid: str, status_code: int) -> DeliverySummary:
     return DeliverySummary(
         id=delivery_id,
         guid=guid,
-        delivered_at=datetime(2026, 12, 1, tzinfo=UTC),
+        delivered_at=datetime(2026, 12, 1, tzinfo=UTC) + timedelta(seconds=delivery_id),
         status="OK" if 200 <= status_code < 300 else f"Invalid HTTP Response: {status_code}",
         status_code=status_code,
         redelivery=False,
@@ -249,9 +330,18 @@ def test_the_plan_asks_for_the_latest_attempt_of_what_is_neither_stored_nor_deli
         summary(13, "d", 400),  # the relay refused the body: a redelivery gets the same answer
         summary(14, "e", 0),  # asked for MAX times already
         summary(15, "f", 408),  # too slow: worth another try
+        summary(
+            16, "g", 0
+        ),  # this very attempt was asked for by an earlier scan: its redelivery is on its way
+        summary(17, "h", 404),  # a proxy's 404 during a deploy: worth another try
     ]
-    plan = plan_redeliveries(listed, {"c"}, {"e": MAX_REDELIVERY_REQUESTS, "a": 1}, compared_through_id=8)
-    assert [(d.guid, d.id) for d in plan.redeliver] == [("a", 12), ("f", 15)]
-    assert plan.given_up == ["e"]
-    assert plan.compared_through_id == 15
-    assert plan_redeliveries([], set(), {}, compared_through_id=8).compared_through_id == 8
+    asked = {
+        "a": RedeliveryRequest(1, 9),
+        "e": RedeliveryRequest(MAX_REDELIVERY_REQUESTS, 5),
+        "g": RedeliveryRequest(1, 16),
+    }
+    plan = plan_redeliveries(listed, {"c"}, asked)
+    assert [(d.guid, d.id) for d in plan.redeliver] == [("a", 12), ("f", 15), ("h", 17)]
+    assert [d.guid for d in plan.given_up] == ["e"]
+    assert plan.compared_through == summary(17, "h", 0).delivered_at
+    assert plan_redeliveries([], set(), {}).compared_through is None

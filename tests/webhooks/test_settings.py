@@ -6,6 +6,8 @@ password, and the secrets must not reach a log line through an error message.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from github_sync.config import ConfigError, validate_database_url
@@ -180,3 +182,53 @@ def test_the_relay_uses_the_one_database_url_rule() -> None:
         assert (
             str(caught.value) == "GITHUB_SYNC_DATABASE_URL must be a postgresql://user@host:port/database URL"
         )
+
+
+GITHUB_TOKEN_VALUE = "ghp_relay_recovery_settings_token"
+
+
+def test_recovery_is_off_without_hooks_and_configured_with_them(tmp_path: Path) -> None:
+    assert RelaySettings.from_env(REQUIRED).hook_deliveries_client() is None
+    settings = RelaySettings.from_env(
+        {
+            **REQUIRED,
+            "GITHUB_SYNC_RELAY_HOOKS": "org:acme:42, repo:acme/app",
+            "GITHUB_SYNC_RELAY_GITHUB_TOKEN": GITHUB_TOKEN_VALUE,
+            "GITHUB_SYNC_RELAY_GITHUB_API_URL": "https://ghe.example.com/api/v3/",
+            "GITHUB_SYNC_RELAY_RECOVERY_INTERVAL_SECONDS": "60",
+        }
+    )
+    assert [str(t) for t in settings.hook_targets()] == ["org:acme:42", "repo:acme/app"]
+    assert settings.github_api_url == "https://ghe.example.com/api/v3"
+    assert settings.recovery_interval_seconds == 60.0
+    client = settings.hook_deliveries_client()
+    assert client is not None and GITHUB_TOKEN_VALUE not in repr(client) + repr(settings)
+    key = tmp_path / "app.pem"
+    key.write_text("-----BEGIN PRIVATE KEY-----\nnot checked here\n-----END PRIVATE KEY-----\n")
+    app = RelaySettings.from_env(
+        {
+            **REQUIRED,
+            "GITHUB_SYNC_RELAY_HOOKS": "app",
+            "GITHUB_SYNC_RELAY_GITHUB_APP_ID": "12345",
+            "GITHUB_SYNC_RELAY_GITHUB_APP_PRIVATE_KEY_PATH": str(key),
+        }
+    )
+    assert app.hook_deliveries_client() is not None
+
+
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        ({"GITHUB_SYNC_RELAY_HOOKS": "org:acme:42"}, "no credential may list its deliveries"),
+        ({"GITHUB_SYNC_RELAY_HOOKS": "app", "GITHUB_SYNC_RELAY_GITHUB_TOKEN": GITHUB_TOKEN_VALUE}, "needs GITHUB_SYNC_RELAY_GITHUB_APP_ID"),
+        ({"GITHUB_SYNC_RELAY_HOOKS": "team:acme:1", "GITHUB_SYNC_RELAY_GITHUB_TOKEN": GITHUB_TOKEN_VALUE}, "GITHUB_SYNC_RELAY_HOOKS entry"),
+        ({"GITHUB_SYNC_RELAY_GITHUB_APP_ID": "1"}, "must be set together"),
+        ({"GITHUB_SYNC_RELAY_GITHUB_APP_ID": "1", "GITHUB_SYNC_RELAY_GITHUB_APP_PRIVATE_KEY": "k", "GITHUB_SYNC_RELAY_GITHUB_TOKEN": GITHUB_TOKEN_VALUE}, "not both"),
+        ({"GITHUB_SYNC_RELAY_GITHUB_APP_ID": "1", "GITHUB_SYNC_RELAY_GITHUB_APP_PRIVATE_KEY_PATH": "/nonexistent/key.pem", "GITHUB_SYNC_RELAY_HOOKS": "app"}, "GITHUB_SYNC_RELAY_GITHUB_APP_PRIVATE_KEY_PATH cannot be read"),
+        ({"GITHUB_SYNC_RELAY_GITHUB_API_URL": f"https://x:{GITHUB_TOKEN_VALUE}@ghe.example.com"}, "GITHUB_SYNC_RELAY_GITHUB_API_URL"),
+        ({"GITHUB_SYNC_RELAY_RECOVERY_INTERVAL_SECONDS": "5"}, "must be a number of seconds between 10 and 86400"),
+    ],
+)  # fmt: skip
+def test_recovery_settings_errors_name_the_variable(environ: dict[str, str], expected: str) -> None:
+    message = config_error({**REQUIRED, **environ})
+    assert expected in message and GITHUB_TOKEN_VALUE not in message

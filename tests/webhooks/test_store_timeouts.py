@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import psycopg
@@ -176,6 +177,85 @@ def test_a_database_that_never_answers_gets_503_not_a_hang(silent_database: Sile
         assert health.status_code == 503 and health.json()["database"].startswith("unavailable")
         assert silent_database.accepted, "the relay never reached the silent server"
     finally:
+        server.should_exit = True
+        thread.join(SERVER_STOP_TIMEOUT_S)
+        stub.stop()
+
+
+class FreezingProxy:
+    """A TCP proxy to PostgreSQL that can stop relaying bytes (a partition, a frozen host): the
+    server never sees the query, so no server-side timeout can end it."""
+
+    def __init__(self, target_port: int) -> None:
+        self._target_port = target_port
+        self._sock = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self._sock.getsockname()[1]
+        self.frozen = threading.Event()
+        self._closed = threading.Event()
+        self._sockets: list[socket.socket] = []
+        threading.Thread(target=self._accept, name="freezing-proxy", daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self._closed.is_set():
+            try:
+                client, _ = self._sock.accept()
+            except OSError:
+                return
+            server = socket.create_connection(("127.0.0.1", self._target_port))
+            self._sockets += [client, server]
+            for source, sink in ((client, server), (server, client)):
+                threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
+
+    def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
+        while not self._closed.is_set():
+            try:
+                data = source.recv(65536)
+            except OSError:
+                return
+            if not data:
+                return
+            while self.frozen.is_set() and not self._closed.is_set():
+                self._closed.wait(0.05)  # hold the bytes: nothing reaches the other side
+            try:
+                sink.sendall(data)
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self._closed.set()
+        for sock in [self._sock, *self._sockets]:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            sock.close()
+
+
+def test_a_database_that_stops_answering_mid_connection_gets_503_within_the_budget(
+    pg_database: str, pg_conn: psycopg.Connection
+) -> None:
+    database = urlsplit(pg_database)
+    proxy = FreezingProxy(database.port or 5432)
+    stub = AirflowStub()
+    stub.start()
+    through_proxy = database._replace(netloc=f"{database.netloc.rsplit('@', 1)[0]}@127.0.0.1:{proxy.port}").geturl()
+    settings = relay_settings(through_proxy, stub.url)
+    store = DeliveryStore(settings.database_url)
+    app = create_app(settings, store=store, forwarder=fast_forwarder(store, settings))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, name="uvicorn-relay", daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: server.started or not thread.is_alive(), timeout=SERVER_START_TIMEOUT_S,
+                   message="uvicorn did not start")  # fmt: skip
+        base = f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+        body = body_of({"action": "opened", "repository": {"id": 1, "full_name": "o/r"}})
+        assert post_all(f"{base}/webhooks/github", body, [str(uuid.uuid4())])[0].status_code == 202
+        proxy.frozen.set()
+        answers = post_all(f"{base}/webhooks/github", body, [str(uuid.uuid4()) for _ in range(2)])
+        assert [r.status_code for r in answers] == [503, 503], [r.text for r in answers]
+    finally:
+        proxy.close()
         server.should_exit = True
         thread.join(SERVER_STOP_TIMEOUT_S)
         stub.stop()

@@ -73,7 +73,7 @@ def request_counts(client: TestClient) -> dict[str, Any]:
         "id-above-bigint",
         "id-below-bigint",
         "int-digits",
-        "depth-65",
+        "depth-limit-plus-1",
         "depth-490",
         "depth-5000",
     ],

@@ -5,35 +5,42 @@
 -- (https://docs.github.com/en/webhooks/testing-and-troubleshooting-webhooks/redelivering-webhooks).
 -- The relay compares that list with webhook_deliveries and asks for the missing ones
 -- (github_sync.webhooks.relay.recovery). One row per configured hook ("org:acme:42",
--- "repo:acme/app:7", "app"): how far its deliveries have been compared, so a restart resumes
+-- "repo:acme/app", "app"): how far its deliveries have been compared, so a restart resumes
 -- and a gap longer than GitHub's retention is noticed.
 CREATE TABLE webhook_recovery (
     target                  text        PRIMARY KEY,
-    -- Deliveries sent before the relay's first scan of the hook are not its business.
+    -- The relay's first scan (its database clock): what GitHub sent before is not its business.
     compare_from            timestamptz NOT NULL,
-    -- GitHub's delivery ids increase: every delivery up to this id has been compared.
-    compared_through_id     bigint      NOT NULL DEFAULT 0,
-    -- The relay's clock: a scan older than GitHub's retention (3 days) means a gap.
+    -- GitHub's delivered_at of the newest delivery compared (GitHub's clock); NULL: none yet.
+    compared_through        timestamptz,
+    -- The hook id, fixed once known (configured, or the first stored delivery's X-GitHub-Hook-ID).
+    hook_id                 bigint,
+    -- The relay's clock: a previous scan older than GitHub's retention means a gap.
     last_scan_at            timestamptz NOT NULL,
+    -- A gap was found after this scan and its incremental sync is not triggered yet.
+    gap_since               timestamptz,
     last_error              text,
     redeliveries_requested  bigint      NOT NULL DEFAULT 0,
     syncs_triggered         bigint      NOT NULL DEFAULT 0
 );
 
--- One row per delivery the relay asked GitHub to redeliver, so that a delivery whose
--- redelivery fails again is asked for a bounded number of times, not on every scan.
+-- One row per delivery the relay asked GitHub to redeliver: how often, and which attempt it
+-- asked for last (an attempt already asked for is not asked for again on the next scan).
 CREATE TABLE webhook_redelivery_requests (
-    target          text        NOT NULL REFERENCES webhook_recovery (target) ON DELETE CASCADE,
-    delivery_guid   text        NOT NULL,
-    requests        integer     NOT NULL DEFAULT 1,
-    requested_at    timestamptz NOT NULL DEFAULT now(),
+    target              text        NOT NULL REFERENCES webhook_recovery (target) ON DELETE CASCADE,
+    delivery_guid       text        NOT NULL,
+    requests            integer     NOT NULL DEFAULT 1,
+    last_requested_id   bigint      NOT NULL,
+    requested_at        timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (target, delivery_guid)
 );
 
 -- Which kind of hook sent a delivery (X-GitHub-Hook-Installation-Target-Type: organization,
 -- repository, integration): recovery of a hook configured without its id takes the id
--- (X-GitHub-Hook-ID, already stored) of the latest delivery of that kind.
+-- (X-GitHub-Hook-ID, already stored) of the first delivery of that kind it finds.
 ALTER TABLE webhook_deliveries ADD COLUMN hook_target_type text;
+CREATE INDEX webhook_deliveries_hook_idx ON webhook_deliveries (hook_target_type, received_at)
+    WHERE hook_target_type IS NOT NULL;
 
 -- The forwarder asks on every pass whether a webhook run is in flight (rows forwarded
 -- recently, github_sync.webhooks.relay.store.DeliveryStore.in_flight_wait_left).

@@ -23,6 +23,7 @@ log the secret or a payload.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import re
@@ -45,7 +46,7 @@ from github_sync.webhooks.relay.payload import UnstorableDeliveryError, build_de
 from github_sync.webhooks.relay.recovery import Recovery, RecoveryLedger
 from github_sync.webhooks.relay.settings import RelaySettings
 from github_sync.webhooks.relay.signature import SIGNATURE_HEADER, SignatureCheck, SignatureError
-from github_sync.webhooks.relay.store import STATUS_IGNORED, DeliveryStore
+from github_sync.webhooks.relay.store import REQUEST_DATABASE_BUDGET_SECONDS, STATUS_IGNORED, DeliveryStore
 
 log = logging.getLogger(__name__)
 
@@ -235,7 +236,17 @@ def create_app(
             counters.add("rejected_malformed")
             return _error(400, f"malformed delivery {delivery_id}: {exc}")
         try:
-            inserted = await run_in_threadpool(store.insert, delivery)
+            # The store's own timeouts end a slow statement; this bounds what they cannot see
+            # (a server that stopped answering): GitHub gets its 503 inside its 10 s either way.
+            inserted = await asyncio.wait_for(
+                run_in_threadpool(store.insert, delivery), timeout=REQUEST_DATABASE_BUDGET_SECONDS
+            )
+        except TimeoutError:
+            counters.add("store_errors")
+            log.error(
+                "Could not store delivery %s (%s): the database did not answer in time", delivery_id, event
+            )
+            return _error(503, "the relay's database is unavailable; redeliver later")
         except psycopg.Error as exc:
             # Without durable storage the delivery would be lost; say so instead of a false 202.
             counters.add("store_errors")

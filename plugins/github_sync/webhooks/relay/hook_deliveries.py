@@ -53,6 +53,7 @@ DEFAULT_BACKOFF_MAX_S = 10.0
 # Pages followed at most in one listing (100 each): far more than 3 days of one hook usually hold.
 MAX_PAGES = 200
 ACCEPTED = 202
+BAD_REQUEST = 400
 UNAUTHORIZED = 401
 NOT_FOUND = 404
 UNPROCESSABLE = 422
@@ -79,7 +80,11 @@ class HookNotFoundError(HookDeliveriesError):
 
 
 class RedeliveryRefusedError(HookDeliveriesError):
-    """404 or 422 for a redelivery: unknown or expired delivery (older than 3 days), or refused."""
+    """400, 404 or 422 for a redelivery (GitHub documents 400 and 422): unknown or expired delivery, or refused."""
+
+
+class ListingTruncatedError(HookDeliveriesError):
+    """The listing had more pages than :data:`MAX_PAGES`: the deliveries older than those read are unknown."""
 
 
 class HookDeliveriesUnavailableError(HookDeliveriesError):
@@ -292,6 +297,7 @@ class HookDeliveriesClient:
 
         Raises:
             HookNotFoundError: 404 (no such hook, or the credential may not administer it).
+            ListingTruncatedError: More than MAX_PAGES pages (after yielding those read).
             RateLimitedError, HookDeliveriesUnavailableError, HookDeliveriesError.
         """
         # GitHub's times have whole seconds: a delivery in the second of `since` is kept.
@@ -309,15 +315,18 @@ class HookDeliveriesClient:
                 )
             self._raise_for(resp, "GET", target.path)
             pages += 1
-            for item in resp.json():
-                delivery = DeliverySummary.from_item(item)
+            for item in _listing_items(resp, target.path):
+                delivery = _summary_of(item, target.path)
                 if floor is not None and delivery.delivered_at < floor:
                     return
                 yield delivery
             url = self._next_page(resp)
         if url is not None:
-            log.warning(
-                "stopped listing %s after %d pages; older deliveries were not read", target, MAX_PAGES
+            # Said, not just logged: the caller must not take the unread deliveries as compared.
+            raise ListingTruncatedError(
+                f"GET {target.path}: more than {MAX_PAGES} pages; older deliveries were not read",
+                method="GET",
+                path=target.path,
             )
 
     def redeliver(self, target: HookTarget, delivery_id: int) -> None:
@@ -328,12 +337,12 @@ class HookDeliveriesClient:
         relay stores a delivery once per GUID, so a second copy changes nothing.
 
         Raises:
-            RedeliveryRefusedError: 404 or 422 (unknown or expired delivery, or refused).
+            RedeliveryRefusedError: 400, 404 or 422 (unknown or expired delivery, or refused).
             RateLimitedError, HookDeliveriesUnavailableError, HookDeliveriesError.
         """
         path = f"{target.path}/{int(delivery_id)}/attempts"
         resp = self._request("POST", f"{self.api_url}{path}", target)
-        if resp.status_code in (NOT_FOUND, UNPROCESSABLE):
+        if resp.status_code in (BAD_REQUEST, NOT_FOUND, UNPROCESSABLE):
             raise RedeliveryRefusedError(
                 f"POST {path}: {resp.status_code} {_message(resp)}",
                 method="POST",
@@ -395,7 +404,7 @@ class HookDeliveriesClient:
         auth = ApiAuth(authorization, self._session)
         try:
             resp = self._session.request(method, url, auth=auth, timeout=self._timeout, allow_redirects=False)
-        except (requests.ConnectionError, requests.Timeout) as exc:
+        except requests.RequestException as exc:  # connection, timeout, a body cut short
             # The exception's text names host and path only; the token is in no URL.
             log.warning("%s %s failed: %s", method, path, type(exc).__name__)
             raise _TransientError(type(exc).__name__) from None
@@ -454,3 +463,26 @@ def _message(resp: requests.Response) -> str:
     body = _body(resp)
     message = body.get("message") if isinstance(body, dict) else body
     return str(message or "")[:MESSAGE_SNIPPET]
+
+
+def _listing_items(resp: requests.Response, path: str) -> list[Any]:
+    """A listing page's items, or a named error for a page that is not a JSON array."""
+    try:
+        items = resp.json()
+    except ValueError:
+        items = None
+    if not isinstance(items, list):
+        raise HookDeliveriesError(f"GET {path}: the page is not a JSON array", method="GET", path=path)
+    return items
+
+
+def _summary_of(item: Any, path: str) -> DeliverySummary:
+    """One listing item, or a named error naming what was malformed."""
+    try:
+        return DeliverySummary.from_item(item)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise HookDeliveriesError(
+            f"GET {path}: a listed delivery is malformed ({type(exc).__name__}: {exc})",
+            method="GET",
+            path=path,
+        ) from None

@@ -18,12 +18,13 @@ from github_sync.webhooks.relay.store import STATUS_IGNORED, STATUS_PENDING, Inc
 
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 # The deepest nesting of objects and arrays a delivery may have (the top-level object is 1).
-# GitHub's payloads are shallow: the deepest sample (pull_request synchronize) has 5 levels.
-# 64 leaves room for any event while staying far below where the tools behind the relay give
-# out: Python's json module raises RecursionError at about 1,000 levels, and PostgreSQL's
+# GitHub's own structures are shallow (the deepest sample, pull_request synchronize, has 5
+# levels), but some events carry JSON their senders wrote (repository_dispatch's
+# client_payload, deployment's payload), so the limit is generous: 256 stays well below where
+# the tools behind the relay give out: Python's json module raises RecursionError at about 1,000 levels, and PostgreSQL's
 # jsonb parser is bounded only by max_stack_depth (tens of thousands of levels at the default
 # 2 MB: 10,000 parsed, 50,000 failed with "stack depth limit exceeded" on PostgreSQL 15).
-MAX_NESTING_DEPTH = 64
+MAX_NESTING_DEPTH = 256
 # repository.id goes into a bigint column (jsonb itself holds integers of any size).
 BIGINT_MIN = -(2**63)
 BIGINT_MAX = 2**63 - 1

@@ -8,17 +8,18 @@ https://docs.github.com/en/webhooks/using-webhooks/handling-failed-webhook-deliv
 start and every ``GITHUB_SYNC_RELAY_RECOVERY_INTERVAL_SECONDS``, for each hook of
 ``GITHUB_SYNC_RELAY_HOOKS``, the relay:
 
-1. lists the hook's deliveries newer than the last one it compared (GitHub's delivery ids
-   increase, so "newer" needs no clock agreement), never older than its first scan of the hook
-   (what GitHub sent before the relay existed is not its business);
-2. takes every GUID it has not stored (a failed attempt, or a "successful" one whose answer was
-   a 503) and asks GitHub to redeliver its latest attempt, at most
-   :data:`MAX_REDELIVERY_REQUESTS` times per GUID (a delivery that fails again is seen again,
-   as its redelivery is a new attempt);
-3. if its previous scan is older than GitHub's retention, deliveries may have expired unseen:
-   it triggers ``github_incremental_sync`` of the hook's owner (or repository) through the
-   Airflow API, with a run id derived from the gap, so a retried trigger is a 409, not a
-   second run.
+1. lists the hook's deliveries from :data:`RESCAN_OVERLAP` before the newest one it compared
+   (GitHub's ``delivered_at``; the overlap catches an attempt listed late), never older than
+   its first scan of the hook (what GitHub sent before the relay existed is not its business);
+2. takes every GUID it has not stored whose latest attempt failed (no connection, a timeout,
+   a 5xx) and asks GitHub to redeliver that attempt, unless it already asked for that very
+   attempt; each GUID at most :data:`MAX_REDELIVERY_REQUESTS` times (a redelivery that fails
+   is a new attempt, seen by the next scan);
+3. if its previous scan is older than GitHub's retention, or the listing was longer than the
+   client reads, deliveries may have expired or gone unread: it triggers
+   ``github_incremental_sync`` of the hook's owner (or repository) through the Airflow API,
+   with a run id derived from the gap (a retried trigger is a 409, not a second run), after
+   the redeliveries, so that an Airflow outage does not hold them back.
 
 A redelivered delivery arrives at ``POST /webhooks/github`` like any other and is stored once
 (the GUID is the table's key), so recovery can never apply a delivery twice. Relays sharing a
@@ -48,6 +49,7 @@ from github_sync.webhooks.relay.hook_deliveries import (
     HookDeliveriesError,
     HookNotFoundError,
     HookTarget,
+    ListingTruncatedError,
     RateLimitedError,
     RedeliveryRefusedError,
 )
@@ -59,8 +61,15 @@ GITHUB_RETENTION = timedelta(days=3)
 # A previous scan older than this may have missed deliveries that expired since: kept an hour
 # inside GitHub's retention, for clock skew and for the length of a scan.
 GAP_AFTER = GITHUB_RETENTION - timedelta(hours=1)
-# The relay's answers that a redelivery of the same body would get again.
-PERMANENT_REFUSALS = frozenset({400, 404, 405, 413, 415, 422})
+# The relay's answers that a redelivery of the same body would get again (a 404 or 405 comes
+# from a proxy in front of it, during a deploy: worth another try).
+PERMANENT_REFUSALS = frozenset({400, 413, 415, 422})
+# Each scan lists again this far before the newest delivery it compared: GitHub may list an
+# attempt that took long (up to its 10 s timeout) after a newer one.
+RESCAN_OVERLAP = timedelta(minutes=5)
+# A hook counts as failing (on /healthz) after this many failed scans in a row: one
+# transient error (a GitHub 502) is not worth an alert.
+FAILING_AFTER_SCANS = 2
 # A GUID is asked for this many times at most; past that it is reported, not asked again.
 MAX_REDELIVERY_REQUESTS = 3
 CONNECT_TIMEOUT_SECONDS = 5
@@ -97,8 +106,24 @@ class HookState:
     """How far a hook's deliveries have been compared (a row of ``webhook_recovery``)."""
 
     compare_from: datetime
-    compared_through_id: int
+    compared_through: datetime | None
+    hook_id: int | None
     last_scan_at: datetime
+    gap_since: datetime | None
+
+    def listing_floor(self) -> datetime:
+        """The oldest ``delivered_at`` this scan lists down to."""
+        if self.compared_through is None:
+            return self.compare_from
+        return max(self.compare_from, self.compared_through - RESCAN_OVERLAP)
+
+
+@dataclass(frozen=True)
+class RedeliveryRequest:
+    """What was asked for a GUID already (a row of ``webhook_redelivery_requests``)."""
+
+    requests: int
+    last_requested_id: int
 
 
 @dataclass(frozen=True)
@@ -107,10 +132,10 @@ class RedeliveryPlan:
 
     # The latest attempt of each missing GUID, to redeliver (oldest first).
     redeliver: list[DeliverySummary]
-    # GUIDs still missing after MAX_REDELIVERY_REQUESTS requests.
-    given_up: list[str]
-    # Every delivery up to this id has been compared.
-    compared_through_id: int
+    # The latest attempts of GUIDs still missing after MAX_REDELIVERY_REQUESTS requests.
+    given_up: list[DeliverySummary]
+    # The newest delivered_at listed (None when nothing was).
+    compared_through: datetime | None
 
 
 def worth_redelivering(delivery: DeliverySummary) -> bool:
@@ -125,22 +150,19 @@ def worth_redelivering(delivery: DeliverySummary) -> bool:
 
 
 def plan_redeliveries(
-    listed: Sequence[DeliverySummary],
-    stored: set[str],
-    requests: Mapping[str, int],
-    *,
-    compared_through_id: int,
+    listed: Sequence[DeliverySummary], stored: set[str], asked: Mapping[str, RedeliveryRequest]
 ) -> RedeliveryPlan:
     """Decide which listed deliveries to ask for again. Pure.
 
     Args:
-        listed: The deliveries listed since the last scan (any order; several attempts of a GUID).
+        listed: The deliveries listed (any order; several attempts of a GUID).
         stored: The GUIDs among them the relay has stored.
-        requests: How many times each GUID was asked for already.
-        compared_through_id: The previous scan's high-water mark.
+        asked: What was asked for each GUID already.
 
     Returns:
-        The plan: the latest attempt of every GUID that is neither stored nor delivered OK.
+        The plan: the latest attempt of every GUID that is neither stored nor delivered OK,
+        unless that attempt was asked for already (its redelivery is on its way or failed: a
+        failed one is a newer attempt) or the GUID was asked for MAX_REDELIVERY_REQUESTS times.
     """
     latest: dict[str, DeliverySummary] = {}
     for delivery in listed:
@@ -148,22 +170,25 @@ def plan_redeliveries(
         if current is None or delivery.id > current.id:
             latest[delivery.guid] = delivery
     redeliver: list[DeliverySummary] = []
-    given_up: list[str] = []
+    given_up: list[DeliverySummary] = []
     for guid, delivery in sorted(latest.items(), key=lambda item: item[1].id):
         if guid in stored or not worth_redelivering(delivery):
             continue
-        if requests.get(guid, 0) >= MAX_REDELIVERY_REQUESTS:
-            given_up.append(guid)
+        previous = asked.get(guid)
+        if previous is not None and previous.last_requested_id >= delivery.id:
+            continue
+        if previous is not None and previous.requests >= MAX_REDELIVERY_REQUESTS:
+            given_up.append(delivery)
         else:
             redeliver.append(delivery)
-    high_water = max([compared_through_id, *(d.id for d in listed)])
-    return RedeliveryPlan(redeliver=redeliver, given_up=given_up, compared_through_id=high_water)
+    newest = max((d.delivered_at for d in listed), default=None)
+    return RedeliveryPlan(redeliver=redeliver, given_up=given_up, compared_through=newest)
 
 
-def recovery_run_id(target: HookTarget, last_scan_at: datetime) -> str:
-    """The deterministic run id of the incremental sync covering the gap after ``last_scan_at``."""
+def recovery_run_id(target: HookTarget, gap_since: datetime) -> str:
+    """The deterministic run id of the incremental sync covering the gap after ``gap_since``."""
     digest = hashlib.sha256(str(target).encode()).hexdigest()[:12]
-    stamp = last_scan_at.astimezone(UTC).strftime("%Y%m%dT%H%M%S%f")
+    stamp = gap_since.astimezone(UTC).strftime("%Y%m%dT%H%M%S%f")
     return f"{RECOVERY_RUN_ID_PREFIX}{stamp}Z__{digest}"
 
 
@@ -186,6 +211,7 @@ class TargetStats:
     given_up: int = 0
     syncs_triggered: int = 0
     last_scan_at: str | None = None
+    consecutive_failures: int = 0
     # The kind of the last failure (no URL, no credential); None after a good scan.
     last_error: str | None = None
 
@@ -198,15 +224,19 @@ class RecoveryStats:
 
     @property
     def failing(self) -> bool:
-        """Whether the last scan of some hook failed."""
-        return any(stats.last_error for stats in self.targets.values())
+        """Whether some hook's last FAILING_AFTER_SCANS scans failed."""
+        return any(stats.consecutive_failures >= FAILING_AFTER_SCANS for stats in self.targets.values())
+
+
+_STATE_COLUMNS = "compare_from, compared_through, hook_id, last_scan_at, gap_since"
 
 
 class RecoveryLedger:
     """The recovery's SQL: its state tables, and which GUIDs ``webhook_deliveries`` holds.
 
     One connection per scan (not the request pool: a scan holds its advisory lock while it
-    talks to GitHub, which may take a while).
+    talks to GitHub, which may take a while). Autocommit: each write stands on its own, so a
+    scan cut short keeps what it did.
     """
 
     def __init__(self, database_url: str) -> None:
@@ -230,36 +260,51 @@ class RecoveryLedger:
         return bool(row and row[0])
 
     @staticmethod
-    def state(conn: psycopg.Connection[Any], target: HookTarget) -> HookState | None:
-        """The hook's state, or None before its first scan."""
+    def state(conn: psycopg.Connection[Any], target: HookTarget) -> HookState:
+        """The hook's state; the first scan records it (compare what GitHub sends from now on)."""
         row = conn.execute(
-            "SELECT compare_from, compared_through_id, last_scan_at FROM webhook_recovery WHERE target = %s",
-            (str(target),),
+            f"SELECT {_STATE_COLUMNS} FROM webhook_recovery WHERE target = %s", (str(target),)
         ).fetchone()
-        return HookState(row[0], int(row[1]), row[2]) if row else None
+        if row is None:
+            row = conn.execute(
+                "INSERT INTO webhook_recovery (target, compare_from, last_scan_at) VALUES (%s, now(), now()) "
+                f"ON CONFLICT (target) DO UPDATE SET target = EXCLUDED.target RETURNING {_STATE_COLUMNS}",
+                (str(target),),
+            ).fetchone()
+            assert row is not None
+            log.info("Recovery of %s: first scan, comparing deliveries from now on", target)
+        return HookState(row[0], row[1], None if row[2] is None else int(row[2]), row[3], row[4])
 
     @staticmethod
-    def start(conn: psycopg.Connection[Any], target: HookTarget) -> HookState:
-        """Record the first scan of a hook: compare what GitHub sends from now on."""
-        row = conn.execute(
-            "INSERT INTO webhook_recovery (target, compare_from, last_scan_at) VALUES (%s, now(), now()) "
-            "ON CONFLICT (target) DO UPDATE SET target = EXCLUDED.target "
-            "RETURNING compare_from, compared_through_id, last_scan_at",
-            (str(target),),
-        ).fetchone()
-        assert row is not None
-        return HookState(row[0], int(row[1]), row[2])
+    def gap_found(conn: psycopg.Connection[Any], target: HookTarget, since: datetime) -> None:
+        """Record that deliveries after ``since`` may be lost (until the gap's sync is triggered)."""
+        conn.execute(
+            "UPDATE webhook_recovery SET gap_since = coalesce(gap_since, %s) WHERE target = %s",
+            (since, str(target)),
+        )
+
+    @staticmethod
+    def gap_closed(conn: psycopg.Connection[Any], target: HookTarget, *, triggered: bool) -> None:
+        """Forget the gap: its sync is triggered (or was, by an earlier attempt: 409)."""
+        conn.execute(
+            "UPDATE webhook_recovery SET gap_since = NULL, syncs_triggered = syncs_triggered + %s WHERE target = %s",
+            (1 if triggered else 0, str(target)),
+        )
 
     @staticmethod
     def database_now(conn: psycopg.Connection[Any]) -> datetime:
-        """The database's clock (every stored time is on it)."""
+        """The database's clock (the relay's own times are on it)."""
         row = conn.execute("SELECT now()").fetchone()
         assert row is not None
         return row[0]  # type: ignore[no-any-return]
 
     @staticmethod
-    def hook_id_seen(conn: psycopg.Connection[Any], target: HookTarget) -> int | None:
-        """The ``X-GitHub-Hook-ID`` of the latest stored delivery from ``target``'s hook, if any."""
+    def discover_hook_id(conn: psycopg.Connection[Any], target: HookTarget) -> int | None:
+        """The ``X-GitHub-Hook-ID`` of the latest stored delivery from ``target``'s kind of hook, kept from now on.
+
+        Kept (``webhook_recovery.hook_id``) so that a later delivery with another id, a second
+        hook or a replayed body with a forged header, cannot move the recovery elsewhere.
+        """
         if target.kind == "org":
             where, name = "lower(payload->'organization'->>'login') = lower(%s)", target.owner
         else:
@@ -269,7 +314,12 @@ class RecoveryLedger:
             f"AND {where} ORDER BY received_at DESC LIMIT 1",
             (target.installation_target_type, name),
         ).fetchone()
-        return int(row[0]) if row and int(row[0]) > 0 else None
+        if row is None or int(row[0]) <= 0:
+            return None
+        hook_id = int(row[0])
+        conn.execute("UPDATE webhook_recovery SET hook_id = %s WHERE target = %s", (hook_id, str(target)))
+        log.info("Recovery of %s: the hook's id is %d (from its deliveries)", target, hook_id)
+        return hook_id
 
     @staticmethod
     def stored_guids(conn: psycopg.Connection[Any], guids: Sequence[str]) -> set[str]:
@@ -284,25 +334,25 @@ class RecoveryLedger:
     @staticmethod
     def requests_made(
         conn: psycopg.Connection[Any], target: HookTarget, guids: Sequence[str]
-    ) -> dict[str, int]:
-        """How many times each of ``guids`` was asked for already."""
+    ) -> dict[str, RedeliveryRequest]:
+        """What was asked for each of ``guids`` already."""
         if not guids:
             return {}
         rows = conn.execute(
-            "SELECT delivery_guid, requests FROM webhook_redelivery_requests "
+            "SELECT delivery_guid, requests, last_requested_id FROM webhook_redelivery_requests "
             "WHERE target = %s AND delivery_guid = ANY(%s)",
             (str(target), list(guids)),
         ).fetchall()
-        return {row[0]: int(row[1]) for row in rows}
+        return {row[0]: RedeliveryRequest(int(row[1]), int(row[2])) for row in rows}
 
     @staticmethod
-    def record_request(conn: psycopg.Connection[Any], target: HookTarget, guid: str) -> None:
-        """Count one redelivery request of ``guid`` (committed before the next one is made)."""
+    def record_request(conn: psycopg.Connection[Any], target: HookTarget, delivery: DeliverySummary) -> None:
+        """Count one redelivery request of ``delivery``'s GUID (made, and accepted or refused by GitHub)."""
         conn.execute(
-            "INSERT INTO webhook_redelivery_requests (target, delivery_guid) VALUES (%s, %s) "
-            "ON CONFLICT (target, delivery_guid) DO UPDATE SET "
-            "requests = webhook_redelivery_requests.requests + 1, requested_at = now()",
-            (str(target), guid),
+            "INSERT INTO webhook_redelivery_requests (target, delivery_guid, last_requested_id) VALUES (%s, %s, %s) "
+            "ON CONFLICT (target, delivery_guid) DO UPDATE SET requests = webhook_redelivery_requests.requests + 1, "
+            "last_requested_id = EXCLUDED.last_requested_id, requested_at = now()",
+            (str(target), delivery.guid, delivery.id),
         )
         conn.execute(
             "UPDATE webhook_recovery SET redeliveries_requested = redeliveries_requested + 1 WHERE target = %s",
@@ -310,14 +360,20 @@ class RecoveryLedger:
         )
 
     @staticmethod
-    def finish(
-        conn: psycopg.Connection[Any], target: HookTarget, compared_through_id: int, *, sync_triggered: bool
-    ) -> None:
+    def mark_given_up(conn: psycopg.Connection[Any], target: HookTarget, delivery: DeliverySummary) -> None:
+        """Remember that ``delivery``'s GUID was given up at this attempt (reported once, not per scan)."""
+        conn.execute(
+            "UPDATE webhook_redelivery_requests SET last_requested_id = %s WHERE target = %s AND delivery_guid = %s",
+            (delivery.id, str(target), delivery.guid),
+        )
+
+    @staticmethod
+    def finish(conn: psycopg.Connection[Any], target: HookTarget, compared_through: datetime | None) -> None:
         """Record a completed scan."""
         conn.execute(
-            "UPDATE webhook_recovery SET compared_through_id = greatest(compared_through_id, %s), "
-            "last_scan_at = now(), last_error = NULL, syncs_triggered = syncs_triggered + %s WHERE target = %s",
-            (compared_through_id, 1 if sync_triggered else 0, str(target)),
+            "UPDATE webhook_recovery SET compared_through = greatest(compared_through, %s), "
+            "last_scan_at = now(), last_error = NULL WHERE target = %s",
+            (compared_through, str(target)),
         )
 
     @staticmethod
@@ -392,93 +448,117 @@ class Recovery:
                     return
                 try:
                     self._scan_locked(conn, target, stats)
-                except (HookDeliveriesError, ForwardError) as exc:
-                    stats.last_error = self._describe(target, exc)
+                except psycopg.Error:
+                    raise
+                except Exception as exc:  # the thread must outlive any one scan
+                    self._failed(stats, self._describe(target, exc))
                     self._ledger.fail(conn, target, str(exc))
+                    return
         except psycopg.Error as exc:
-            stats.last_error = f"database unavailable ({type(exc).__name__})"
+            self._failed(stats, f"database unavailable ({type(exc).__name__})")
             log.warning("Recovery of %s skipped: database unavailable (%s)", target, type(exc).__name__)
+            return
+        except Exception as exc:  # the thread must outlive any one scan
+            self._failed(stats, f"unexpected {type(exc).__name__}")
+            log.exception("Recovery of %s failed unexpectedly", target)
+            return
 
-    def _scan_locked(self, conn: psycopg.Connection[Any], configured: HookTarget, stats: TargetStats) -> None:
+    @staticmethod
+    def _failed(stats: TargetStats, summary: str) -> None:
+        stats.consecutive_failures += 1
+        stats.last_error = summary
+
+    def _scan_locked(self, conn: psycopg.Connection[Any], target: HookTarget, stats: TargetStats) -> None:
         # The state is the configured hook's ("org:acme" when its id comes from the deliveries),
-        # started at the first scan even before the id is known: what fails after it is recovered.
-        state = self._ledger.state(conn, configured)
-        sync_triggered = False
-        if state is None:
-            state = self._ledger.start(conn, configured)
-            log.info("Recovery of %s: first scan, comparing deliveries from now on", configured)
-        elif self._ledger.database_now(conn) - state.last_scan_at > GAP_AFTER:
-            # Deliveries may have expired at GitHub before any scan saw them: sync instead.
-            sync_triggered = self._trigger_sync(configured, state)
-        target = configured
-        if target.kind != "app" and not target.hook_id:
-            hook_id = self._ledger.hook_id_seen(conn, configured)
-            if hook_id is None:
-                log.info(
-                    "Recovery of %s: no delivery from this hook stored yet, so no hook id to list", configured
-                )
-                self._ledger.finish(
-                    conn, configured, state.compared_through_id, sync_triggered=sync_triggered
-                )
-                stats.last_error = None
-                return
-            target = replace(configured, hook_id=hook_id)
+        # recorded at the first scan even before the id is known: what fails after it is recovered.
+        state = self._ledger.state(conn, target)
+        if state.gap_since is None and self._ledger.database_now(conn) - state.last_scan_at > GAP_AFTER:
+            # Deliveries may have expired at GitHub before any scan saw them: a sync covers them.
+            self._ledger.gap_found(conn, target, state.last_scan_at)
+            state = replace(state, gap_since=state.last_scan_at)
+        listing = self._listing_target(conn, target, state)
         listed: list[DeliverySummary] = []
-        for delivery in self._github.recent_deliveries(target, since=state.compare_from):
-            if delivery.id <= state.compared_through_id:
-                break  # compared by an earlier scan (the listing is newest first)
-            listed.append(delivery)
+        truncated = False
+        if listing is not None:
+            try:
+                listed.extend(self._github.recent_deliveries(listing, since=state.listing_floor()))
+            except ListingTruncatedError as exc:
+                # The newest deliveries were read and are compared; what is older goes to a sync.
+                log.warning("Recovery of %s: %s; an incremental sync covers the rest", target, exc)
+                truncated = True
         guids = sorted({d.guid for d in listed})
         plan = plan_redeliveries(
-            listed,
-            self._ledger.stored_guids(conn, guids),
-            self._ledger.requests_made(conn, configured, guids),
-            compared_through_id=state.compared_through_id,
+            listed, self._ledger.stored_guids(conn, guids), self._ledger.requests_made(conn, target, guids)
         )
         for delivery in plan.redeliver:
-            # Counted before the request: a crash in between asks once more, never unboundedly.
-            self._ledger.record_request(conn, configured, delivery.guid)
+            assert listing is not None
             try:
-                self._github.redeliver(target, delivery.id)
+                self._github.redeliver(listing, delivery.id)
             except RedeliveryRefusedError as exc:
+                # Counted: the same attempt is not asked for again (it is gone or refused for good).
                 log.warning("Recovery of %s: GitHub refused to redeliver %s: %s", target, delivery.guid, exc)
-                continue
-            stats.redeliveries_requested += 1
-        for guid in plan.given_up:
+            else:
+                stats.redeliveries_requested += 1
+            # Only after GitHub answered: a rate limit or an outage (raised above) costs no request.
+            self._ledger.record_request(conn, target, delivery)
+        for delivery in plan.given_up:
             log.error(
                 "Recovery of %s: delivery %s is still missing after %d redeliveries; it is left to the "
                 "scheduled incremental sync",
-                target, guid, MAX_REDELIVERY_REQUESTS,
+                target, delivery.guid, MAX_REDELIVERY_REQUESTS,
             )  # fmt: skip
+            self._ledger.mark_given_up(conn, target, delivery)
         stats.given_up += len(plan.given_up)
-        self._ledger.finish(conn, configured, plan.compared_through_id, sync_triggered=sync_triggered)
-        stats.scans += 1
-        stats.last_error = None
-        stats.last_scan_at = datetime.now(UTC).isoformat()
-        if plan.redeliver or listed:
+        if truncated and state.gap_since is None:
+            self._ledger.gap_found(conn, target, state.last_scan_at)
+            state = replace(state, gap_since=state.last_scan_at)
+        self._ledger.finish(conn, target, plan.compared_through)
+        if listed:
             log.info(
                 "Recovery of %s: %d deliveries listed, %d missing asked for again, %d given up",
                 target, len(listed), len(plan.redeliver), len(plan.given_up),
             )  # fmt: skip
+        if state.gap_since is not None:
+            # After the redeliveries: an Airflow outage must not hold them back. Raises on failure
+            # (the gap stays recorded, the next scan tries again).
+            self._trigger_sync(conn, target, state.gap_since, stats)
+        stats.scans += 1
+        stats.consecutive_failures = 0
+        stats.last_error = None
+        stats.last_scan_at = datetime.now(UTC).isoformat()
 
-    def _trigger_sync(self, target: HookTarget, state: HookState) -> bool:
-        run_id = recovery_run_id(target, state.last_scan_at)
+    def _listing_target(
+        self, conn: psycopg.Connection[Any], target: HookTarget, state: HookState
+    ) -> HookTarget | None:
+        """``target`` with its hook id (configured, kept, or discovered); None while it is unknown."""
+        if target.kind == "app" or target.hook_id:
+            return target
+        hook_id = state.hook_id or self._ledger.discover_hook_id(conn, target)
+        if hook_id is None:
+            log.info("Recovery of %s: no delivery from this hook stored yet, so no hook id to list", target)
+            return None
+        return replace(target, hook_id=hook_id)
+
+    def _trigger_sync(
+        self, conn: psycopg.Connection[Any], target: HookTarget, gap_since: datetime, stats: TargetStats
+    ) -> None:
+        run_id = recovery_run_id(target, gap_since)
         outcome = self._airflow.trigger_run(INCREMENTAL_SYNC_DAG_ID, run_id, sync_conf(target))
-        log.warning(
-            "Recovery of %s: last scan %s is older than GitHub keeps deliveries; triggered %s run %s (%s)",
-            target, state.last_scan_at.isoformat(), INCREMENTAL_SYNC_DAG_ID, run_id, outcome.value,
-        )  # fmt: skip
         created = outcome is TriggerOutcome.CREATED
+        self._ledger.gap_closed(conn, target, triggered=created)
         if created:
-            self.stats.targets[str(target)].syncs_triggered += 1
-        return created
+            stats.syncs_triggered += 1
+        log.warning(
+            "Recovery of %s: deliveries since %s may be lost (GitHub keeps them 3 days); triggered %s run %s (%s)",
+            target, gap_since.isoformat(), INCREMENTAL_SYNC_DAG_ID, run_id, outcome.value,
+        )  # fmt: skip
 
     @staticmethod
     def _describe(target: HookTarget, exc: Exception) -> str:
         if isinstance(exc, HookNotFoundError):
             log.error(
                 "Recovery of %s: GitHub answered 404: check the hook id and that the credential may "
-                "administer the hook (a token with admin:org_hook / repository administration, or the App)",
+                "administer the hook (a token with admin:org_hook / admin:repo_hook, or the App)",
                 target,
             )
             return "hook not found or not administrable (404)"
@@ -488,6 +568,8 @@ class Recovery:
         if isinstance(exc, ForwardError):
             log.warning("Recovery of %s: could not trigger the gap's sync: %s", target, exc)
             return exc.summary
-        log.warning("Recovery of %s failed: %s", target, exc)
-        status = getattr(exc, "status", None)
-        return f"GitHub request failed ({status})" if status else f"GitHub unavailable ({type(exc).__name__})"
+        if isinstance(exc, HookDeliveriesError):
+            log.warning("Recovery of %s failed: %s", target, exc)
+            return f"GitHub request failed ({exc.status})" if exc.status else "GitHub unavailable"
+        log.error("Recovery of %s failed unexpectedly", target, exc_info=exc)
+        return f"unexpected {type(exc).__name__}"

@@ -58,6 +58,16 @@ CONNECT_TIMEOUT_SECONDS = 3
 # its own error (LockNotAvailable); anything else slow is cancelled at STATEMENT_TIMEOUT_SECONDS.
 LOCK_TIMEOUT_SECONDS = 3.0
 STATEMENT_TIMEOUT_SECONDS = 4.0
+# The statement timeouts are the server's: a server that stops answering altogether (a network
+# partition, a frozen host) never sends the cancellation. The kernel's TCP settings bound that
+# case instead: unacknowledged data fails the socket after TCP_USER_TIMEOUT_MS, and an idle
+# connection is probed after KEEPALIVE_IDLE_SECONDS, every KEEPALIVE_INTERVAL_SECONDS, given up
+# after KEEPALIVE_COUNT probes (libpq's keepalives_* and tcp_user_timeout parameters,
+# https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-PARAMKEYWORDS).
+TCP_USER_TIMEOUT_MS = 5_000
+KEEPALIVE_IDLE_SECONDS = 10
+KEEPALIVE_INTERVAL_SECONDS = 2
+KEEPALIVE_COUNT = 3
 # /healthz: a load balancer's probe wants a quick answer; an exhausted pool is "degraded".
 HEALTH_CHECK_WAIT_SECONDS = 2.0
 POOL_NAME = "github-sync-relay"
@@ -165,7 +175,14 @@ class DeliveryStore:
             database_url,
             min_size=min(MIN_POOL_SIZE, pool_size),
             max_size=pool_size,
-            kwargs={"connect_timeout": CONNECT_TIMEOUT_SECONDS},
+            kwargs={
+                "connect_timeout": CONNECT_TIMEOUT_SECONDS,
+                "tcp_user_timeout": TCP_USER_TIMEOUT_MS,
+                "keepalives": 1,
+                "keepalives_idle": KEEPALIVE_IDLE_SECONDS,
+                "keepalives_interval": KEEPALIVE_INTERVAL_SECONDS,
+                "keepalives_count": KEEPALIVE_COUNT,
+            },
             configure=_configure_session,
             # A connection broken while idle (a database restart) is replaced before it is
             # lent, instead of failing the request that gets it.
