@@ -261,7 +261,7 @@ def test_a_redelivery_refused_by_a_rate_limit_is_not_counted(
     assert recovery_row(pg_conn) == (0, 0)
     org_sim.set_rate_limit_remaining(TOKEN, 5000)
     recovery.scan(ORG_HOOK)
-    assert recovery_row(pg_conn) == (1, 0)
+    assert recovery_row(pg_conn) == (1, 0), recovery.stats
 
 
 class BrokenGitHub:

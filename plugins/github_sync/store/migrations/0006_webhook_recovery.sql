@@ -25,12 +25,16 @@ CREATE TABLE webhook_recovery (
 );
 
 -- One row per delivery the relay asked GitHub to redeliver: how often, and which attempt it
--- asked for last (an attempt already asked for is not asked for again on the next scan).
+-- asked for last and when (an attempt already asked for is not asked for again soon).
 CREATE TABLE webhook_redelivery_requests (
     target              text        NOT NULL REFERENCES webhook_recovery (target) ON DELETE CASCADE,
     delivery_guid       text        NOT NULL,
-    requests            integer     NOT NULL DEFAULT 1,
-    last_requested_id   bigint      NOT NULL,
+    -- Requests GitHub answered (202, or refused for good).
+    requests            integer     NOT NULL DEFAULT 0,
+    -- Requests that failed otherwise (5xx after retries, an unexpected status).
+    failures            integer     NOT NULL DEFAULT 0,
+    -- The attempt asked for last (0: none answered yet).
+    last_requested_id   bigint      NOT NULL DEFAULT 0,
     requested_at        timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (target, delivery_guid)
 );

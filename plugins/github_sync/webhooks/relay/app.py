@@ -62,6 +62,8 @@ HOOK_TARGET_TYPE_PATTERN = re.compile(r"^[a-z_]{1,32}$")
 # GitHub's delivery ids are GUIDs; allow a little more, but nothing that is not an identifier.
 DELIVERY_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 EVENT_PATTERN = re.compile(r"^[a-z_]{1,64}$")
+# /readyz and /healthz answer within this, whatever the database does.
+HEALTH_CHECK_TIMEOUT_SECONDS = 3.0
 # Sent with every refusal made before the body was read.
 CLOSE_CONNECTION = {"Connection": "close"}
 
@@ -264,21 +266,23 @@ def create_app(
             forwarder.notify()
         return JSONResponse(status_code=202, content={"delivery_id": delivery_id, "status": delivery.status})
 
+    async def database_reachable() -> bool:
+        # Bounded here too: the pool's wait does not cover a server that stopped answering.
+        try:
+            await asyncio.wait_for(run_in_threadpool(store.check), timeout=HEALTH_CHECK_TIMEOUT_SECONDS)
+        except (psycopg.Error, TimeoutError):
+            return False
+        return True
+
     @app.get("/readyz")
     async def readyz() -> JSONResponse:
-        try:
-            await run_in_threadpool(store.check)
-        except psycopg.Error:
+        if not await database_reachable():
             return JSONResponse(status_code=503, content={"status": "unavailable", "database": "unavailable"})
         return JSONResponse(content={"status": "ready", "database": "ok"})
 
     @app.get("/healthz")
     async def healthz() -> JSONResponse:
-        try:
-            await run_in_threadpool(store.check)
-            database = "ok"
-        except psycopg.Error:
-            database = "unavailable"
+        database = "ok" if await database_reachable() else "unavailable"
         stats = forwarder.stats
         if not forwarder.running:
             forwarding = "stopped"

@@ -47,6 +47,7 @@ from github_sync.webhooks.relay.airflow_api import ForwardError, TriggerOutcome
 from github_sync.webhooks.relay.hook_deliveries import (
     DeliverySummary,
     HookDeliveriesError,
+    HookDeliveriesUnavailableError,
     HookNotFoundError,
     HookTarget,
     ListingTruncatedError,
@@ -70,9 +71,16 @@ RESCAN_OVERLAP = timedelta(minutes=5)
 # A hook counts as failing (on /healthz) after this many failed scans in a row: one
 # transient error (a GitHub 502) is not worth an alert.
 FAILING_AFTER_SCANS = 2
-# A GUID is asked for this many times at most; past that it is reported, not asked again.
+# A GUID is asked for this many times at most (requests GitHub answered), or until this many
+# requests failed otherwise; past that it is reported, not asked again.
 MAX_REDELIVERY_REQUESTS = 3
+MAX_FAILED_REQUESTS = 5
+# An attempt asked for is not asked for again before this: GitHub makes the redelivery within
+# seconds, and a failed one is a newer attempt. Past it (GitHub accepted and never sent it), asked again.
+REDELIVERY_PENDING_FOR = timedelta(minutes=15)
 CONNECT_TIMEOUT_SECONDS = 5
+# A server that stops answering mid-scan (a partition) fails the socket instead of hanging it.
+TCP_USER_TIMEOUT_MS = 10_000
 # Statements of a scan are small; a stalled database must not stall the scan for ever.
 STATEMENT_TIMEOUT_MS = 5_000
 RECOVERY_RUN_ID_PREFIX = "recovery__"
@@ -124,6 +132,14 @@ class RedeliveryRequest:
 
     requests: int
     last_requested_id: int
+    failures: int = 0
+    # Whether the last request is recent (within REDELIVERY_PENDING_FOR, on the database's clock).
+    pending: bool = True
+
+    @property
+    def exhausted(self) -> bool:
+        """Whether the GUID may not be asked for again."""
+        return self.requests >= MAX_REDELIVERY_REQUESTS or self.failures >= MAX_FAILED_REQUESTS
 
 
 @dataclass(frozen=True)
@@ -161,8 +177,8 @@ def plan_redeliveries(
 
     Returns:
         The plan: the latest attempt of every GUID that is neither stored nor delivered OK,
-        unless that attempt was asked for already (its redelivery is on its way or failed: a
-        failed one is a newer attempt) or the GUID was asked for MAX_REDELIVERY_REQUESTS times.
+        unless that attempt was asked for recently (its redelivery is on its way; a failed one
+        is a newer attempt) or the GUID was asked for too often (RedeliveryRequest.exhausted).
     """
     latest: dict[str, DeliverySummary] = {}
     for delivery in listed:
@@ -175,9 +191,9 @@ def plan_redeliveries(
         if guid in stored or not worth_redelivering(delivery):
             continue
         previous = asked.get(guid)
-        if previous is not None and previous.last_requested_id >= delivery.id:
+        if previous is not None and previous.last_requested_id >= delivery.id and previous.pending:
             continue
-        if previous is not None and previous.requests >= MAX_REDELIVERY_REQUESTS:
+        if previous is not None and previous.exhausted:
             given_up.append(delivery)
         else:
             redeliver.append(delivery)
@@ -207,8 +223,13 @@ class TargetStats:
     """What recovery did for one hook since the relay started (``/stats``)."""
 
     scans: int = 0
+    # Redeliveries GitHub accepted (202), refused for good, or failed otherwise.
     redeliveries_requested: int = 0
+    redeliveries_refused: int = 0
+    redeliveries_failed: int = 0
     given_up: int = 0
+    # The hook id being listed (None while a hook configured without one has sent nothing yet).
+    hook_id: int | None = None
     syncs_triggered: int = 0
     last_scan_at: str | None = None
     consecutive_failures: int = 0
@@ -249,6 +270,8 @@ class RecoveryLedger:
             autocommit=True,
             connect_timeout=CONNECT_TIMEOUT_SECONDS,
             options=f"-c statement_timeout={STATEMENT_TIMEOUT_MS}",
+            tcp_user_timeout=TCP_USER_TIMEOUT_MS,
+            keepalives=1,
         )
 
     @staticmethod
@@ -267,9 +290,11 @@ class RecoveryLedger:
         ).fetchone()
         if row is None:
             row = conn.execute(
-                "INSERT INTO webhook_recovery (target, compare_from, last_scan_at) VALUES (%s, now(), now()) "
+                # compare_from a little in the past: GitHub's clock and the database's may differ.
+                "INSERT INTO webhook_recovery (target, compare_from, last_scan_at) "
+                "VALUES (%s, now() - make_interval(secs => %s), now()) "
                 f"ON CONFLICT (target) DO UPDATE SET target = EXCLUDED.target RETURNING {_STATE_COLUMNS}",
-                (str(target),),
+                (str(target), RESCAN_OVERLAP.total_seconds()),
             ).fetchone()
             assert row is not None
             log.info("Recovery of %s: first scan, comparing deliveries from now on", target)
@@ -285,9 +310,10 @@ class RecoveryLedger:
 
     @staticmethod
     def gap_closed(conn: psycopg.Connection[Any], target: HookTarget, *, triggered: bool) -> None:
-        """Forget the gap: its sync is triggered (or was, by an earlier attempt: 409)."""
+        """Forget the gap: its sync is triggered (or was, by an earlier attempt: 409); it covers until now."""
         conn.execute(
-            "UPDATE webhook_recovery SET gap_since = NULL, syncs_triggered = syncs_triggered + %s WHERE target = %s",
+            "UPDATE webhook_recovery SET gap_since = NULL, last_scan_at = now(), "
+            "syncs_triggered = syncs_triggered + %s WHERE target = %s",
             (1 if triggered else 0, str(target)),
         )
 
@@ -322,6 +348,11 @@ class RecoveryLedger:
         return hook_id
 
     @staticmethod
+    def forget_hook_id(conn: psycopg.Connection[Any], target: HookTarget) -> None:
+        """Drop a discovered hook id GitHub no longer knows (the hook was recreated): found again later."""
+        conn.execute("UPDATE webhook_recovery SET hook_id = NULL WHERE target = %s", (str(target),))
+
+    @staticmethod
     def stored_guids(conn: psycopg.Connection[Any], guids: Sequence[str]) -> set[str]:
         """The GUIDs among ``guids`` that ``webhook_deliveries`` holds."""
         if not guids:
@@ -339,17 +370,21 @@ class RecoveryLedger:
         if not guids:
             return {}
         rows = conn.execute(
-            "SELECT delivery_guid, requests, last_requested_id FROM webhook_redelivery_requests "
+            "SELECT delivery_guid, requests, last_requested_id, failures, "
+            "requested_at > now() - make_interval(secs => %s) FROM webhook_redelivery_requests "
             "WHERE target = %s AND delivery_guid = ANY(%s)",
-            (str(target), list(guids)),
+            (REDELIVERY_PENDING_FOR.total_seconds(), str(target), list(guids)),
         ).fetchall()
-        return {row[0]: RedeliveryRequest(int(row[1]), int(row[2])) for row in rows}
+        return {
+            row[0]: RedeliveryRequest(int(row[1]), int(row[2]), int(row[3]), bool(row[4])) for row in rows
+        }
 
     @staticmethod
     def record_request(conn: psycopg.Connection[Any], target: HookTarget, delivery: DeliverySummary) -> None:
         """Count one redelivery request of ``delivery``'s GUID (made, and accepted or refused by GitHub)."""
         conn.execute(
-            "INSERT INTO webhook_redelivery_requests (target, delivery_guid, last_requested_id) VALUES (%s, %s, %s) "
+            "INSERT INTO webhook_redelivery_requests (target, delivery_guid, requests, last_requested_id) "
+            "VALUES (%s, %s, 1, %s) "
             "ON CONFLICT (target, delivery_guid) DO UPDATE SET requests = webhook_redelivery_requests.requests + 1, "
             "last_requested_id = EXCLUDED.last_requested_id, requested_at = now()",
             (str(target), delivery.guid, delivery.id),
@@ -360,10 +395,20 @@ class RecoveryLedger:
         )
 
     @staticmethod
+    def record_failure(conn: psycopg.Connection[Any], target: HookTarget, delivery: DeliverySummary) -> None:
+        """Count one redelivery request of ``delivery``'s GUID that failed (the same attempt is asked for again)."""
+        conn.execute(
+            "INSERT INTO webhook_redelivery_requests (target, delivery_guid, failures) VALUES (%s, %s, 1) "
+            "ON CONFLICT (target, delivery_guid) DO UPDATE SET failures = webhook_redelivery_requests.failures + 1",
+            (str(target), delivery.guid),
+        )
+
+    @staticmethod
     def mark_given_up(conn: psycopg.Connection[Any], target: HookTarget, delivery: DeliverySummary) -> None:
         """Remember that ``delivery``'s GUID was given up at this attempt (reported once, not per scan)."""
         conn.execute(
-            "UPDATE webhook_redelivery_requests SET last_requested_id = %s WHERE target = %s AND delivery_guid = %s",
+            "UPDATE webhook_redelivery_requests SET last_requested_id = %s, requested_at = 'infinity' "
+            "WHERE target = %s AND delivery_guid = %s",
             (delivery.id, str(target), delivery.guid),
         )
 
@@ -452,16 +497,25 @@ class Recovery:
                     raise
                 except Exception as exc:  # the thread must outlive any one scan
                     self._failed(stats, self._describe(target, exc))
-                    self._ledger.fail(conn, target, str(exc))
+                    self._record_scan_error(conn, target, exc)
                     return
         except psycopg.Error as exc:
             self._failed(stats, f"database unavailable ({type(exc).__name__})")
             log.warning("Recovery of %s skipped: database unavailable (%s)", target, type(exc).__name__)
-            return
         except Exception as exc:  # the thread must outlive any one scan
             self._failed(stats, f"unexpected {type(exc).__name__}")
-            log.exception("Recovery of %s failed unexpectedly", target)
-            return
+            log.error("Recovery of %s failed unexpectedly", target, exc_info=exc)
+
+    def _record_scan_error(self, conn: psycopg.Connection[Any], target: HookTarget, exc: Exception) -> None:
+        # The scan's failure is counted already: a database error here only loses its record.
+        try:
+            if isinstance(exc, HookNotFoundError) and not target.hook_id:
+                self._ledger.forget_hook_id(conn, target)  # a recreated hook: found again later
+            self._ledger.fail(conn, target, str(exc))
+        except psycopg.Error as db_exc:
+            log.warning(
+                "Recovery of %s: could not record the scan's failure (%s)", target, type(db_exc).__name__
+            )
 
     @staticmethod
     def _failed(stats: TargetStats, summary: str) -> None:
@@ -476,31 +530,53 @@ class Recovery:
             # Deliveries may have expired at GitHub before any scan saw them: a sync covers them.
             self._ledger.gap_found(conn, target, state.last_scan_at)
             state = replace(state, gap_since=state.last_scan_at)
+        error: Exception | None = None
+        try:
+            if self._compare_and_redeliver(conn, target, state, stats) and state.gap_since is None:
+                self._ledger.gap_found(conn, target, state.last_scan_at)
+                state = replace(state, gap_since=state.last_scan_at)
+        except psycopg.Error:
+            raise
+        except Exception as exc:  # re-raised below, after the gap's sync
+            error = exc
+        if state.gap_since is not None:
+            # Whatever happened to the listing (a revoked token, a 404 for days is exactly when
+            # the fallback matters), and after the redeliveries (an Airflow outage must not hold
+            # them back). A failure leaves the gap recorded: the next scan tries again.
+            try:
+                self._trigger_sync(conn, target, state.gap_since, stats)
+            except ForwardError as exc:
+                error = error or exc
+        if error is not None:
+            raise error
+        stats.scans += 1
+        stats.consecutive_failures = 0
+        stats.last_error = None
+        stats.last_scan_at = datetime.now(UTC).isoformat()
+
+    def _compare_and_redeliver(
+        self, conn: psycopg.Connection[Any], target: HookTarget, state: HookState, stats: TargetStats
+    ) -> bool:
+        """List, compare and redeliver; True when the listing was cut short (a sync covers the rest)."""
         listing = self._listing_target(conn, target, state)
+        stats.hook_id = listing.hook_id if listing is not None and listing.kind != "app" else None
+        if listing is None:
+            # Not finished: last_scan_at stays, so a hook that never delivers for 3 days gets its sync.
+            return False
         listed: list[DeliverySummary] = []
         truncated = False
-        if listing is not None:
-            try:
-                listed.extend(self._github.recent_deliveries(listing, since=state.listing_floor()))
-            except ListingTruncatedError as exc:
-                # The newest deliveries were read and are compared; what is older goes to a sync.
-                log.warning("Recovery of %s: %s; an incremental sync covers the rest", target, exc)
-                truncated = True
+        try:
+            listed.extend(self._github.recent_deliveries(listing, since=state.listing_floor()))
+        except ListingTruncatedError as exc:
+            # The newest deliveries were read and are compared; what is older goes to a sync.
+            log.warning("Recovery of %s: %s; an incremental sync covers the rest", target, exc)
+            truncated = True
         guids = sorted({d.guid for d in listed})
         plan = plan_redeliveries(
             listed, self._ledger.stored_guids(conn, guids), self._ledger.requests_made(conn, target, guids)
         )
         for delivery in plan.redeliver:
-            assert listing is not None
-            try:
-                self._github.redeliver(listing, delivery.id)
-            except RedeliveryRefusedError as exc:
-                # Counted: the same attempt is not asked for again (it is gone or refused for good).
-                log.warning("Recovery of %s: GitHub refused to redeliver %s: %s", target, delivery.guid, exc)
-            else:
-                stats.redeliveries_requested += 1
-            # Only after GitHub answered: a rate limit or an outage (raised above) costs no request.
-            self._ledger.record_request(conn, target, delivery)
+            self._redeliver(conn, target, listing, delivery, stats)
         for delivery in plan.given_up:
             log.error(
                 "Recovery of %s: delivery %s is still missing after %d redeliveries; it is left to the "
@@ -509,23 +585,46 @@ class Recovery:
             )  # fmt: skip
             self._ledger.mark_given_up(conn, target, delivery)
         stats.given_up += len(plan.given_up)
-        if truncated and state.gap_since is None:
-            self._ledger.gap_found(conn, target, state.last_scan_at)
-            state = replace(state, gap_since=state.last_scan_at)
         self._ledger.finish(conn, target, plan.compared_through)
         if listed:
             log.info(
                 "Recovery of %s: %d deliveries listed, %d missing asked for again, %d given up",
                 target, len(listed), len(plan.redeliver), len(plan.given_up),
             )  # fmt: skip
-        if state.gap_since is not None:
-            # After the redeliveries: an Airflow outage must not hold them back. Raises on failure
-            # (the gap stays recorded, the next scan tries again).
-            self._trigger_sync(conn, target, state.gap_since, stats)
-        stats.scans += 1
-        stats.consecutive_failures = 0
-        stats.last_error = None
-        stats.last_scan_at = datetime.now(UTC).isoformat()
+        return truncated
+
+    def _redeliver(
+        self,
+        conn: psycopg.Connection[Any],
+        target: HookTarget,
+        listing: HookTarget,
+        delivery: DeliverySummary,
+        stats: TargetStats,
+    ) -> None:
+        """Ask for one delivery again; only a rate limit, an outage or a credential problem stops the scan."""
+        try:
+            self._github.redeliver(listing, delivery.id)
+        except RedeliveryRefusedError as exc:
+            # Answered for good (gone, refused): counted, and this attempt is not asked for again.
+            log.warning("Recovery of %s: GitHub refused to redeliver %s: %s", target, delivery.guid, exc)
+            stats.redeliveries_refused += 1
+            self._ledger.record_request(conn, target, delivery)
+        except RateLimitedError:
+            raise  # costs the delivery nothing: asked for on the next scan
+        except HookDeliveriesUnavailableError:
+            # GitHub is failing: stop here, but count it, so one delivery cannot block the rest for ever.
+            stats.redeliveries_failed += 1
+            self._ledger.record_failure(conn, target, delivery)
+            raise
+        except HookDeliveriesError as exc:
+            if exc.status in (401, 403):
+                raise  # the credential: every other request would fail the same way
+            log.warning("Recovery of %s: redelivery of %s failed: %s", target, delivery.guid, exc)
+            stats.redeliveries_failed += 1
+            self._ledger.record_failure(conn, target, delivery)
+        else:
+            stats.redeliveries_requested += 1
+            self._ledger.record_request(conn, target, delivery)
 
     def _listing_target(
         self, conn: psycopg.Connection[Any], target: HookTarget, state: HookState
