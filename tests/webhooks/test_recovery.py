@@ -28,7 +28,10 @@ from github_sync.webhooks.relay import hook_deliveries
 from github_sync.webhooks.relay.airflow_api import AirflowClient
 from github_sync.webhooks.relay.hook_deliveries import DeliverySummary, HookDeliveriesClient, HookTarget
 from github_sync.webhooks.relay.recovery import (
+    MAX_FAILED_REQUESTS,
     MAX_REDELIVERY_REQUESTS,
+    RESCAN_OVERLAP,
+    HookState,
     Recovery,
     RecoveryLedger,
     RedeliveryRequest,
@@ -262,6 +265,80 @@ def test_a_redelivery_refused_by_a_rate_limit_is_not_counted(
     org_sim.set_rate_limit_remaining(TOKEN, 5000)
     recovery.scan(ORG_HOOK)
     assert recovery_row(pg_conn) == (1, 0), recovery.stats
+
+
+def test_one_failing_redelivery_does_not_block_the_others(
+    pg_database: str,
+    pg_conn: psycopg.Connection,
+    airflow_stub: AirflowStub,
+    org_sim: Simulator,
+    refused_url: str,
+) -> None:
+    recovery = in_process_recovery(pg_database, org_sim, airflow_stub.url, refused_url)
+    recovery.scan(ORG_HOOK)
+    open_issues(org_sim, 3, "one poisoned")
+    first, second, _third = sorted(d.id for d in org_sim.hook_deliveries)
+    # GitHub answers the oldest one's redelivery with a status the client has no name for,
+    # and refuses the second for good (422, documented for this endpoint).
+    org_sim.faults.fail_paths = {
+        f"/deliveries/{first}/attempts$": 409,
+        f"/deliveries/{second}/attempts$": 422,
+    }
+    for _ in range(MAX_FAILED_REQUESTS + 1):
+        recovery.scan(ORG_HOOK)
+    stats = recovery.stats.targets[str(ORG_HOOK)]
+    assert (stats.redeliveries_failed, stats.redeliveries_refused) == (MAX_FAILED_REQUESTS, 1)
+    # The first after its failures, the third after its requests (the relay stays unreachable).
+    assert stats.given_up == 2 and stats.last_error is None
+    redelivered = [d for d in org_sim.hook_deliveries if d.redelivery]
+    assert len(redelivered) == MAX_REDELIVERY_REQUESTS, "the third was asked for despite the two before it"
+    asked = {row[0] for row in pg_conn.execute("SELECT delivery_guid FROM webhook_redelivery_requests")}
+    assert len(asked) == 3
+
+
+def test_a_gap_is_synced_even_while_the_listing_fails(
+    pg_database: str,
+    pg_conn: psycopg.Connection,
+    airflow_stub: AirflowStub,
+    org_sim: Simulator,
+    refused_url: str,
+) -> None:
+    airflow_stub.start()
+    recovery = in_process_recovery(pg_database, org_sim, airflow_stub.url, refused_url)
+    recovery.scan(ORG_HOOK)
+    pg_conn.execute("UPDATE webhook_recovery SET last_scan_at = now() - interval '4 days'")
+    pg_conn.commit()
+    org_sim.faults.fail_paths = {"/hooks/.*/deliveries$": 404}  # e.g. a token that lost its rights
+    recovery.scan(ORG_HOOK)
+    assert [dag for dag, _ in airflow_stub.other_runs.values()] == [INCREMENTAL_SYNC_DAG_ID]
+    assert recovery.stats.targets[str(ORG_HOOK)].last_error == "hook not found or not administrable (404)"
+
+
+def test_a_hook_without_an_id_and_without_deliveries_keeps_the_gap_clock(
+    pg_database: str, pg_conn: psycopg.Connection, airflow_stub: AirflowStub, org_sim: Simulator
+) -> None:
+    airflow_stub.start()
+    github = HookDeliveriesClient(org_sim.url, TOKEN, timeout=(2.0, 5.0), attempts=1)
+    airflow = AirflowClient(airflow_stub.url, USERNAME, PASSWORD, timeout=2.0)
+    recovery = Recovery(
+        RecoveryLedger(pg_database), github, airflow, [ORG_HOOK_BY_DELIVERIES], interval_seconds=3600
+    )
+    recovery.scan(ORG_HOOK_BY_DELIVERIES)
+    pg_conn.execute("UPDATE webhook_recovery SET last_scan_at = now() - interval '4 days'")
+    pg_conn.commit()
+    recovery.scan(ORG_HOOK_BY_DELIVERIES)  # still nothing stored: no id, nothing listed
+    assert recovery.stats.targets[str(ORG_HOOK_BY_DELIVERIES)].hook_id is None
+    assert [dag for dag, _ in airflow_stub.other_runs.values()] == [INCREMENTAL_SYNC_DAG_ID], (
+        "three days without a single stored delivery get their sync"
+    )
+
+
+def test_the_listing_goes_back_an_overlap_before_the_newest_compared_delivery() -> None:
+    compared = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+    state = HookState(datetime(2026, 12, 1, tzinfo=UTC), compared, None, compared, None)
+    assert state.listing_floor() == compared - RESCAN_OVERLAP
+    first = HookState(compared, None, None, compared, None)
+    assert first.listing_floor() == compared, "never before the first scan"
 
 
 class BrokenGitHub:
