@@ -162,3 +162,28 @@ def test_generator_filters_by_owner(monkeypatch: Any) -> None:
 
     asyncio.run(collect())
     assert seen == ["octo", "octo"]
+
+
+def test_a_stream_ends_by_itself_so_that_the_reconnection_is_authorised_again(monkeypatch: Any) -> None:
+    # Access is checked when a request starts: a stream that never ended would keep showing
+    # runs to a user whose access was revoked. After max_duration_s it ends; EventSource
+    # reconnects (after the announced retry) and that request goes through the auth check.
+    now = [0.0]
+    monkeypatch.setattr(stream, "run_snapshots", lambda *a, **k: (datetime.now(UTC), {}))
+
+    async def never_disconnected() -> bool:
+        now[0] += 1.0  # each poll is a second later
+        return now[0] > 60  # the client would stay for ever; 60 s only ends a broken test
+
+    async def collect() -> list[ServerSentEvent]:
+        return [
+            e
+            async for e in sync_events(
+                FakeConn, is_disconnected=never_disconnected, poll_interval_s=0, clock=lambda: now[0],
+                max_duration_s=5,
+            )
+        ]  # fmt: skip
+
+    sent = asyncio.run(collect())
+    assert sent[0].retry == RECONNECT_MS
+    assert 5 <= now[0] <= 7, "ended after about max_duration_s, by itself"

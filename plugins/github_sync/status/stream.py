@@ -52,6 +52,10 @@ EVENTS = (EVENT_START, EVENT_PROGRESS, EVENT_COMPLETE, EVENT_ERROR)
 
 DEFAULT_POLL_INTERVAL_S = 1.0
 DEFAULT_HEARTBEAT_S = 15.0
+# A stream ends after this long; EventSource reconnects after RECONNECT_MS, and that request
+# is authorised again, so a user whose access to the sync DAGs was revoked stops receiving
+# runs within this bound (access is checked when a request starts, not while it streams).
+DEFAULT_MAX_DURATION_S = 300.0
 # EventSource reconnects after this delay when the connection drops.
 RECONNECT_MS = 3000
 STREAM_OPENED_COMMENT = "github-sync status stream"
@@ -154,8 +158,9 @@ async def sync_events(
     heartbeat_s: float = DEFAULT_HEARTBEAT_S,
     clock: Callable[[], float] = time.monotonic,
     owner: str | None = None,
+    max_duration_s: float = DEFAULT_MAX_DURATION_S,
 ) -> AsyncIterator[ServerSentEvent]:
-    """The event stream of one client, until it disconnects.
+    """The event stream of one client, until it disconnects or ``max_duration_s`` passes.
 
     Args:
         connect: opens a database connection (blocking; run in a worker thread).
@@ -164,6 +169,7 @@ async def sync_events(
         heartbeat_s: longest silence before a comment line is sent.
         clock: monotonic clock (tests).
         owner: only runs that include this GitHub owner (a validated login).
+        max_duration_s: when the stream ends by itself (the client reconnects, re-authorised).
 
     Yields:
         The stream's events and comments, in order. Its connection is closed however
@@ -176,7 +182,8 @@ async def sync_events(
     try:
         yield ServerSentEvent(retry=RECONNECT_MS, comment=STREAM_OPENED_COMMENT)
         last_sent = clock()
-        while not await is_disconnected():
+        ends_at = last_sent + max_duration_s
+        while clock() < ends_at and not await is_disconnected():
             try:
                 if conn is None or conn.closed:
                     conn = await asyncio.to_thread(connect)
