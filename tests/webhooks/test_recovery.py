@@ -164,15 +164,26 @@ def refused_url() -> Iterator[str]:
     yield f"http://127.0.0.1:{free_port()}/webhooks/github"
 
 
-def test_a_gap_longer_than_github_keeps_deliveries_triggers_one_incremental_sync(
+@pytest.fixture
+def recovery(
     pg_database: str,
     pg_conn: psycopg.Connection,
     airflow_stub: AirflowStub,
     org_sim: Simulator,
     refused_url: str,
+) -> Recovery:
+    """The recovery of ORG_HOOK, in-process, after its first scan (the relay stays unreachable).
+
+    After ``pg_conn``, which empties the tables: the first scan's state must survive it.
+    """
+    scanner = in_process_recovery(pg_database, org_sim, airflow_stub.url, refused_url)
+    scanner.scan(ORG_HOOK)  # the first scan: compare from now on
+    return scanner
+
+
+def test_a_gap_longer_than_github_keeps_deliveries_triggers_one_incremental_sync(
+    recovery: Recovery, pg_conn: psycopg.Connection, airflow_stub: AirflowStub, org_sim: Simulator
 ) -> None:
-    recovery = in_process_recovery(pg_database, org_sim, airflow_stub.url, refused_url)
-    recovery.scan(ORG_HOOK)  # the first scan: state from now on
     long_ago = datetime.now(UTC) - timedelta(days=4)
     pg_conn.execute("UPDATE webhook_recovery SET last_scan_at = %s", (long_ago,))
     pg_conn.commit()
@@ -213,14 +224,8 @@ def test_a_listing_longer_than_the_client_reads_falls_back_to_a_sync(
 
 
 def test_a_hook_another_relay_is_scanning_is_left_alone(
-    pg_database: str,
-    pg_conn: psycopg.Connection,
-    airflow_stub: AirflowStub,
-    org_sim: Simulator,
-    refused_url: str,
+    recovery: Recovery, pg_database: str, pg_conn: psycopg.Connection, org_sim: Simulator
 ) -> None:
-    recovery = in_process_recovery(pg_database, org_sim, airflow_stub.url, refused_url)
-    recovery.scan(ORG_HOOK)
     open_issues(org_sim, 3, "missed")
     with psycopg.connect(pg_database, autocommit=True) as other_relay:
         assert RecoveryLedger.try_lock(other_relay, ORG_HOOK)
@@ -231,14 +236,8 @@ def test_a_hook_another_relay_is_scanning_is_left_alone(
 
 
 def test_a_delivery_that_keeps_failing_is_asked_for_a_bounded_number_of_times(
-    pg_database: str,
-    pg_conn: psycopg.Connection,
-    airflow_stub: AirflowStub,
-    org_sim: Simulator,
-    refused_url: str,
+    recovery: Recovery, pg_conn: psycopg.Connection, airflow_stub: AirflowStub, org_sim: Simulator
 ) -> None:
-    recovery = in_process_recovery(pg_database, org_sim, airflow_stub.url, refused_url)
-    recovery.scan(ORG_HOOK)  # the relay stays unreachable throughout
     open_issues(org_sim, 1, "unlucky")
     for _ in range(MAX_REDELIVERY_REQUESTS + 3):
         recovery.scan(ORG_HOOK)
@@ -249,14 +248,8 @@ def test_a_delivery_that_keeps_failing_is_asked_for_a_bounded_number_of_times(
 
 
 def test_a_redelivery_refused_by_a_rate_limit_is_not_counted(
-    pg_database: str,
-    pg_conn: psycopg.Connection,
-    airflow_stub: AirflowStub,
-    org_sim: Simulator,
-    refused_url: str,
+    recovery: Recovery, pg_conn: psycopg.Connection, airflow_stub: AirflowStub, org_sim: Simulator
 ) -> None:
-    recovery = in_process_recovery(pg_database, org_sim, airflow_stub.url, refused_url)
-    recovery.scan(ORG_HOOK)
     open_issues(org_sim, 1, "limited")
     org_sim.set_rate_limit_remaining(TOKEN, 1)  # the listing gets the last request, the redelivery none
     recovery.scan(ORG_HOOK)
@@ -268,14 +261,8 @@ def test_a_redelivery_refused_by_a_rate_limit_is_not_counted(
 
 
 def test_one_failing_redelivery_does_not_block_the_others(
-    pg_database: str,
-    pg_conn: psycopg.Connection,
-    airflow_stub: AirflowStub,
-    org_sim: Simulator,
-    refused_url: str,
+    recovery: Recovery, pg_conn: psycopg.Connection, airflow_stub: AirflowStub, org_sim: Simulator
 ) -> None:
-    recovery = in_process_recovery(pg_database, org_sim, airflow_stub.url, refused_url)
-    recovery.scan(ORG_HOOK)
     open_issues(org_sim, 3, "one poisoned")
     first, second, _third = sorted(d.id for d in org_sim.hook_deliveries)
     # GitHub answers the oldest one's redelivery with a status the client has no name for,
@@ -297,15 +284,9 @@ def test_one_failing_redelivery_does_not_block_the_others(
 
 
 def test_a_gap_is_synced_even_while_the_listing_fails(
-    pg_database: str,
-    pg_conn: psycopg.Connection,
-    airflow_stub: AirflowStub,
-    org_sim: Simulator,
-    refused_url: str,
+    recovery: Recovery, pg_conn: psycopg.Connection, airflow_stub: AirflowStub, org_sim: Simulator
 ) -> None:
     airflow_stub.start()
-    recovery = in_process_recovery(pg_database, org_sim, airflow_stub.url, refused_url)
-    recovery.scan(ORG_HOOK)
     pg_conn.execute("UPDATE webhook_recovery SET last_scan_at = now() - interval '4 days'")
     pg_conn.commit()
     org_sim.faults.fail_paths = {"/hooks/.*/deliveries$": 404}  # e.g. a token that lost its rights

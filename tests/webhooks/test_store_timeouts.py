@@ -15,6 +15,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -153,11 +154,15 @@ def silent_database() -> Iterator[SilentDatabase]:
         server.close()
 
 
-def test_a_database_that_never_answers_gets_503_not_a_hang(silent_database: SilentDatabase) -> None:
+@contextmanager
+def served_relay(database_url: str) -> Iterator[str]:
+    """A relay app on the database at ``database_url``, served by uvicorn in a thread; yields its URL.
+
+    The relay's own store defaults (connection wait, connect and statement timeouts): those are what is under test.
+    """
     stub = AirflowStub()
     stub.start()
-    settings = relay_settings(f"postgresql://postgres@127.0.0.1:{silent_database.port}/github_sync", stub.url)
-    # The relay's own defaults (connection wait, connect timeout): those are what is under test.
+    settings = relay_settings(database_url, stub.url)
     store = DeliveryStore(settings.database_url)
     app = create_app(settings, store=store, forwarder=fast_forwarder(store, settings))
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on"))
@@ -167,7 +172,15 @@ def test_a_database_that_never_answers_gets_503_not_a_hang(silent_database: Sile
         wait_until(lambda: server.started or not thread.is_alive(), timeout=SERVER_START_TIMEOUT_S,
                    message="uvicorn did not start")  # fmt: skip
         assert server.started, "uvicorn stopped while starting"
-        base = f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+        yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(SERVER_STOP_TIMEOUT_S)
+        stub.stop()
+
+
+def test_a_database_that_never_answers_gets_503_not_a_hang(silent_database: SilentDatabase) -> None:
+    with served_relay(f"postgresql://postgres@127.0.0.1:{silent_database.port}/github_sync") as base:
         body = body_of({"action": "opened", "repository": {"id": 1, "full_name": "o/r"}})
         with ThreadPoolExecutor(1) as prober:  # at the same time as the deliveries
             probe = prober.submit(httpx.get, f"{base}/healthz", timeout=CLIENT_TIMEOUT_S)
@@ -176,10 +189,6 @@ def test_a_database_that_never_answers_gets_503_not_a_hang(silent_database: Sile
         assert [r.status_code for r in answers] == [503, 503, 503], [r.text for r in answers]
         assert health.status_code == 503 and health.json()["database"].startswith("unavailable")
         assert silent_database.accepted, "the relay never reached the silent server"
-    finally:
-        server.should_exit = True
-        thread.join(SERVER_STOP_TIMEOUT_S)
-        stub.stop()
 
 
 class FreezingProxy:
@@ -236,26 +245,15 @@ def test_a_database_that_stops_answering_mid_connection_gets_503_within_the_budg
 ) -> None:
     database = urlsplit(pg_database)
     proxy = FreezingProxy(database.port or 5432)
-    stub = AirflowStub()
-    stub.start()
-    through_proxy = database._replace(netloc=f"{database.netloc.rsplit('@', 1)[0]}@127.0.0.1:{proxy.port}").geturl()
-    settings = relay_settings(through_proxy, stub.url)
-    store = DeliveryStore(settings.database_url)
-    app = create_app(settings, store=store, forwarder=fast_forwarder(store, settings))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, name="uvicorn-relay", daemon=True)
-    thread.start()
+    through_proxy = database._replace(
+        netloc=f"{database.netloc.rsplit('@', 1)[0]}@127.0.0.1:{proxy.port}"
+    ).geturl()
     try:
-        wait_until(lambda: server.started or not thread.is_alive(), timeout=SERVER_START_TIMEOUT_S,
-                   message="uvicorn did not start")  # fmt: skip
-        base = f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
-        body = body_of({"action": "opened", "repository": {"id": 1, "full_name": "o/r"}})
-        assert post_all(f"{base}/webhooks/github", body, [str(uuid.uuid4())])[0].status_code == 202
-        proxy.frozen.set()
-        answers = post_all(f"{base}/webhooks/github", body, [str(uuid.uuid4()) for _ in range(2)])
-        assert [r.status_code for r in answers] == [503, 503], [r.text for r in answers]
+        with served_relay(through_proxy) as base:
+            body = body_of({"action": "opened", "repository": {"id": 1, "full_name": "o/r"}})
+            assert post_all(f"{base}/webhooks/github", body, [str(uuid.uuid4())])[0].status_code == 202
+            proxy.frozen.set()
+            answers = post_all(f"{base}/webhooks/github", body, [str(uuid.uuid4()) for _ in range(2)])
+            assert [r.status_code for r in answers] == [503, 503], [r.text for r in answers]
     finally:
         proxy.close()
-        server.should_exit = True
-        thread.join(SERVER_STOP_TIMEOUT_S)
-        stub.stop()
