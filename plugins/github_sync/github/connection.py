@@ -31,13 +31,13 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from github_sync.config import DEFAULT_GITHUB_API_URL, ConfigError
 from github_sync.config import GITHUB_CONN_OPTIONS_KEY as OPTIONS_KEY
-from github_sync.config import ConfigError
 from github_sync.github.session import normalize_base_url
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BASE_URL = "https://api.github.com"
+DEFAULT_BASE_URL = DEFAULT_GITHUB_API_URL
 # The provider's App keys (apache-airflow-providers-github 2.12, GithubHook.get_conn).
 PROVIDER_APP_KEYS = frozenset({"app_id", "installation_id", "private_key", "key_path", "token_permissions"})
 # The provider, like GitHub, wants the key as a PEM file.

@@ -22,6 +22,7 @@ from pydantic_core import ErrorDetails, PydanticUseDefault
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from github_sync.config import (
+    DEFAULT_GITHUB_API_URL,
     ENV_DATABASE_URL,
     ENV_WEBHOOK_SECRET,
     ConfigError,
@@ -81,7 +82,6 @@ MAX_IDLE_TIMEOUT_SECONDS = 300
 # small container.
 DEFAULT_MAX_CONCURRENCY = 100
 MAX_CONCURRENCY_LIMIT = 10_000
-DEFAULT_GITHUB_API_URL = "https://api.github.com"
 # Missed-delivery recovery scans each hook at start and then this often. GitHub keeps
 # deliveries 3 days, so anything up to a day loses nothing; 5 minutes bounds how long a
 # delivery missed during a short outage waits.
