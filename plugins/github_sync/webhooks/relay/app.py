@@ -243,14 +243,9 @@ def create_app(
             inserted = await asyncio.wait_for(
                 run_in_threadpool(store.insert, delivery), timeout=REQUEST_DATABASE_BUDGET_SECONDS
             )
-        except TimeoutError:
-            counters.add("store_errors")
-            log.error(
-                "Could not store delivery %s (%s): the database did not answer in time", delivery_id, event
-            )
-            return _error(503, "the relay's database is unavailable; redeliver later")
-        except psycopg.Error as exc:
-            # Without durable storage the delivery would be lost; say so instead of a false 202.
+        except (psycopg.Error, TimeoutError) as exc:
+            # Without durable storage the delivery would be lost; say so instead of a false 202
+            # (TimeoutError: the database did not answer within the budget).
             counters.add("store_errors")
             log.error("Could not store delivery %s (%s): %s", delivery_id, event, type(exc).__name__)
             return _error(503, "the relay's database is unavailable; redeliver later")
