@@ -12,14 +12,16 @@ start and every ``GITHUB_SYNC_RELAY_RECOVERY_INTERVAL_SECONDS``, for each hook o
    (GitHub's ``delivered_at``; the overlap catches an attempt listed late), never older than
    its first scan of the hook (what GitHub sent before the relay existed is not its business);
 2. takes every GUID it has not stored whose latest attempt failed (no connection, a timeout,
-   a 5xx) and asks GitHub to redeliver that attempt, unless it already asked for that very
-   attempt; each GUID at most :data:`MAX_REDELIVERY_REQUESTS` times (a redelivery that fails
-   is a new attempt, seen by the next scan);
+   a 5xx) and asks GitHub to redeliver that attempt, unless it asked for that very attempt
+   within :data:`REDELIVERY_PENDING_FOR`; each GUID at most :data:`MAX_REDELIVERY_REQUESTS`
+   times, or until :data:`MAX_FAILED_REQUESTS` requests failed otherwise (a redelivery that
+   fails is a new attempt, seen by the next scan);
 3. if its previous scan is older than GitHub's retention, or the listing was longer than the
    client reads, deliveries may have expired or gone unread: it triggers
    ``github_incremental_sync`` of the hook's owner (or repository) through the Airflow API,
    with a run id derived from the gap (a retried trigger is a 409, not a second run), after
-   the redeliveries, so that an Airflow outage does not hold them back.
+   the redeliveries and whatever the listing did, so that neither an Airflow outage nor a
+   failing listing holds the other back.
 
 A redelivered delivery arrives at ``POST /webhooks/github`` like any other and is stored once
 (the GUID is the table's key), so recovery can never apply a delivery twice. Relays sharing a
